@@ -1,0 +1,78 @@
+"""Container healthchecks: ``python3 -m services.healthcheck KIND PORT``.
+
+Each check is a real request over loopback inside the host, so "healthy" means
+the process answers its protocol, not merely that it is running.
+KIND is one of: http, db, tcp-shout, udp-shout, host.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+TIMEOUT = 2.0
+
+
+def check_http(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: healthcheck\r\nConnection: close\r\n\r\n")
+        return _read_all(s).startswith(b"HTTP/1.1 200 ")
+
+
+def check_db(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(b"*1\r\n$4\r\nPING\r\n")
+        return s.recv(64) == b"+PONG\r\n"
+
+
+def check_tcp_shout(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(b"ping")
+        s.shutdown(socket.SHUT_WR)
+        return _read_all(s) == b"PING"
+
+
+def check_udp_shout(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(TIMEOUT)
+        s.connect(("127.0.0.1", port))
+        s.send(b"ping")
+        return s.recv(64) == b"PING"
+
+
+def _read_all(s: socket.socket) -> bytes:
+    chunks = []
+    while chunk := s.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_host(port: int) -> bool:
+    return True  # a host is healthy while its init runs
+
+
+CHECKS = {
+    "http": check_http,
+    "db": check_db,
+    "tcp-shout": check_tcp_shout,
+    "udp-shout": check_udp_shout,
+    "host": check_host,
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in CHECKS or not argv[1].isdigit():
+        print(f"usage: healthcheck {{{','.join(CHECKS)}}} PORT", file=sys.stderr)
+        return 2
+    try:
+        healthy = CHECKS[argv[0]](int(argv[1]))
+    except OSError as exc:
+        print(f"{argv[0]} unhealthy: {exc}", file=sys.stderr)
+        return 1
+    if not healthy:
+        print(f"{argv[0]} unhealthy: unexpected answer", file=sys.stderr)
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
