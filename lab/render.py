@@ -1,0 +1,137 @@
+"""Terminal output: rich tables for people, the same data as JSON for programs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lab.stack import HostStatus, Removed, ServiceState
+
+STATE_STYLE = {"healthy": "green", "none": "green", "starting": "yellow", "unhealthy": "red"}
+
+
+def state_text(state: ServiceState | None) -> Text:
+    if state is None:
+        return Text("absent", style="dim")
+    if state.status != "running":
+        return Text(f"{state.status} ({state.exit_code})", style="red")
+    return Text(
+        state.health if state.health != "none" else "running",
+        style=STATE_STYLE.get(state.health, ""),
+    )
+
+
+def status_tables(report: list[HostStatus]) -> list[Table]:
+    tables = []
+    for entry in report:
+        host = entry.host
+        title = Text.assemble(
+            (host.name, "bold"),
+            f"  {host.ip}  ",
+            state_text(entry.state),
+            f"  aliases: {', '.join(host.aliases)}" if host.aliases else "",
+        )
+        table = Table(title=title, title_justify="left", expand=False)
+        table.add_column("proto")
+        table.add_column("local address")
+        table.add_column("port", justify="right")
+        table.add_column("owner (process on this host)")
+        table.add_column("published on the Docker host")
+        published = {(p.container_port, p.protocol): bound for p, bound in entry.published}
+        if entry.ports is None:
+            table.add_row("", "", "", Text("host is not running: no port table", style="red"), "")
+        else:
+            for row in entry.ports:
+                bound = published.get((row.port, row.protocol.rstrip("6")))
+                table.add_row(
+                    row.protocol,
+                    row.address,
+                    str(row.port),
+                    Text(row.owner, style="" if row.pid else "dim"),
+                    f"127.0.0.1:{bound}" if bound else "",
+                )
+        processes = ", ".join(f"{p.service} ({state_text(p).plain})" for p in entry.processes)
+        table.caption = f"processes: {processes}" if processes else "processes: none"
+        table.caption_justify = "left"
+        tables.append(table)
+    return tables
+
+
+def status_json(report: list[HostStatus]) -> list[dict[str, Any]]:
+    return [
+        {
+            "host": entry.host.name,
+            "ip": entry.host.ip,
+            "state": asdict(entry.state) if entry.state else None,
+            "processes": [asdict(p) for p in entry.processes],
+            "ports": [asdict(r) for r in entry.ports] if entry.ports is not None else None,
+            "published": [{**asdict(p), "bound_host_port": bound} for p, bound in entry.published],
+        }
+        for entry in report
+    ]
+
+
+def transcript_table(transcript: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{transcript['kind']} → {transcript['target']} (from {transcript['hostname']})",
+        title_justify="left",
+    )
+    for column in ("t (ms)", "op", "local", "remote", "outcome", "bytes"):
+        table.add_column(column, justify="right" if column in ("t (ms)", "bytes") else "left")
+    for e in transcript["events"]:
+        ok = e["outcome"] in ("ok", "eof")
+        table.add_row(
+            f"{e['t'] * 1000:.2f}",
+            e["op"],
+            e["local"],
+            e["remote"],
+            Text(e["outcome"], style="green" if ok else "red"),
+            "" if e["nbytes"] is None else str(e["nbytes"]),
+        )
+    return table
+
+
+def removed_text(removed: Removed) -> str:
+    if not removed:
+        return "nothing to remove: no container, network or volume of this lab exists"
+    parts = [
+        f"{len(removed.containers)} containers" if removed.containers else "",
+        f"{len(removed.networks)} networks" if removed.networks else "",
+        f"{len(removed.volumes)} volumes" if removed.volumes else "",
+    ]
+    return "removed " + ", ".join(p for p in parts if p)
+
+
+class Reporter:
+    """Progress for slow steps: a spinner on a terminal, plain lines elsewhere (CI logs)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Any = None
+
+    @contextmanager
+    def running(self, title: str) -> Iterator[None]:
+        if not self.console.is_terminal:
+            self.console.print(title)
+            yield
+            return
+        with self.console.status(title) as status:
+            self._status = status
+            try:
+                yield
+            finally:
+                self._status = None
+
+    def __call__(self, message: str, *, detail: bool = False) -> None:
+        if self._status is not None:
+            self._status.update(message)
+            if not detail:
+                self.console.print(f"  {message}", highlight=False)
+        elif not detail:
+            self.console.print(f"  {message}", highlight=False)

@@ -1,0 +1,325 @@
+"""The running lab, seen and driven through the Docker SDK.
+
+``Lab`` is given a Docker client, the topology and a Compose runner; it never
+builds a client of its own. Compose brings the stack up and down; every
+reading (states, health, addresses, port tables) comes from the Docker API.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from lab import base_image
+from lab.compose import Compose, port_in_use
+from lab.errors import ComposeFailed, ComposeMissing, LabError, NotRunning, PortTaken, Unhealthy
+from lab.progress import Progress
+from lab.topology import Host, PublishedPort, Topology
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+HEALTH_TIMEOUT = 120.0
+POLL = 0.25
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    service: str
+    container: str
+    status: str  # Docker's: created, running, paused, exited, dead...
+    health: str  # healthy, starting, unhealthy, or "none" without a healthcheck
+    exit_code: int
+    ip: str  # as Docker reports it, "" while the container has no network of its own
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "running" and self.health in ("healthy", "none")
+
+    @classmethod
+    def of(cls, container: Container, network: str) -> ServiceState:
+        state = container.attrs["State"]
+        nets = container.attrs["NetworkSettings"].get("Networks") or {}
+        ip = next(
+            (n.get("IPAddress", "") for name, n in nets.items() if name.endswith(network)), ""
+        )
+        return cls(
+            service=container.labels.get(SERVICE_LABEL, "?"),
+            container=container.name or "?",
+            status=state["Status"],
+            health=(state.get("Health") or {}).get("Status", "none"),
+            exit_code=state.get("ExitCode", 0),
+            ip=ip,
+        )
+
+
+@dataclass(frozen=True)
+class PortRow:
+    """One line of a host's port table (see services/porttable.py)."""
+
+    protocol: str
+    address: str
+    port: int
+    pid: int | None
+    command: str
+    service: str
+
+    @property
+    def owner(self) -> str:
+        if self.pid is not None:
+            return f"{self.service or self.command} (pid {self.pid})"
+        if self.address == "127.0.0.11":
+            return "dockerd (embedded DNS, not a process of this host)"
+        return "(owner not visible)"
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    host: Host
+    state: ServiceState | None  # None: no container
+    processes: list[ServiceState]
+    ports: list[PortRow] | None  # None: the host is not running
+    published: list[tuple[PublishedPort, int | None]]  # with the host port Docker chose
+
+
+@dataclass(frozen=True)
+class Removed:
+    containers: list[str]
+    networks: list[str]
+    volumes: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.containers or self.networks or self.volumes)
+
+
+class Lab:
+    def __init__(
+        self, client: docker.DockerClient, topology: Topology, compose: Compose, project_dir: Path
+    ) -> None:
+        self.client = client
+        self.topology = topology
+        self.compose = compose
+        self.project_dir = project_dir
+
+    # --- reading ---------------------------------------------------------------
+
+    @property
+    def _label(self) -> dict[str, str | list[str] | bool]:
+        return {"label": f"{PROJECT_LABEL}={self.topology.project}"}
+
+    def containers(self) -> dict[str, Container]:
+        found = self.client.containers.list(all=True, filters=self._label)
+        return {c.labels.get(SERVICE_LABEL, c.name or "?"): c for c in found}
+
+    def container(self, service: str) -> Container:
+        self.topology.host_of(service)  # raises for an unknown name
+        container = self.containers().get(service)
+        if container is None:
+            raise NotRunning(f"service {service}")
+        return container
+
+    def states(self) -> dict[str, ServiceState]:
+        return {
+            name: ServiceState.of(c, self.topology.network) for name, c in self.containers().items()
+        }
+
+    def published_port(self, service: str, container_port: int, protocol: str = "tcp") -> int:
+        """The port on 127.0.0.1 where a service's port is published, as Docker bound it."""
+        host = self.topology.host_of(service)
+        ports = self.container(host.name).attrs["NetworkSettings"].get("Ports") or {}
+        for binding in ports.get(f"{container_port}/{protocol}") or []:
+            return int(binding["HostPort"])
+        raise NotRunning(f"a published {container_port}/{protocol} on {host.name}")
+
+    def port_table(self, host: str) -> list[PortRow]:
+        """Read the host's listening sockets from inside it, like ``ss -ltunp``."""
+        out = self.run_in(host, ["python3", "-m", "services.porttable"])
+        return [PortRow(**row) for row in json.loads(out or b"[]")]
+
+    def run_in(self, service: str, argv: list[str]) -> bytes:
+        """Run a command inside a service's container; its stdout, or LabError with its stderr."""
+        code, output = self.container(service).exec_run(argv, demux=True)
+        # With demux=True and no stream, the SDK returns (stdout, stderr), each bytes or None.
+        out, err = cast(tuple[bytes | None, bytes | None], output)
+        if code != 0:
+            detail = (err or out or b"").decode(errors="replace").strip()
+            raise LabError(f"`{' '.join(argv)}` in {service} failed: {detail or f'exit {code}'}")
+        return out or b""
+
+    def status(self) -> list[HostStatus]:
+        states = self.states()
+        if not states:
+            raise NotRunning(f"the lab (project {self.topology.project})")
+        report = []
+        for host in self.topology.hosts.values():
+            state = states.get(host.name)
+            running = state is not None and state.status == "running"
+            report.append(
+                HostStatus(
+                    host=host,
+                    state=state,
+                    processes=[states[p] for p in host.processes if p in states],
+                    ports=self.port_table(host.name) if running else None,
+                    published=[
+                        (p, self._bound_port(host.name, p) if running else None)
+                        for p in host.published
+                    ],
+                )
+            )
+        return report
+
+    def _bound_port(self, host: str, published: PublishedPort) -> int | None:
+        try:
+            return self.published_port(host, published.container_port, published.protocol)
+        except NotRunning:
+            return None
+
+    def exec_probe(self, argv: list[str]) -> dict[str, Any]:
+        """Run ``services.probe`` inside the client host; return its JSON transcript."""
+        out = self.run_in(self.topology.client.name, ["python3", "-m", "services.probe", *argv])
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    # --- changing --------------------------------------------------------------
+
+    def up(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> base_image.Plan:
+        """Base image, build, start, and wait until every service is healthy.
+
+        Interrupted or failed part-way, it removes what it started.
+        """
+        self.check_ports_free()
+        chosen = base_image.ensure(self.client, self.project_dir, progress)
+        progress(f"building the service image on {chosen.image}")
+        with self._undo_on_failure():
+            self.compose.build()  # reads the base chosen above from .env
+            progress("starting containers")
+            try:
+                self.compose.up()
+            except ComposeFailed as exc:
+                port = port_in_use(exc.output)
+                if port is not None:
+                    spec = self._published_by_port(port)
+                    raise PortTaken(port, spec.protocol, spec.variable) from None
+                raise
+            self.wait_healthy(progress, timeout)
+        return chosen
+
+    @contextmanager
+    def _undo_on_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.down()
+            raise
+
+    def _published_by_port(self, port: int) -> PublishedPort:
+        for host in self.topology.hosts.values():
+            for p in host.published:
+                if p.host_port == port:
+                    return p
+        return PublishedPort("127.0.0.1", port, port, "tcp", "the matching LAB_*_PORT")
+
+    def check_ports_free(self) -> None:
+        """Every fixed published port must be free on 127.0.0.1, unless the lab holds it."""
+        ours: set[int] = set()
+        for state in self.states().values():
+            if state.status == "running":
+                container = self.containers()[state.service]
+                for bindings in (container.attrs["NetworkSettings"].get("Ports") or {}).values():
+                    ours.update(int(b["HostPort"]) for b in bindings or [])
+        for host in self.topology.hosts.values():
+            for p in host.published:
+                fixed = p.host_port is not None and p.host_port not in ours
+                if fixed and p.host_port and not port_is_free(p.host_ip, p.host_port, p.protocol):
+                    raise PortTaken(p.host_port, p.protocol, p.variable)
+
+    def wait_healthy(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        expected = set(self.topology.services)
+        last = ""
+        while True:
+            states = self.states()
+            for state in states.values():
+                if state.status in ("exited", "dead"):
+                    raise Unhealthy(
+                        state.service,
+                        f"exited with code {state.exit_code}",
+                        self._last_words(state.service),
+                    )
+            ready = sorted(s for s in expected if s in states and states[s].ready)
+            waiting = sorted(expected - set(ready))
+            line = f"{len(ready)}/{len(expected)} healthy" + (
+                f", waiting for {', '.join(waiting)}" if waiting else ""
+            )
+            if line != last:
+                progress(line)
+                last = line
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                service = waiting[0]
+                state_text = states[service].health if service in states else "no container"
+                raise Unhealthy(service, state_text, self._last_words(service))
+            time.sleep(POLL)
+
+    def _last_words(self, service: str) -> str:
+        """The most telling line: the last failed healthcheck, else the last log line."""
+        container = self.containers().get(service)
+        if container is None:
+            return "its container was never created"
+        health_log = (container.attrs["State"].get("Health") or {}).get("Log") or []
+        if health_log and health_log[-1].get("Output", "").strip():
+            return str(health_log[-1]["Output"]).strip().splitlines()[-1]
+        logs = container.logs(tail=5).decode(errors="replace").strip().splitlines()
+        return logs[-1] if logs else "no log output"
+
+    def down(self) -> Removed:
+        """Remove every container, network and volume of the project, even half-made ones."""
+        found = self.owned()
+        with suppress(ComposeFailed, ComposeMissing):
+            self.compose.down()  # the sweep below removes what Compose could not
+        self.sweep()
+        return found
+
+    def owned(self) -> Removed:
+        """Everything Docker holds that carries this project's label."""
+        label = self._label
+        return Removed(
+            sorted(c.name or "?" for c in self.client.containers.list(all=True, filters=label)),
+            sorted(n.name or "?" for n in self.client.networks.list(filters=label)),
+            sorted(v.name or "?" for v in self.client.volumes.list(filters=label)),
+        )
+
+    def sweep(self) -> None:
+        label = self._label
+        for c in self.client.containers.list(all=True, filters=label):
+            c.remove(force=True, v=True)
+        for n in self.client.networks.list(filters=label):
+            n.remove()
+        for v in self.client.volumes.list(filters=label):
+            v.remove(force=True)
+
+
+def port_is_free(host_ip: str, port: int, protocol: str) -> bool:
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:
+            # As docker-proxy does; without it a TIME_WAIT socket reads as "taken".
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host_ip, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
