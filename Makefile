@@ -1,0 +1,44 @@
+# The lab's commands. `make lab` and `make test` are the two a fresh machine needs.
+VENV := .venv
+BIN := $(VENV)/bin
+LAB := $(BIN)/lab
+
+.PHONY: setup lab up down status test check lint typecheck unit docker-tests format
+
+setup:            ## install what is missing (Docker, Compose v2, debootstrap, .venv)
+	@./scripts/setup
+
+lab: setup        ## set up, start the lab, and show every service answering
+	$(LAB) up
+	$(LAB) send tcp "hello, tcp-shout"
+	$(LAB) send udp "udp works tho" --from client
+	$(LAB) send http GET /
+	$(LAB) send http PUT /kv/greeting --data "hello, db" --from client
+	$(LAB) send db GET greeting
+
+up: setup
+	$(LAB) up
+
+down:             ## remove every container, network and volume of the lab
+	$(LAB) down
+
+status:
+	$(LAB) status
+
+test: setup       ## every check: lint, format, types, and all three test tiers
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+check: test
+
+unit: setup       ## the fast tiers only (pure and loopback), no Docker
+	$(BIN)/pytest -m "pure or local"
+
+docker-tests: setup
+	$(BIN)/pytest -m docker
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

@@ -1,0 +1,75 @@
+"""Small pure pieces: errno names, redis-cli style replies, Compose error text."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import pytest
+
+from lab.compose import port_in_use
+from lab.errors import ComposeFailed, PortTaken
+from services.probe import outcome_of, show_reply
+from services.resp import Error, Reply, Simple
+
+
+@pytest.mark.parametrize(
+    ("exc", "name"),
+    [
+        (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "ECONNREFUSED"),
+        (BrokenPipeError(errno.EPIPE, "broken pipe"), "EPIPE"),
+        (ConnectionResetError(errno.ECONNRESET, "reset"), "ECONNRESET"),
+        (TimeoutError("timed out"), "timeout"),
+        (
+            socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+            "unresolved (Name or service not known)",
+        ),
+        (OSError(errno.EADDRINUSE, "in use"), "EADDRINUSE"),
+    ],
+)
+def test_outcome_names(exc: BaseException, name: str) -> None:
+    assert outcome_of(exc) == name
+
+
+@pytest.mark.parametrize(
+    ("reply", "text"),
+    [
+        (Simple("OK"), "OK"),
+        (Error("ERR x"), "(error) ERR x"),
+        (3, "(integer) 3"),
+        (b"hi", '"hi"'),
+        (None, "(nil)"),
+        ([], "(empty array)"),
+        ([b"a", 1], '1) "a"\n2) (integer) 1'),
+    ],
+)
+def test_show_reply_like_redis_cli(reply: Reply, text: str) -> None:
+    assert show_reply(reply) == text
+
+
+@pytest.mark.parametrize(
+    ("output", "port"),
+    [
+        (
+            "Error response from daemon: driver failed programming external connectivity on "
+            "endpoint netlab-apphost-1: Bind for 127.0.0.1:8000 failed: port is already allocated",
+            8000,
+        ),
+        (
+            "Error starting userland proxy: listen tcp4 127.0.0.1:6379: bind: address already in use",
+            6379,
+        ),
+        ("network netlab_labnet not found", None),
+    ],
+)
+def test_port_in_use_is_recognised(output: str, port: int | None) -> None:
+    assert port_in_use(output) == port
+
+
+def test_errors_carry_their_data_and_one_line() -> None:
+    taken = PortTaken(8000, "tcp", "LAB_HTTP_PORT")
+    assert (taken.port, taken.variable, taken.exit_code) == (8000, "LAB_HTTP_PORT", 4)
+    assert "\n" not in taken.line()
+    assert "LAB_HTTP_PORT" in taken.line()
+    failed = ComposeFailed(["docker", "compose", "up"], "step 1\nstep 2\nthe real reason\n")
+    assert failed.line().startswith("`docker compose up` failed: the real reason")
