@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 
 from services.common import Identity, close_quietly, env_int, log, peer_text, run_until_signalled
 from services.kv import Store
 from services.resp import Error, ProtocolError, RequestParser, encode
 
 READ_SIZE = 65536
+
+
+@dataclass
+class Session:
+    """What one connection remembers: its partial input and the RESP version it speaks."""
+
+    parser: RequestParser = field(default_factory=RequestParser)
+    protocol: int = 2
 
 
 class DbServer:
@@ -27,11 +36,11 @@ class DbServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = peer_text(writer.get_extra_info("peername"))
         log(self.service, f"connect {peer}")
-        parser = RequestParser()
+        session = Session()
         how = "closed by peer"
         try:
             while data := await reader.read(READ_SIZE):
-                out, close = self.answer(parser, data)
+                out, close = self.answer(session, data)
                 if out:
                     writer.write(out)
                     await writer.drain()
@@ -44,17 +53,19 @@ class DbServer:
             await close_quietly(writer)
             log(self.service, f"disconnect {peer}: {how}")
 
-    def answer(self, parser: RequestParser, data: bytes) -> tuple[bytes, bool]:
+    def answer(self, session: Session, data: bytes) -> tuple[bytes, bool]:
         """Replies to every command completed by ``data``, and whether to close."""
         replies: list[bytes] = []
         try:
-            commands = parser.feed(data)
+            commands = session.parser.feed(data)
         except ProtocolError as exc:
             return encode(Error(f"ERR {exc.message}")), True
         now = time.monotonic()
         for command in commands:
             outcome = self.store.execute(command, now)
-            replies.append(encode(outcome.reply))
+            if outcome.protocol is not None:
+                session.protocol = outcome.protocol
+            replies.append(encode(outcome.reply, session.protocol))
             if outcome.close:
                 return b"".join(replies), True
         return b"".join(replies), False

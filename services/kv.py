@@ -25,6 +25,7 @@ class Outcome:
     reply: Reply
     wrote: bool = False
     close: bool = False  # QUIT: reply, then close the connection
+    protocol: int | None = None  # HELLO: the RESP version the connection speaks from now on
 
 
 @dataclass
@@ -198,6 +199,33 @@ def _config(store: Store, args: list[bytes], now: float) -> Outcome:
     return Outcome(Error("ERR CONFIG subcommand not supported by this stub"))
 
 
+def _hello(store: Store, args: list[bytes], now: float) -> Outcome:
+    # redis-py 5+ opens every connection with HELLO 3 (RESP3); redis-cli with HELLO too.
+    protocol = 2
+    if args:
+        version = _int(args[0])
+        if version not in (2, 3):
+            return Outcome(Error("NOPROTO unsupported protocol version"))
+        protocol = version
+    info: Reply = {
+        "server": b"netlab-db",
+        "version": b"0.1.0",
+        "proto": protocol,
+        "id": 1,
+        "mode": b"standalone",
+        "role": b"master",
+        "modules": [],
+    }
+    return Outcome(info, protocol=protocol)
+
+
+def _client(store: Store, args: list[bytes], now: float) -> Outcome:
+    # Clients announce themselves (CLIENT SETINFO / SETNAME); accept and forget.
+    if args[0].upper() in (b"SETINFO", b"SETNAME"):
+        return Outcome(OK)
+    return Outcome(Error("ERR CLIENT subcommand not supported by this stub"))
+
+
 def _int(raw: bytes) -> int | None:
     try:
         value = int(raw)
@@ -227,4 +255,6 @@ COMMANDS: dict[str, tuple[Handler, int, int | None]] = {
     "quit": (_quit, 0, None),
     "command": (_command, 0, None),
     "config": (_config, 1, None),
+    "hello": (_hello, 0, None),
+    "client": (_client, 1, None),
 }

@@ -218,6 +218,10 @@ def show_reply(reply: Reply) -> str:
         return "(nil)"
     if not reply:
         return "(empty array)"
+    if isinstance(reply, dict):
+        return "\n".join(
+            f"{i}# {k} => {show_reply(v)}" for i, (k, v) in enumerate(reply.items(), 1)
+        )
     return "\n".join(f"{i}) {show_reply(item)}" for i, item in enumerate(reply, 1))
 
 

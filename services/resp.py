@@ -43,13 +43,17 @@ class Error:
     text: str
 
 
-Reply = Simple | Error | int | bytes | None | list["Reply"]
+Reply = Simple | Error | int | bytes | None | list["Reply"] | dict[str, "Reply"]
 
 OK = Simple("OK")
 
 
-def encode(reply: Reply) -> bytes:
-    """Encode one reply as RESP2 bytes."""
+def encode(reply: Reply, protocol: int = 2) -> bytes:
+    """Encode one reply for a connection speaking RESP2 (the default) or RESP3.
+
+    The two differ only where this server's replies differ: a null is ``$-1``
+    in RESP2 and ``_`` in RESP3, and a map (HELLO's reply) is a flat array in RESP2.
+    """
     if isinstance(reply, Simple):
         return b"+" + _line(reply.text) + b"\r\n"
     if isinstance(reply, Error):
@@ -61,9 +65,16 @@ def encode(reply: Reply) -> bytes:
     if isinstance(reply, bytes):
         return b"$%d\r\n%s\r\n" % (len(reply), reply)
     if reply is None:
-        return b"$-1\r\n"
+        return b"_\r\n" if protocol == 3 else b"$-1\r\n"
     if isinstance(reply, list):
-        return b"*%d\r\n" % len(reply) + b"".join(encode(item) for item in reply)
+        return b"*%d\r\n" % len(reply) + b"".join(encode(item, protocol) for item in reply)
+    if isinstance(reply, dict):
+        pairs = [(key.encode(), value) for key, value in reply.items()]
+        if protocol == 3:
+            return b"%%%d\r\n" % len(pairs) + b"".join(
+                encode(k, 3) + encode(v, 3) for k, v in pairs
+            )
+        return encode([item for pair in pairs for item in pair])
     raise TypeError(f"not a RESP2 reply: {reply!r}")
 
 

@@ -133,3 +133,17 @@ def test_values_are_binary_safe() -> None:
     value = bytes(range(256))
     assert store.execute([b"SET", b"\x00k", value], 0.0).reply == OK
     assert store.execute([b"GET", b"\x00k"], 0.0).reply == value
+
+
+def test_hello_switches_protocol_and_refuses_unknown_versions() -> None:
+    store = Store()
+    outcome = store.execute([b"HELLO", b"3"], 0.0)
+    assert outcome.protocol == 3
+    assert isinstance(outcome.reply, dict)
+    assert outcome.reply["proto"] == 3
+    assert store.execute([b"HELLO"], 0.0).protocol == 2
+    refused = store.execute([b"HELLO", b"4"], 0.0)
+    assert (refused.reply, refused.protocol) == (
+        Error("NOPROTO unsupported protocol version"),
+        None,
+    )

@@ -129,3 +129,10 @@ def test_encode_command_is_what_clients_send() -> None:
 def test_booleans_are_refused() -> None:
     with pytest.raises(TypeError):
         encode(True)
+
+
+def test_resp3_differs_only_in_nulls_and_maps() -> None:
+    assert encode(None, 3) == b"_\r\n"
+    assert encode([None], 3) == b"*1\r\n_\r\n"
+    assert encode({"proto": 3}, 3) == b"%1\r\n$5\r\nproto\r\n:3\r\n"
+    assert encode({"proto": 2}) == b"*2\r\n$5\r\nproto\r\n:2\r\n"
