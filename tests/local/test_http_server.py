@@ -47,6 +47,7 @@ def test_kv_round_trip_through_db(http_port: int) -> None:
     put = b"PUT /kv/colour HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nblue"
     assert request(http_port, put)[0] == 200
     status, headers, body = request(http_port, get("/kv/colour"))
+    assert headers["content-type"] == "application/octet-stream"
     assert (status, body) == (200, b"blue")
     delete = b"DELETE /kv/colour HTTP/1.1\r\nHost: t\r\n\r\n"
     assert request(http_port, delete)[0] == 204
