@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from lab.errors import DockerUnavailable, LabError, UsageError
 from lab.stack import Lab
 
 DEFAULT_PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 DESCRIPTION = """\
 A containerised networking lab. Two hosts run four real processes on one
@@ -128,8 +130,8 @@ def docker_client() -> docker.DockerClient:
                 "run as root, or add your user to the docker group and log in again",
             ) from None
         raise DockerUnavailable(
-            f"Docker Engine is not reachable ({os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')})",
-            "start it (`sudo systemctl start docker`, or `sudo dockerd &`), or run `make setup`",
+            f"Docker Engine is not reachable at {os.environ.get('DOCKER_HOST', DEFAULT_SOCKET)}",
+            "start it (`sudo systemctl start docker` or `sudo dockerd &`) or run `make setup`",
         ) from None
     return client
 
@@ -216,17 +218,19 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "send": cmd_se
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
-    errors = Console(stderr=True)
     try:
         lab = make_lab(args, docker_client())
         return COMMANDS[args.command](lab, args, console)
     except LabError as exc:
-        errors.print(f"[bold red]lab:[/] {exc.line()}", highlight=False)
-        return exc.exit_code
+        return fail(exc.line(), exc.exit_code)
     except docker.errors.DockerException as exc:
-        errors.print(f"[bold red]lab:[/] Docker said: {exc}", highlight=False)
-        return 1
+        return fail(f"Docker said: {' '.join(str(exc).split())}", 1)
     except KeyboardInterrupt:
         # `up` has already removed what it started; nothing else leaves state behind.
-        errors.print("[bold red]lab:[/] interrupted", highlight=False)
-        return 130
+        return fail("interrupted", 130)
+
+
+def fail(line: str, code: int) -> int:
+    """The one line a user gets for any error: never wrapped, never a traceback."""
+    print(f"lab: {line}", file=sys.stderr)
+    return code

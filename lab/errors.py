@@ -18,7 +18,7 @@ class LabError(Exception):
         self.fix = fix
 
     def line(self) -> str:
-        return f"{self.what} ({self.fix})" if self.fix else self.what
+        return f"{self.what}; {self.fix}" if self.fix else self.what
 
 
 class DockerUnavailable(LabError):

@@ -1,0 +1,67 @@
+"""Tier 3: the real stack in Docker, under a project name and subnet of its own.
+
+Every published port is left to Docker to choose (the LAB_*_PORT variables set
+empty), so a lab the user is running, or any other program, is never in the
+way. Docker being unavailable fails this tier loudly: it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from lab import topology
+from lab.compose import Compose
+from lab.progress import silent
+from lab.stack import Lab
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "netlab-test"
+ENV = {
+    "LAB_NET_PREFIX": "10.203.77",
+    "LAB_HTTP_PORT": "",
+    "LAB_DB_PORT": "",
+    "LAB_TCP_SHOUT_PORT": "",
+    "LAB_UDP_SHOUT_PORT": "",
+}
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"the Docker tier needs a running Docker Engine: {exc}", pytrace=False)
+    Compose.version()  # raises ComposeMissing, with the fix, when v2 is absent
+    return client
+
+
+def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> Lab:
+    topo = topology.load(ROOT, {**os.environ, **env}, project)
+    return Lab(client, topo, Compose(ROOT, project, env), ROOT)
+
+
+@pytest.fixture(scope="session")
+def lab(docker_client: docker.DockerClient) -> Iterator[Lab]:
+    lab = make_lab(docker_client, PROJECT, ENV)
+    lab.down()  # a previous run killed half-way may have left something
+    lab.up(silent, timeout=180)
+    yield lab
+    lab.down()
+    assert not lab.owned(), f"left behind: {lab.owned()}"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll to a deadline; fail with what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)

@@ -1,0 +1,57 @@
+"""The `lab` command's one-line errors and its cleanup after Ctrl-C, as a user meets them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import docker
+
+from tests.docker.conftest import ENV, ROOT, make_lab, wait_for
+
+
+def lab_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_port_taken_is_one_line_and_nothing_is_created(docker_client: docker.DockerClient) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = {**ENV, "LAB_NET_PREFIX": "10.203.78", "LAB_HTTP_PORT": str(port)}
+        proc = lab_cli("-p", "netlab-porttest", "up", env=env)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"port {port}/tcp on 127.0.0.1 is already taken" in lines[0]
+    assert "LAB_HTTP_PORT" in lines[0]
+    assert not make_lab(docker_client, "netlab-porttest", env).owned()
+
+
+def test_ctrl_c_during_up_removes_what_was_started(docker_client: docker.DockerClient) -> None:
+    env = {**ENV, "LAB_NET_PREFIX": "10.203.79"}
+    lab = make_lab(docker_client, "netlab-interrupt", env)
+    lab.down()
+    proc = lab_cli("-p", "netlab-interrupt", "up", env=env)
+    try:
+        wait_for(lambda: bool(lab.owned().containers), "the first container", timeout=300)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not lab.owned(), f"left behind after Ctrl-C: {lab.owned()}"
