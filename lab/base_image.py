@@ -141,7 +141,7 @@ def _present(client: docker.DockerClient, name: str) -> bool:
 
 
 def _pull(client: docker.DockerClient, name: str, progress: Progress) -> bool:
-    progress(f"pulling {name}")
+    progress(f"trying to pull {name}")
     repository, _, tag = name.partition(":")
     try:
         client.images.pull(repository, tag=tag or "latest")

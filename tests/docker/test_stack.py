@@ -119,6 +119,23 @@ def test_from_docker_host_with_curl_through_the_published_port(lab: Lab) -> None
     assert who["peer"]["ip"].startswith(ENV["LAB_NET_PREFIX"] + ".")
 
 
+def test_from_docker_host_with_redis_cli(lab: Lab) -> None:
+    assert shutil.which("redis-cli"), "redis-cli is installed by scripts/setup"
+    port = str(lab.published_port("db", 6379))
+
+    def redis_cli(*args: str) -> bytes:
+        return subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", port, *args],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        ).stdout
+
+    assert redis_cli("SET", "k", "v") == b"OK\n"
+    assert redis_cli("GET", "k") == b"v\n"
+    assert redis_cli("GET", "missing") == b"\n"  # (nil), as redis-cli prints it when piped
+
+
 def test_from_docker_host_with_redis_py(lab: Lab) -> None:
     client = redis.Redis(host="127.0.0.1", port=lab.published_port("db", 6379), socket_timeout=5)
     try:
