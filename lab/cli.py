@@ -7,17 +7,18 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
 from rich.console import Console
 
-from lab import render, topology
+from lab import render, send, topology
 from lab.compose import Compose
-from lab.errors import DockerUnavailable, LabError, UsageError
+from lab.errors import DockerUnavailable, LabError
 from lab.stack import Lab
+from services.sockscript import Runner
 
 DEFAULT_PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -172,44 +173,27 @@ def cmd_status(lab: Lab, args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_send(lab: Lab, args: argparse.Namespace, console: Console) -> int:
-    from services import probe  # the same client code that runs inside the client host
-
     service, port, protocol = TARGETS[args.kind]
     if args.origin == "client":
-        host, port = service, port
+        host = service  # by name, through Docker's DNS, inside the lab network
     else:
         host, port = "127.0.0.1", lab.published_port(service, port, protocol)
-    argv = [args.kind, host, str(port), *probe_args(args)]
+    steps = send.script(
+        args.kind, host, port, args.words, data=args.data, unconnected=args.unconnected
+    )
     if args.origin == "client":
-        transcript: dict[str, Any] = lab.exec_probe(argv)
+        events = lab.run_script(lab.topology.client.name, steps)
     else:
-        transcript = probe.run(argv).to_json()
+        events = Runner().run(steps)
+    error = send.failure(events)
     if args.json:
-        print(json.dumps(transcript, indent=2))
+        print(json.dumps({"events": [asdict(e) for e in events], "error": error}, indent=2))
     else:
-        console.print(render.transcript_table(transcript))
-        if transcript["error"]:
-            console.print(f"[red]error:[/] {transcript['error']}")
-        else:
-            console.print(transcript["reply"], markup=False, highlight=False)
-    return 0 if not transcript["error"] else 1
-
-
-def probe_args(args: argparse.Namespace) -> list[str]:
-    words: list[str] = args.words
-    if args.kind in ("tcp", "udp"):
-        if len(words) != 1:
-            raise UsageError(f"send {args.kind} takes one MESSAGE (quote it)")
-        return [words[0], *(["--unconnected"] if args.unconnected and args.kind == "udp" else [])]
-    if args.kind == "http":
-        if len(words) == 1:
-            words = ["GET", words[0]]
-        if len(words) != 2 or not words[1].startswith("/"):
-            raise UsageError(
-                "send http takes [METHOD] PATH, e.g. `lab send http PUT /kv/a --data 1`"
-            )
-        return [*words, args.data] if args.data else words
-    return words
+        console.print(render.events_table(events, f"{args.kind} → {host}:{port}"))
+        if error:
+            console.print(f"[red]failed:[/] {error}")
+        console.print(send.reply_text(args.kind, events), markup=False, highlight=False)
+    return 1 if error else 0
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "send": cmd_send}
@@ -217,7 +201,9 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "send": cmd_se
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
+    # Piped output (CI logs, files) gets room for the timeline rather than rich's 80 columns.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "150"))
+    console = Console(width=width)
     try:
         lab = make_lab(args, docker_client())
         return COMMANDS[args.command](lab, args, console)

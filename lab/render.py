@@ -12,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from lab.stack import HostStatus, Removed, ServiceState
+from services.porttable import Entry
+from services.sockscript import Event, printable
 
 STATE_STYLE = {"healthy": "green", "none": "green", "starting": "yellow", "unhealthy": "red"}
 
@@ -25,6 +27,14 @@ def state_text(state: ServiceState | None) -> Text:
         state.health if state.health != "none" else "running",
         style=STATE_STYLE.get(state.health, ""),
     )
+
+
+def owner_text(row: Entry) -> str:
+    if row.pid is not None:
+        return f"{row.service or row.command} (pid {row.pid})"
+    if row.address == "127.0.0.11":
+        return "dockerd (embedded DNS, not a process of this host)"
+    return "(owner not visible from this host)"
 
 
 def status_tables(report: list[HostStatus]) -> list[Table]:
@@ -53,7 +63,7 @@ def status_tables(report: list[HostStatus]) -> list[Table]:
                     row.protocol,
                     row.address,
                     str(row.port),
-                    Text(row.owner, style="" if row.pid else "dim"),
+                    Text(owner_text(row), style="" if row.pid else "dim"),
                     f"127.0.0.1:{bound}" if bound else "",
                 )
         processes = ", ".join(f"{p.service} ({state_text(p).plain})" for p in entry.processes)
@@ -77,24 +87,59 @@ def status_json(report: list[HostStatus]) -> list[dict[str, Any]]:
     ]
 
 
-def transcript_table(transcript: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"{transcript['kind']} → {transcript['target']} (from {transcript['hostname']})",
-        title_justify="left",
-    )
-    for column in ("t (ms)", "op", "local", "remote", "outcome", "bytes"):
-        table.add_column(column, justify="right" if column in ("t (ms)", "bytes") else "left")
-    for e in transcript["events"]:
-        ok = e["outcome"] in ("ok", "eof")
-        table.add_row(
-            f"{e['t'] * 1000:.2f}",
-            e["op"],
-            e["local"],
-            e["remote"],
-            Text(e["outcome"], style="green" if ok else "red"),
-            "" if e["nbytes"] is None else str(e["nbytes"]),
+def events_table(events: list[Event], title: str) -> Table:
+    """A timeline: every socket operation, where it ran, and what the kernel answered.
+
+    Host and socket columns appear only when there is more than one of them.
+    """
+    hosts = sorted({e.host for e in events})
+    socks = sorted({e.sock for e in events})
+    columns = [
+        "t (ms)",
+        *(["host"] if len(hosts) > 1 else []),
+        *(["sock"] if len(socks) > 1 else []),
+        "op",
+        "local",
+        "remote",
+        "outcome",
+        "bytes",
+        "data",
+    ]
+    if len(hosts) == 1:
+        title += f"  (from {hosts[0]})"
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(
+            column,
+            justify="right" if column in ("t (ms)", "bytes") else "left",
+            no_wrap=column != "data",
+            overflow="ellipsis",
         )
+    for e in events:
+        ok = e.outcome in ("ok", "eof")
+        cells: dict[str, str | Text] = {
+            "t (ms)": f"{e.t * 1000:.2f}",
+            "host": e.host,
+            "sock": e.sock,
+            "op": e.op,
+            "local": e.local,
+            "remote": e.remote,
+            "outcome": Text(
+                e.outcome + (f" ({e.note})" if e.note else ""), style="green" if ok else "red"
+            ),
+            "bytes": "" if e.nbytes is None else str(e.nbytes),
+            "data": Text(preview(e.data)),
+        }
+        table.add_row(*(cells[c] for c in columns))
     return table
+
+
+def preview(data: str | None, limit: int = 40) -> str:
+    """Bytes for a table cell: line ends made visible, long data cut."""
+    if not data:
+        return ""
+    shown = printable(data).replace("\r", "\\r").replace("\n", "\\n")
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def removed_text(removed: Removed) -> str:

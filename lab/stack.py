@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import docker
 import docker.errors
@@ -26,6 +26,8 @@ from lab.compose import Compose, port_in_use
 from lab.errors import ComposeFailed, ComposeMissing, LabError, NotRunning, PortTaken, Unhealthy
 from lab.progress import Progress
 from lab.topology import Host, PublishedPort, Topology
+from services.porttable import Entry
+from services.sockscript import Event, Step
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -64,31 +66,11 @@ class ServiceState:
 
 
 @dataclass(frozen=True)
-class PortRow:
-    """One line of a host's port table (see services/porttable.py)."""
-
-    protocol: str
-    address: str
-    port: int
-    pid: int | None
-    command: str
-    service: str
-
-    @property
-    def owner(self) -> str:
-        if self.pid is not None:
-            return f"{self.service or self.command} (pid {self.pid})"
-        if self.address == "127.0.0.11":
-            return "dockerd (embedded DNS, not a process of this host)"
-        return "(owner not visible)"
-
-
-@dataclass(frozen=True)
 class HostStatus:
     host: Host
     state: ServiceState | None  # None: no container
     processes: list[ServiceState]
-    ports: list[PortRow] | None  # None: the host is not running
+    ports: list[Entry] | None  # None: the host is not running
     published: list[tuple[PublishedPort, int | None]]  # with the host port Docker chose
 
 
@@ -141,10 +123,14 @@ class Lab:
             return int(binding["HostPort"])
         raise NotRunning(f"a published {container_port}/{protocol} on {host.name}")
 
-    def port_table(self, host: str) -> list[PortRow]:
-        """Read the host's listening sockets from inside it, like ``ss -ltunp``."""
+    def port_table(self, host: str) -> list[Entry]:
+        """Read the host's listening sockets from inside it, like ``ss -ltunp``.
+
+        The table is computed inside the host by services/porttable.py; this side
+        only decodes its JSON into the same Entry rows.
+        """
         out = self.run_in(host, ["python3", "-m", "services.porttable"])
-        return [PortRow(**row) for row in json.loads(out or b"[]")]
+        return [Entry(**row) for row in json.loads(out or b"[]")]
 
     def run_in(self, service: str, argv: list[str]) -> bytes:
         """Run a command inside a service's container; its stdout, or LabError with its stderr."""
@@ -184,11 +170,10 @@ class Lab:
         except NotRunning:
             return None
 
-    def exec_probe(self, argv: list[str]) -> dict[str, Any]:
-        """Run ``services.probe`` inside the client host; return its JSON transcript."""
-        out = self.run_in(self.topology.client.name, ["python3", "-m", "services.probe", *argv])
-        result: dict[str, Any] = json.loads(out)
-        return result
+    def run_script(self, service: str, steps: list[Step]) -> list[Event]:
+        """Run a socket script inside a host (services/sockscript.py); its recorded events."""
+        out = self.run_in(service, ["python3", "-m", "services.sockscript", json.dumps(steps)])
+        return [Event(**e) for e in json.loads(out)]
 
     # --- changing --------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import redis
 
+from lab import send
 from lab.stack import Lab
 from tests.docker.conftest import ENV
 
@@ -50,15 +51,15 @@ def test_port_tables_show_one_ip_many_processes(lab: Lab) -> None:
     assert shout[("tcp", 8080)] != shout[("udp", 8080)]
 
 
-def test_from_client_by_name_with_the_probe(lab: Lab) -> None:
+def test_from_client_by_name_with_socket_scripts(lab: Lab) -> None:
     shout_ip = lab.topology.hosts["shouthost"].ip
-    tcp = lab.exec_probe(["tcp", "tcp-shout", "8080", "héllo"])
-    udp = lab.exec_probe(["udp", "udp-shout", "8080", "héllo"])
-    assert (tcp["reply"], tcp["error"]) == ("HÉLLO", "")
-    assert (udp["reply"], udp["error"]) == ("HÉLLO", "")
-    assert tcp["hostname"] == "client"
-    assert {e["remote"] for e in tcp["events"]} == {f"{shout_ip}:8080"}
-    assert [e["op"] for e in udp["events"]] == ["connect", "send", "recv"]
+    tcp = lab.run_script("client", send.tcp_script("tcp-shout", 8080, "héllo"))
+    udp = lab.run_script("client", send.udp_script("udp-shout", 8080, "héllo"))
+    assert (send.reply_text("tcp", tcp), send.failure(tcp)) == ("HÉLLO", "")
+    assert (send.reply_text("udp", udp), send.failure(udp)) == ("HÉLLO", "")
+    assert {e.host for e in tcp} == {"client"}
+    assert {e.remote for e in tcp if e.op != "socket"} == {f"{shout_ip}:8080"}
+    assert [e.op for e in udp] == ["socket", "connect", "send", "recv", "close"]
 
 
 def test_from_client_with_curl_sees_its_own_address(lab: Lab) -> None:

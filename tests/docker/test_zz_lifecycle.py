@@ -9,6 +9,7 @@ import json
 import urllib.error
 import urllib.request
 
+from lab import send
 from lab.stack import Lab
 from tests.docker.conftest import wait_for
 
@@ -54,8 +55,8 @@ def test_restarted_process_comes_back_on_the_same_ip_and_port(lab: Lab) -> None:
     lab.container("tcp-shout").restart(timeout=1)
     wait_for(lambda: lab.states()["tcp-shout"].ready, "tcp-shout to be healthy again")
     assert lab.states()["shouthost"].ip == ip_before
-    transcript = lab.exec_probe(["tcp", "tcp-shout", "8080", "back"])
-    assert (transcript["reply"], transcript["error"]) == ("BACK", "")
+    events = lab.run_script("client", send.tcp_script("tcp-shout", 8080, "back"))
+    assert (send.reply_text("tcp", events), send.failure(events)) == ("BACK", "")
 
 
 def test_down_removes_every_container_network_and_volume(lab: Lab) -> None:

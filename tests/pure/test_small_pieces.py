@@ -9,8 +9,9 @@ import pytest
 
 from lab.compose import port_in_use
 from lab.errors import ComposeFailed, PortTaken
-from services.probe import outcome_of, show_reply
+from lab.send import show_reply
 from services.resp import Error, Reply, Simple
+from services.sockscript import outcome_of
 
 
 @pytest.mark.parametrize(
