@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import json
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -100,8 +102,22 @@ class Lab:
         return {"label": f"{PROJECT_LABEL}={self.topology.project}"}
 
     def containers(self) -> dict[str, Container]:
-        found = self.client.containers.list(all=True, filters=self._label)
+        found = self._containers()
         return {c.labels.get(SERVICE_LABEL, c.name or "?"): c for c in found}
+
+    def _containers(self) -> list[Container]:
+        """The project's containers, inspected one by one.
+
+        The SDK's list() inspects each container it lists, and a container can
+        vanish in between (Compose removing it, a crash): such a one is skipped.
+        """
+        found = []
+        for summary in self.client.api.containers(all=True, filters=self._label):
+            try:
+                found.append(self.client.containers.get(summary["Id"]))
+            except docker.errors.NotFound:
+                continue
+        return found
 
     def container(self, service: str) -> Container:
         self.topology.host_of(service)  # raises for an unknown name
@@ -204,7 +220,8 @@ class Lab:
         try:
             yield
         except BaseException:
-            self.down()
+            with _ctrl_c_ignored():  # a second Ctrl-C must not cut the clean-up short
+                self.down()
             raise
 
     def _published_by_port(self, port: int) -> PublishedPort:
@@ -280,19 +297,35 @@ class Lab:
         """Everything Docker holds that carries this project's label."""
         label = self._label
         return Removed(
-            sorted(c.name or "?" for c in self.client.containers.list(all=True, filters=label)),
+            sorted(c.name or "?" for c in self._containers()),
             sorted(n.name or "?" for n in self.client.networks.list(filters=label)),
             sorted(v.name or "?" for v in self.client.volumes.list(filters=label)),
         )
 
     def sweep(self) -> None:
         label = self._label
-        for c in self.client.containers.list(all=True, filters=label):
-            c.remove(force=True, v=True)
+        # Anything may already be gone (Compose got there first): NotFound is success.
+        for c in self._containers():
+            with suppress(docker.errors.NotFound):
+                c.remove(force=True, v=True)
         for n in self.client.networks.list(filters=label):
-            n.remove()
+            with suppress(docker.errors.NotFound):
+                n.remove()
         for v in self.client.volumes.list(filters=label):
-            v.remove(force=True)
+            with suppress(docker.errors.NotFound):
+                v.remove(force=True)
+
+
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def port_is_free(host_ip: str, port: int, protocol: str) -> bool:
