@@ -13,10 +13,15 @@ from pathlib import Path
 import docker
 import docker.errors
 from rich.console import Console
+from rich.prompt import Confirm
+from rich.table import Table
 
-from lab import render, send, topology
+from lab import predictions, render, send, topology
 from lab.compose import Compose
-from lab.errors import DockerUnavailable, LabError
+from lab.errors import DockerUnavailable, LabError, NotRunning, UsageError
+from lab.experiments import EXPERIMENTS
+from lab.experiments.model import Result, run_experiment
+from lab.progress import silent
 from lab.stack import Lab
 from services.sockscript import Runner
 
@@ -39,10 +44,15 @@ examples:
                                   the same over UDP, from the client host inside the network
   lab send http GET /             which process answered, and the peer address it saw
   lab send db SET greeting hi     a Redis-protocol command to db
+  lab list                        the experiments and their questions
+  lab run dispatch                run one experiment: claims, observations, timeline
+  lab run --all                   run every experiment; results as JSON under results/
+  lab run dispatch --ask          predict each claim first, then see how you did
+  lab run dispatch --predict examples/predictions/dispatch.yaml
   lab down                        remove every container, network and volume of the lab
 
 exit codes: 0 ok, 1 lab error, 2 usage, 3 Docker or Compose missing, 4 port taken,
-5 a service never turned healthy, 130 interrupted
+5 a service never turned healthy, 6 an experiment's claim did not hold, 130 interrupted
 """
 
 # (service, port inside its host, protocol) for each `lab send` kind
@@ -115,6 +125,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="udp: use sendto/recvfrom on an unconnected socket",
     )
     send.add_argument("--json", action="store_true", help="print the transcript as JSON")
+
+    commands.add_parser("list", help="the experiments and the question each answers")
+
+    run = commands.add_parser(
+        "run",
+        help="run experiments: claims checked against what the kernel did",
+        description="Run experiments. Each states its claims, sends real traffic from the "
+        "client host (and the Docker host where publishing is the lesson), and "
+        "reports each claim as held or not, with what was observed.",
+    )
+    run.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see lab list)")
+    run.add_argument("--all", action="store_true", help="run every experiment")
+    run.add_argument(
+        "--predict",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a YAML predictions file (repeatable, one per experiment)",
+    )
+    run.add_argument(
+        "--ask", action="store_true", help="ask for a prediction of each claim before running"
+    )
+    run.add_argument("--by", default="", help="whose predictions these are (saved with them)")
+    run.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="folder for the JSON results (default: ./results)",
+    )
+    run.add_argument("--no-timeline", action="store_true", help="leave the timeline out")
+    run.add_argument("--json", action="store_true", help="print results as JSON, not tables")
     return parser
 
 
@@ -196,7 +238,102 @@ def cmd_send(lab: Lab, args: argparse.Namespace, console: Console) -> int:
     return 1 if error else 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "send": cmd_send}
+def cmd_list(lab: Lab | None, args: argparse.Namespace, console: Console) -> int:
+    table = Table(title="experiments", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("question")
+    table.add_column("claims", justify="right")
+    for name, experiment in EXPERIMENTS.items():
+        table.add_row(name, experiment.question, str(len(experiment.claims)))
+    console.print(table)
+    return 0
+
+
+def cmd_run(lab: Lab, args: argparse.Namespace, console: Console) -> int:
+    names = list(EXPERIMENTS) if args.all else args.names
+    if not names:
+        raise UsageError("name an experiment (see `lab list`) or give --all")
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise UsageError(f"no experiment {', '.join(unknown)}; known: {', '.join(EXPERIMENTS)}")
+    loaded = {p.experiment: p for p in (predictions.load(f, EXPERIMENTS) for f in args.predict)}
+    if not lab.states():
+        raise NotRunning(f"the lab (project {lab.topology.project})")
+    lab.wait_healthy(silent, timeout=30)
+    failed = 0
+    for name in names:
+        experiment = EXPERIMENTS[name]
+        guess = loaded.get(name)
+        if args.ask:
+            guess = predictions.ask(experiment, lambda claim: _confirm(console, claim), args.by)
+            saved = save_predictions(guess, args.results)
+            console.print(f"predictions saved to {saved}")
+        with render.Reporter(console).running(f"running {name}"):
+            result = run_experiment(
+                experiment, lab, guess.answers if guess else None, guess.by if guess else ""
+            )
+        path = save_result(result, args.results)
+        failed += not result.passed
+        if args.json:
+            print(json.dumps(result.to_json(), indent=2))
+            continue
+        show_result(console, lab, result, timeline=not args.no_timeline)
+        console.print(f"result written to {path}")
+    if failed:
+        console.print(
+            f"[bold red]{failed} of {len(names)} experiments had a claim that did not hold"
+        )
+        return 6
+    return 0
+
+
+def _confirm(console: Console, claim: str) -> bool:
+    return Confirm.ask(f"[bold]Will this hold?[/] {claim}", console=console)
+
+
+def show_result(console: Console, lab: Lab, result: Result, *, timeline: bool) -> None:
+    console.print(render.checks_table(result))
+    if result.predictions:
+        console.print(
+            f"your predictions: {result.predictions['right']} of "
+            f"{result.predictions['total']} right"
+        )
+    if "port_tables" in result.facts:
+        for table in render.status_tables(lab.status()):
+            if table.title and str(table.title).split()[0] in result.facts["port_tables"]:
+                console.print(table)
+    if "response" in result.facts:
+        console.print("the raw request and response, line ends shown:")
+        console.print(render.wire_text(result.facts["request"]))
+        console.print(render.wire_text(result.facts["response"]))
+    if timeline:
+        console.print(render.timeline_table(result.events))
+
+
+def save_result(result: Result, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = result.started_at.replace(":", "").replace("-", "").replace("+0000", "Z")
+    path = folder / f"{result.experiment}-{stamp}.json"
+    path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return path
+
+
+def save_predictions(guess: predictions.Predictions, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    who = "".join(ch for ch in guess.by if ch.isalnum() or ch in "-_") or "anonymous"
+    path = folder / f"{guess.experiment}-predictions-{who}.yaml"
+    path.write_text(guess.to_yaml())
+    return path
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "send": cmd_send,
+    "list": cmd_list,
+    "run": cmd_run,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "150"))
     console = Console(width=width)
     try:
+        if args.command == "list":  # needs no Docker
+            return cmd_list(None, args, console)
         lab = make_lab(args, docker_client())
         return COMMANDS[args.command](lab, args, console)
     except LabError as exc:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lab.experiments.model import Result
 from lab.stack import HostStatus, Removed, ServiceState
 from services.porttable import Entry
 from services.sockscript import Event, printable
@@ -180,3 +181,97 @@ class Reporter:
                 self.console.print(f"  {message}", highlight=False)
         elif not detail:
             self.console.print(f"  {message}", highlight=False)
+
+
+# --- experiments ----------------------------------------------------------------
+
+
+def collapse(events: list[Event]) -> list[tuple[Event, int, int]]:
+    """Consecutive events alike in host, socket, op and outcome, as (first, count, bytes)."""
+    rows: list[tuple[Event, int, int]] = []
+    for e in events:
+        if rows:
+            head, count, total = rows[-1]
+            if (head.host, head.sock, head.op, head.outcome, head.note) == (
+                e.host,
+                e.sock,
+                e.op,
+                e.outcome,
+                e.note,
+            ) and e.op.startswith("recv"):
+                rows[-1] = (head, count + 1, total + (e.nbytes or 0))
+                continue
+        rows.append((e, 1, e.nbytes or 0))
+    return rows
+
+
+def timeline_table(events: list[Event]) -> Table:
+    """Every socket operation of an experiment; runs of alike reads folded into one row."""
+    table = Table(title="timeline", title_justify="left")
+    for column in ("t (ms)", "host", "sock", "op", "local → remote", "outcome", "bytes", "data"):
+        table.add_column(
+            column,
+            justify="right" if column in ("t (ms)", "bytes") else "left",
+            no_wrap=column != "data",
+            overflow="ellipsis",
+        )
+    for e, count, total in collapse(events):
+        ok = e.outcome in ("ok", "eof")
+        op = e.op if count == 1 else f"{e.op} x{count}"
+        nbytes = "" if e.nbytes is None else str(total if count > 1 else e.nbytes)
+        outcome = e.outcome + (f" ({e.note})" if e.note else "")
+        table.add_row(
+            f"{e.t * 1000:.2f}",
+            e.host,
+            e.sock,
+            op,
+            f"{e.local} → {e.remote}" if e.remote else e.local,
+            Text(outcome, style="green" if ok else "red"),
+            nbytes,
+            Text(preview(e.data, 32) if count == 1 else ""),
+        )
+    return table
+
+
+def checks_table(result: Result) -> Table:
+    predicted = (result.predictions or {}).get("by_claim", {})
+    answers = (result.predictions or {}).get("answers", {})
+    table = Table(
+        title=f"{result.experiment}: {result.question}", title_justify="left", show_lines=True
+    )
+    table.add_column("claim", ratio=3)
+    table.add_column("held", no_wrap=True)
+    table.add_column("observed", ratio=4)
+    if predicted:
+        table.add_column("you said", no_wrap=True)
+    for c in result.checks:
+        row: list[str | Text] = [
+            Text(c.claim),
+            Text("yes" if c.held else "NO", style="green" if c.held else "bold red"),
+            Text(c.observed),
+        ]
+        if predicted:
+            if c.id in predicted:
+                said = "holds" if answers[c.id] else "fails"
+                row.append(
+                    Text(
+                        said + (" ✓" if predicted[c.id] else " ✗"),
+                        style="green" if predicted[c.id] else "red",
+                    )
+                )
+            else:
+                row.append("")
+        table.add_row(*row)
+    return table
+
+
+def wire_text(data: str) -> Text:
+    """Bytes as they went over the wire, with every CR and LF shown as \\r and \\n."""
+    text = Text()
+    for line in data.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        ends = line[len(body) :]
+        text.append(body)
+        text.append(ends.replace("\r", "\\r").replace("\n", "\\n"), style="bold magenta")
+        text.append("\n")
+    return text

@@ -186,6 +186,18 @@ class Lab:
         except NotRunning:
             return None
 
+    def logs(self, service: str) -> str:
+        """What a service's process has written to its standard output and error."""
+        return bytes(self.container(service).logs()).decode(errors="replace")
+
+    def gateway(self) -> str:
+        """The lab network's gateway (the Docker host's side), from the client host's routes."""
+        routes = self.run_in(self.topology.client.name, ["cat", "/proc/net/route"])
+        gateway = default_gateway(routes.decode())
+        if gateway is None:
+            raise LabError(f"{self.topology.client.name} has no default route")
+        return gateway
+
     def run_script(self, service: str, steps: list[Step]) -> list[Event]:
         """Run a socket script inside a host (services/sockscript.py); its recorded events."""
         out = self.run_in(service, ["python3", "-m", "services.sockscript", json.dumps(steps)])
@@ -326,6 +338,15 @@ def _ctrl_c_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def default_gateway(proc_net_route: str) -> str | None:
+    """The default route's gateway in /proc/net/route (addresses in host byte order, hex)."""
+    for line in proc_net_route.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == "00000000":
+            return socket.inet_ntoa(int(fields[2], 16).to_bytes(4, "little"))
+    return None
 
 
 def port_is_free(host_ip: str, port: int, protocol: str) -> bool:

@@ -72,7 +72,10 @@ class DbServer:
 
 
 async def start(host: str, port: int, store: Store | None = None) -> asyncio.Server:
-    server = DbServer(store or Store(), Identity.here("db").service)
+    identity = Identity.here("db")
+    if store is None:
+        store = Store({"process_id": identity.pid, "hostname": identity.hostname, "tcp_port": port})
+    server = DbServer(store, identity.service)
     return await asyncio.start_server(server.handle, host, port, reuse_address=True)
 
 

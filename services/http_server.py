@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from services.common import (
@@ -93,6 +93,7 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     allow: str | None = None
+    hop: Hop | None = None  # the connection made to db for this request, if any
 
     @classmethod
     def json(cls, status: int, data: object) -> Response:
@@ -108,11 +109,23 @@ class Response:
 # --- relays to the other services ---------------------------------------------
 
 
-async def db_call(upstream: Upstream, timeout: float, *args: bytes | str) -> Reply:
+@dataclass(frozen=True)
+class Hop:
+    """The two ends of a connection this server made to another service."""
+
+    local: str
+    remote: str
+
+
+async def db_call(upstream: Upstream, timeout: float, *args: bytes | str) -> tuple[Reply, Hop]:
     """One command on a fresh connection to db: a visible TCP exchange per request."""
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
+            hop = Hop(
+                peer_text(writer.get_extra_info("sockname")),
+                peer_text(writer.get_extra_info("peername")),
+            )
             try:
                 writer.write(encode_command(*args))
                 await writer.drain()
@@ -122,7 +135,7 @@ async def db_call(upstream: Upstream, timeout: float, *args: bytes | str) -> Rep
                     if not chunk:
                         raise UpstreamError("db", upstream.address, "closed before replying")
                     buf += chunk
-                return parsed[0]
+                return parsed[0], hop
             finally:
                 writer.close()
     except TimeoutError:
@@ -244,22 +257,30 @@ class App:
     async def kv(self, method: str, key: str, body: bytes) -> Response:
         db, timeout = self.settings.db, self.settings.upstream_timeout
         if method == "GET":
-            reply = await db_call(db, timeout, "GET", key)
+            reply, hop = await db_call(db, timeout, "GET", key)
             if reply is None:
-                return Response.error(404, f"no key {key!r}")
-            if isinstance(reply, bytes):
-                return Response(200, reply, "application/octet-stream")
+                response = Response.error(404, f"no key {key!r}")
+            elif isinstance(reply, bytes):
+                response = Response(200, reply, "application/octet-stream")
+            else:
+                response = Response.error(502, f"db answered {reply!r}")
         elif method == "PUT":
-            reply = await db_call(db, timeout, "SET", key, body)
-            if not isinstance(reply, Error):
-                return Response.json(200, {"stored": key, "bytes": len(body)})
+            reply, hop = await db_call(db, timeout, "SET", key, body)
+            if isinstance(reply, Error):
+                response = Response.error(502, f"db answered {reply!r}")
+            else:
+                response = Response.json(200, {"stored": key, "bytes": len(body)})
         elif method == "DELETE":
-            reply = await db_call(db, timeout, "DEL", key)
-            if isinstance(reply, int):
-                return Response(204) if reply else Response.error(404, f"no key {key!r}")
+            reply, hop = await db_call(db, timeout, "DEL", key)
+            if not isinstance(reply, int):
+                response = Response.error(502, f"db answered {reply!r}")
+            elif reply:
+                response = Response(204)
+            else:
+                response = Response.error(404, f"no key {key!r}")
         else:
             return Response.error(405, f"{method} not allowed here", "GET, HEAD, PUT, DELETE")
-        return Response.error(502, f"db answered {reply!r}")
+        return replace(response, hop=hop)
 
     async def shout(self, protocol: str, body: bytes) -> Response:
         timeout = self.settings.upstream_timeout
@@ -329,6 +350,9 @@ class HttpServer:
 
 def _render(response: Response, request: Request, keep_alive: bool) -> bytes:
     extra = [("Allow", response.allow)] if response.allow else []
+    if response.hop:
+        # The second hop made visible: where this server's connection to db ran.
+        extra += [("X-Lab-Db-Local", response.hop.local), ("X-Lab-Db-Remote", response.hop.remote)]
     return render_response(
         response.status,
         response.body,

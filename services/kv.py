@@ -38,10 +38,15 @@ Handler = Callable[["Store", list[bytes], float], Outcome]
 
 
 class Store:
-    """Keys to byte-string values, each with an optional expiry time."""
+    """Keys to byte-string values, each with an optional expiry time.
 
-    def __init__(self) -> None:
+    ``server`` holds the facts INFO reports about the process (pid, port...);
+    the store itself never asks the operating system.
+    """
+
+    def __init__(self, server: dict[str, str | int] | None = None) -> None:
         self.entries: dict[bytes, Entry] = {}
+        self.server = server or {}
 
     def execute(self, command: list[bytes], now: float) -> Outcome:
         if not command:
@@ -199,6 +204,19 @@ def _config(store: Store, args: list[bytes], now: float) -> Outcome:
     return Outcome(Error("ERR CONFIG subcommand not supported by this stub"))
 
 
+def _info(store: Store, args: list[bytes], now: float) -> Outcome:
+    # Redis' INFO layout: "# Section" headers and key:value lines, CRLF-separated.
+    server = {"redis_version": "7.0.0-netlab", "redis_mode": "standalone", **store.server}
+    lines = [
+        "# Server",
+        *(f"{k}:{v}" for k, v in server.items()),
+        "",
+        "# Keyspace",
+        f"db0:keys={len(store.live_keys(now))},expires=0",
+    ]
+    return Outcome(("\r\n".join(lines) + "\r\n").encode())
+
+
 def _hello(store: Store, args: list[bytes], now: float) -> Outcome:
     # redis-py 5+ opens every connection with HELLO 3 (RESP3); redis-cli with HELLO too.
     protocol = 2
@@ -256,5 +274,6 @@ COMMANDS: dict[str, tuple[Handler, int, int | None]] = {
     "command": (_command, 0, None),
     "config": (_config, 1, None),
     "hello": (_hello, 0, None),
+    "info": (_info, 0, None),
     "client": (_client, 1, None),
 }

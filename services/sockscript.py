@@ -2,7 +2,7 @@
 
 A script is a JSON list of steps; each names a socket and one operation:
 
-  {"op": "socket", "sock": "a", "type": "tcp"|"udp"}
+  {"op": "socket", "sock": "a", "type": "tcp"|"udp", "timeout": 3.0, "rcvbuf": N}
   {"op": "bind", "sock": "a", "host": "0.0.0.0", "port": 80}
   {"op": "listen", "sock": "a"}
   {"op": "accept", "sock": "a", "as": "b"}
@@ -159,7 +159,13 @@ class Runner:
                 remote = remote or f"{peer[0]}:{peer[1]}"
             elif isinstance(result, bytes):
                 data, nbytes = result, len(result)
-                if step["op"] in ("recv", "recv_all") and not result:
+                # An empty read is end-of-stream on TCP; on UDP it is an empty datagram.
+                if (
+                    step["op"] in ("recv", "recv_all")
+                    and not result
+                    and entry
+                    and entry.protocol == "tcp"
+                ):
                     outcome = "eof"
             elif isinstance(result, int) and data is not None:
                 nbytes = result
@@ -192,6 +198,8 @@ class Runner:
         kind = socket.SOCK_DGRAM if step["type"] == "udp" else socket.SOCK_STREAM
         s = socket.socket(socket.AF_INET, kind)
         s.settimeout(float(step.get("timeout", DEFAULT_TIMEOUT)))
+        if "rcvbuf" in step:  # a small receive buffer makes a stream arrive in small pieces
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(step["rcvbuf"]))
         self.socks[step["sock"]] = _Sock(s, step["type"])
         self._record(step, lambda: None)
 
@@ -207,7 +215,9 @@ class Runner:
 
     def _op_bind(self, step: Step) -> None:
         s = self._sock(step)
-        self._record(step, lambda: s.sock.bind((step.get("host", "0.0.0.0"), int(step["port"]))))
+        address = (step.get("host", "0.0.0.0"), int(step["port"]))
+        self._record(step, lambda: s.sock.bind(address))
+        self.events[-1].local = f"{address[0]}:{address[1]}"  # what was asked, bound or not
 
     def _op_listen(self, step: Step) -> None:
         s = self._sock(step)

@@ -74,3 +74,15 @@ def test_errors_carry_their_data_and_one_line() -> None:
     assert "LAB_HTTP_PORT" in taken.line()
     failed = ComposeFailed(["docker", "compose", "up"], "step 1\nstep 2\nthe real reason\n")
     assert failed.line().startswith("`docker compose up` failed: the real reason")
+
+
+def test_default_gateway_from_proc_net_route() -> None:
+    from lab.stack import default_gateway
+
+    table = (
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t0100CB0A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t0000CB0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+    )
+    assert default_gateway(table) == "10.203.0.1"
+    assert default_gateway(table.splitlines()[0] + "\n") is None

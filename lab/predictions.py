@@ -1,0 +1,83 @@
+"""Predict, then observe: a student's expectations for each claim, before the run.
+
+A predictions file is YAML an instructor can hand out and collect:
+
+    experiment: dispatch
+    by: Ada
+    predictions:
+      same-ip: true
+      tcp-refused: false
+
+Each prediction says whether the claim will hold. After the run each is scored
+against what was observed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.errors import LabError
+from lab.experiments.model import Experiment
+
+
+class PredictionsError(LabError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Predictions:
+    experiment: str
+    by: str
+    answers: dict[str, bool]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(
+            {"experiment": self.experiment, "by": self.by, "predictions": self.answers},
+            sort_keys=False,
+        )
+
+
+def parse(document: Any, source: str, experiments: dict[str, Experiment]) -> Predictions:
+    if not isinstance(document, dict):
+        raise PredictionsError(f"{source}: expected a mapping with experiment and predictions")
+    name = document.get("experiment")
+    if name not in experiments:
+        raise PredictionsError(
+            f"{source}: unknown experiment {name!r}", f"one of: {', '.join(experiments)}"
+        )
+    answers = document.get("predictions")
+    if not isinstance(answers, dict) or not answers:
+        raise PredictionsError(f"{source}: no predictions (a mapping of claim id to true/false)")
+    known = {c.id for c in experiments[name].claims}
+    unknown = sorted(set(answers) - known)
+    if unknown:
+        raise PredictionsError(
+            f"{source}: {name} has no claim {', '.join(unknown)}",
+            f"its claims are: {', '.join(sorted(known))}",
+        )
+    not_bool = sorted(k for k, v in answers.items() if not isinstance(v, bool))
+    if not_bool:
+        raise PredictionsError(
+            f"{source}: predictions must be true or false: {', '.join(not_bool)}"
+        )
+    return Predictions(str(name), str(document.get("by") or ""), dict(answers))
+
+
+def load(path: Path, experiments: dict[str, Experiment]) -> Predictions:
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PredictionsError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise PredictionsError(f"{path} is not valid YAML: {exc}") from None
+    return parse(document, str(path), experiments)
+
+
+def ask(experiment: Experiment, confirm: Callable[[str], bool], by: str) -> Predictions:
+    """Ask for each claim in turn; ``confirm`` shows a claim and returns the answer."""
+    return Predictions(experiment.name, by, {c.id: confirm(c.text) for c in experiment.claims})
