@@ -1,0 +1,83 @@
+"""Every experiment on the real stack: each claim holds, three runs in a row, and results validate.
+
+The claims are checked by the experiments against observed events; this test
+asserts the observations agree with the textbook, run after run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from lab import predictions
+from lab.experiments import EXPERIMENTS
+from lab.experiments.model import run_experiment
+from lab.stack import Lab
+from tests.docker.conftest import ENV, PROJECT, ROOT
+
+SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())
+RUNS = 3
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_claim_holds_three_runs_in_a_row(lab: Lab, name: str) -> None:
+    for run in range(1, RUNS + 1):
+        result = run_experiment(EXPERIMENTS[name], lab)
+        failed = {c.id: c.observed for c in result.checks if not c.held}
+        assert not failed, f"run {run} of {name}: claims that did not hold: {failed}"
+        assert result.events, "an experiment that sent nothing observed nothing"
+        jsonschema.validate(json.loads(json.dumps(result.to_json())), SCHEMA)
+
+
+def test_example_predictions_are_scored_against_what_happened(lab: Lab) -> None:
+    guess = predictions.load(ROOT / "examples/predictions/tcp-vs-udp.yaml", EXPERIMENTS)
+    result = run_experiment(EXPERIMENTS["tcp-vs-udp"], lab, guess.answers, guess.by)
+    assert result.predictions is not None
+    held = {c.id: c.held for c in result.checks}
+    expected_right = sum(guess.answers[k] == held[k] for k in guess.answers)
+    assert (result.predictions["right"], result.predictions["total"]) == (
+        expected_right,
+        len(guess.answers),
+    )
+    # The example guesses "each send is one message": every claim held, so that guess is wrong.
+    assert result.predictions["by_claim"]["tcp-no-boundaries"] is False
+
+
+def test_lab_run_all_writes_valid_results_and_exits_zero(lab: Lab, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "-p",
+            PROJECT,
+            "run",
+            "--all",
+            "--no-timeline",
+            "--results",
+            str(tmp_path),
+            "--predict",
+            "examples/predictions/dispatch.yaml",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = sorted(tmp_path.glob("*.json"))
+    assert [json.loads(f.read_text())["experiment"] for f in files] == sorted(EXPERIMENTS)
+    for f in files:
+        data = json.loads(f.read_text())
+        jsonschema.validate(data, SCHEMA)
+        assert data["passed"] is True
+    dispatch = json.loads(next(f for f in files if f.name.startswith("dispatch")).read_text())
+    assert dispatch["predictions"]["by"] == "example student"
+    assert "your predictions:" in proc.stdout
