@@ -33,6 +33,7 @@ from services.sockscript import Event, Step
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+IMAGE_LABEL = "org.opencontainers.image.title=netlab services"  # set in services/Dockerfile
 HEALTH_TIMEOUT = 120.0
 POLL = 0.25
 
@@ -215,6 +216,7 @@ class Lab:
         progress(f"building the service image on {chosen.image}")
         with self._undo_on_failure():
             self.compose.build()  # reads the base chosen above from .env
+            self.prune_old_images()
             progress("starting containers")
             try:
                 self.compose.up()
@@ -226,6 +228,10 @@ class Lab:
                 raise
             self.wait_healthy(progress, timeout)
         return chosen
+
+    def prune_old_images(self) -> None:
+        """Remove service images that a rebuild left untagged (each is a few hundred MB)."""
+        self.client.images.prune(filters={"dangling": True, "label": IMAGE_LABEL})
 
     @contextmanager
     def _undo_on_failure(self) -> Iterator[None]:

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from lab import send
+from lab.progress import silent
 from lab.stack import Lab
 from tests.docker.conftest import ENV
 
@@ -181,3 +182,12 @@ def test_http_relays_across_hosts_to_the_shout_servers(lab: Lab) -> None:
             timeout=30,
         )
         assert out.stdout == b"RELAY ME", protocol
+
+
+def test_rebuilds_leave_no_untagged_service_images(lab: Lab) -> None:
+    from lab.stack import IMAGE_LABEL
+
+    lab.up(silent, timeout=120)  # a second up on a running lab: rebuild (cached), no leftovers
+    leftovers = lab.client.images.list(filters={"dangling": True, "label": IMAGE_LABEL})
+    assert leftovers == []
+    assert all(s.ready for s in lab.states().values())
