@@ -20,7 +20,9 @@ from lab import predictions, render, send, topology
 from lab.compose import Compose
 from lab.errors import DockerUnavailable, LabError, NotRunning, UsageError
 from lab.experiments import EXPERIMENTS
+from lab.experiments.failures import Cell, Failures, load_schedule
 from lab.experiments.model import Result, run_experiment
+from lab.faults import KINDS, Chaos, restore
 from lab.progress import silent
 from lab.stack import Lab
 from services.sockscript import Runner
@@ -49,6 +51,9 @@ examples:
   lab run --all                   run every experiment; results as JSON under results/
   lab run dispatch --ask          predict each claim first, then see how you did
   lab run dispatch --predict examples/predictions/dispatch.yaml
+  lab run failures                the failure matrix, with one timeline picture per cell
+  lab chaos kill tcp-shout        break something by hand (the fault stays)
+  lab chaos restore               mend whatever is broken
   lab down                        remove every container, network and volume of the lab
 
 exit codes: 0 ok, 1 lab error, 2 usage, 3 Docker or Compose missing, 4 port taken,
@@ -128,6 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="the experiments and the question each answers")
 
+    chaos = commands.add_parser(
+        "chaos",
+        help="break something by hand: kill|stop|pause|resume|cut|heal|restart|restore",
+        description="Inject one fault by hand and leave it in place, to explore what clients "
+        "see (try `lab send` meanwhile). `lab chaos restore` mends everything.",
+    )
+    chaos.add_argument("action", choices=(*KINDS, "restore"))
+    chaos.add_argument(
+        "target",
+        nargs="?",
+        default="",
+        help="a process (http, db, tcp-shout, udp-shout) or a host "
+        "(apphost, shouthost, client); cut and heal take a host",
+    )
+
     run = commands.add_parser(
         "run",
         help="run experiments: claims checked against what the kernel did",
@@ -157,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-timeline", action="store_true", help="leave the timeline out")
     run.add_argument("--json", action="store_true", help="print results as JSON, not tables")
+    run.add_argument(
+        "--schedule",
+        type=Path,
+        metavar="FILE",
+        help="failures: a YAML fault schedule to run instead of the default matrix",
+    )
     return parser
 
 
@@ -238,6 +264,21 @@ def cmd_send(lab: Lab, args: argparse.Namespace, console: Console) -> int:
     return 1 if error else 0
 
 
+def cmd_chaos(lab: Lab, args: argparse.Namespace, console: Console) -> int:
+    if args.action == "restore":
+        done = restore(lab, render.Reporter(console))
+        console.print("restored: " + ", ".join(done) if done else "nothing needed mending")
+        return 0
+    if not args.target:
+        raise UsageError(f"chaos {args.action} needs a TARGET")
+    Chaos(lab).apply(args.action, args.target)
+    console.print(
+        f"{args.action} {args.target}: done. The fault stays until you undo it "
+        f"or run `lab chaos restore`."
+    )
+    return 0
+
+
 def cmd_list(lab: Lab | None, args: argparse.Namespace, console: Console) -> int:
     table = Table(title="experiments", title_justify="left")
     table.add_column("name", no_wrap=True)
@@ -256,13 +297,17 @@ def cmd_run(lab: Lab, args: argparse.Namespace, console: Console) -> int:
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise UsageError(f"no experiment {', '.join(unknown)}; known: {', '.join(EXPERIMENTS)}")
-    loaded = {p.experiment: p for p in (predictions.load(f, EXPERIMENTS) for f in args.predict)}
+    experiments = dict(EXPERIMENTS)
+    if args.schedule:
+        rows, seed = load_schedule(args.schedule)
+        experiments["failures"] = Failures(tuple(rows), seed)
+    loaded = {p.experiment: p for p in (predictions.load(f, experiments) for f in args.predict)}
     if not lab.states():
         raise NotRunning(f"the lab (project {lab.topology.project})")
     lab.wait_healthy(silent, timeout=30)
     failed = 0
     for name in names:
-        experiment = EXPERIMENTS[name]
+        experiment = experiments[name]
         guess = loaded.get(name)
         if args.ask:
             guess = predictions.ask(experiment, lambda claim: _confirm(console, claim), args.by)
@@ -273,12 +318,15 @@ def cmd_run(lab: Lab, args: argparse.Namespace, console: Console) -> int:
                 experiment, lab, guess.answers if guess else None, guess.by if guess else ""
             )
         path = save_result(result, args.results)
+        pictures = draw_cells(result, path.with_suffix(""))
         failed += not result.passed
         if args.json:
             print(json.dumps(result.to_json(), indent=2))
             continue
         show_result(console, lab, result, timeline=not args.no_timeline)
         console.print(f"result written to {path}")
+        if pictures:
+            console.print(f"{len(pictures)} timeline pictures in {pictures[0].parent}/")
     if failed:
         console.print(
             f"[bold red]{failed} of {len(names)} experiments had a claim that did not hold"
@@ -306,8 +354,25 @@ def show_result(console: Console, lab: Lab, result: Result, *, timeline: bool) -
         console.print("the raw request and response, line ends shown:")
         console.print(render.wire_text(result.facts["request"]))
         console.print(render.wire_text(result.facts["response"]))
+    if "cells" in result.facts:
+        verdicts = {c.id: c.held for c in result.checks}
+        console.print(render.matrix_table(result.facts["cells"], verdicts))
+        timeline = False  # hundreds of events: the pictures tell it better
     if timeline:
         console.print(render.timeline_table(result.events))
+
+
+def draw_cells(result: Result, folder: Path) -> list[Path]:
+    """One PNG timeline per failure-matrix cell."""
+    if "cells" not in result.facts:
+        return []
+    from lab import plots  # matplotlib loads slowly; only this experiment needs it
+
+    paths = []
+    for data in result.facts["cells"]:
+        cell = Cell.from_dict(data)
+        paths.append(plots.cell_timeline(cell, folder / f"{cell.row}-{cell.client}.png"))
+    return paths
 
 
 def save_result(result: Result, folder: Path) -> Path:
@@ -333,6 +398,7 @@ COMMANDS = {
     "send": cmd_send,
     "list": cmd_list,
     "run": cmd_run,
+    "chaos": cmd_chaos,
 }
 
 

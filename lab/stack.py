@@ -22,6 +22,7 @@ from typing import cast
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.models.networks import Network
 
 from lab import base_image
 from lab.compose import Compose, port_in_use
@@ -191,6 +192,13 @@ class Lab:
         """What a service's process has written to its standard output and error."""
         return bytes(self.container(service).logs()).decode(errors="replace")
 
+    def network(self) -> Network:
+        name = f"{self.topology.project}_{self.topology.network}"
+        try:
+            return self.client.networks.get(name)
+        except docker.errors.NotFound:
+            raise NotRunning(f"network {name}") from None
+
     def gateway(self) -> str:
         """The lab network's gateway (the Docker host's side), from the client host's routes."""
         routes = self.run_in(self.topology.client.name, ["cat", "/proc/net/route"])
@@ -238,7 +246,7 @@ class Lab:
         try:
             yield
         except BaseException:
-            with _ctrl_c_ignored():  # a second Ctrl-C must not cut the clean-up short
+            with ctrl_c_ignored():  # a second Ctrl-C must not cut the clean-up short
                 self.down()
             raise
 
@@ -335,7 +343,7 @@ class Lab:
 
 
 @contextmanager
-def _ctrl_c_ignored() -> Iterator[None]:
+def ctrl_c_ignored() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return

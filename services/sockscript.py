@@ -64,6 +64,7 @@ class Event:
     nbytes: int | None = None
     data: str | None = None  # the bytes sent or received, exactly (see text())
     note: str = ""
+    dt: float = 0.0  # how long the call took (a recv waits; a timeout lasts its timeout)
 
 
 def outcome_of(exc: BaseException) -> str:
@@ -169,9 +170,11 @@ class Runner:
                     outcome = "eof"
             elif isinstance(result, int) and data is not None:
                 nbytes = result
+        took = self.clock() - self.started - t
         self.events.append(
             Event(
                 t=round(t, 6),
+                dt=round(took, 6),
                 host=self.hostname,
                 sock=name,
                 protocol=entry.protocol if entry else "",
@@ -316,9 +319,41 @@ def _address(getsockname: Callable[[], Any]) -> str:
     return f"{host}:{port}"
 
 
+def serve(t0: float) -> int:
+    """Session mode: one JSON step per input line, one JSON list of events per output line.
+
+    Sockets live across steps, so a driver can act (inject a fault) between two
+    steps and see what the very same socket does next. ``t0`` is a reading of
+    CLOCK_MONOTONIC taken by the driver: containers share the host's kernel and
+    so its monotonic clock, which puts every event on the driver's time line.
+    """
+    runner = Runner()
+    runner.started = t0
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            done = len(runner.events)
+            try:
+                runner.step(json.loads(line))
+                reply: object = [asdict(e) for e in runner.events[done:]]
+            except (ScriptError, json.JSONDecodeError, KeyError) as exc:
+                reply = {"error": f"bad step: {exc!r}"}
+            sys.stdout.write(json.dumps(reply) + "\n")
+            sys.stdout.flush()
+    finally:
+        for s in runner.socks.values():
+            s.sock.close()
+    return 0
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        return serve(float(sys.argv[2]))
     if len(sys.argv) != 2:
-        print("usage: python3 -m services.sockscript '<json list of steps>'", file=sys.stderr)
+        print("usage: python3 -m services.sockscript '<json list of steps>'\n"
+              "       python3 -m services.sockscript --serve T0   (steps on stdin)",
+              file=sys.stderr)
         return 2
     try:
         events = Runner().run(json.loads(sys.argv[1]))

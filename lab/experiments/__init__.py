@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from lab.experiments.cross_host import CrossHost
 from lab.experiments.dispatch import Dispatch
+from lab.experiments.failures import Failures
 from lab.experiments.http_bytes import HttpBytes
 from lab.experiments.model import Experiment
 from lab.experiments.tcp_vs_udp import TcpVsUdp
 
 EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e for e in (Dispatch(), CrossHost(), TcpVsUdp(), HttpBytes())
+    e.name: e for e in (Dispatch(), CrossHost(), TcpVsUdp(), HttpBytes(), Failures())
 }

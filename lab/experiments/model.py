@@ -62,6 +62,17 @@ class Context:
     def ip(self, host: str) -> str:
         return self.lab.topology.host_of(host).ip
 
+    @staticmethod
+    def clock() -> float:
+        """CLOCK_MONOTONIC: the same clock the hosts' socket sessions time their events by."""
+        return time.monotonic()
+
+    @staticmethod
+    def wait(seconds: float) -> None:
+        """A deliberate pause that is part of the experiment (a fault schedule's timing)."""
+        if seconds > 0:
+            time.sleep(seconds)
+
 
 class Experiment(ABC):
     name: str

@@ -1,0 +1,148 @@
+"""Faults, injected through the Docker SDK, and always undone.
+
+  kill     SIGKILL a process (its host keeps its IP) or a host (its IP and
+           every process in its PID namespace go with it)
+  stop     SIGTERM, then SIGKILL after a grace period: the process closes its sockets
+  pause    freeze every process of the container (cgroup freezer); resume thaws it
+  cut      take a host off the lab network (its interface goes); heal puts it
+           back on the same IP with the same DNS aliases
+  restart  stop and start again, on the same IP and port
+
+``Chaos`` remembers how to undo what it did; ``undo_all`` (also run on Ctrl-C
+by ``injected``) puts everything back and waits until the lab is healthy.
+``restore`` mends whatever state the lab was left in, whoever broke it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import docker.errors
+
+from lab.errors import LabError, UsageError
+from lab.progress import Progress, silent
+from lab.stack import Lab, ctrl_c_ignored
+
+KINDS = ("kill", "stop", "pause", "resume", "cut", "heal", "restart")
+UNDO = {"kill": "start", "stop": "start", "pause": "resume", "cut": "heal"}
+
+
+class FaultError(LabError):
+    pass
+
+
+@dataclass
+class Chaos:
+    lab: Lab
+    progress: Progress = silent
+    undo: list[tuple[str, str]] = field(default_factory=list)
+
+    def apply(self, kind: str, target: str) -> None:
+        if kind not in (*KINDS, "start"):
+            raise UsageError(f"no fault {kind!r}; one of: {', '.join(KINDS)}")
+        self.lab.topology.host_of(target)  # an unknown name fails here, with the known ones
+        try:
+            getattr(self, f"_{kind}")(target)
+        except docker.errors.APIError as exc:
+            raise FaultError(f"{kind} {target} failed: {exc.explanation or exc}") from None
+        if kind in UNDO:
+            self.undo.append((UNDO[kind], target))
+
+    def undo_all(self) -> None:
+        while self.undo:
+            kind, target = self.undo.pop()
+            self.progress(f"undoing: {kind} {target}")
+            with contextlib.suppress(FaultError):
+                self.apply(kind, target)
+        self.lab.wait_healthy(self.progress)
+
+    # --- the faults ---
+
+    def _is_host(self, target: str) -> bool:
+        return target in self.lab.topology.hosts
+
+    def _kill(self, target: str) -> None:
+        self.lab.container(target).kill()
+
+    def _stop(self, target: str) -> None:
+        self.lab.container(target).stop(timeout=3)
+
+    def _start(self, target: str) -> None:
+        self.lab.container(target).start()
+        if self._is_host(target):
+            # The processes died with the host's PID namespace; they rejoin the new one.
+            for process in self.lab.topology.hosts[target].processes:
+                self.lab.container(process).start()
+
+    def _pause(self, target: str) -> None:
+        self.lab.container(target).pause()
+
+    def _resume(self, target: str) -> None:
+        self.lab.container(target).unpause()
+
+    def _restart(self, target: str) -> None:
+        self.lab.container(target).restart(timeout=1)
+        if self._is_host(target):
+            for process in self.lab.topology.hosts[target].processes:
+                self.lab.container(process).restart(timeout=1)
+
+    def _cut(self, target: str) -> None:
+        if not self._is_host(target):
+            raise UsageError(
+                f"cut takes a host ({', '.join(self.lab.topology.hosts)}), not the process {target}"
+            )
+        self.lab.network().disconnect(self.lab.container(target))
+
+    def _heal(self, target: str) -> None:
+        host = self.lab.topology.hosts[target]
+        self.lab.network().connect(
+            self.lab.container(target), ipv4_address=host.ip, aliases=list(host.aliases)
+        )
+
+
+@contextlib.contextmanager
+def injected(lab: Lab, progress: Progress = silent) -> Iterator[Chaos]:
+    """Faults for the length of a block; undone however the block ends, Ctrl-C included."""
+    chaos = Chaos(lab, progress)
+    try:
+        yield chaos
+    finally:
+        with ctrl_c_ignored():
+            chaos.undo_all()
+
+
+def restore(lab: Lab, progress: Progress = silent) -> list[str]:
+    """Mend the lab whatever broke it: resume, reconnect and start what needs it."""
+    done = []
+    states = lab.states()
+    network = lab.network()
+    network.reload()
+    attached = set(network.attrs.get("Containers") or {})
+    chaos = Chaos(lab, progress)
+    for name in lab.topology.hosts:
+        state = states.get(name)
+        if state is None:
+            raise FaultError(f"{name} has no container", "run `lab up`")
+        if state.status == "paused":
+            chaos.apply("resume", name)
+            done.append(f"resume {name}")
+        if state.status in ("exited", "created", "dead"):
+            chaos.apply("start", name)
+            done.append(f"start {name} and its processes")
+            continue
+        if lab.container(name).id not in attached:
+            chaos.apply("heal", name)
+            done.append(f"heal {name}")
+    states = lab.states()
+    for name in lab.topology.processes:
+        state = states.get(name)
+        if state is not None and state.status == "paused":
+            chaos.apply("resume", name)
+            done.append(f"resume {name}")
+        elif state is not None and state.status != "running":
+            chaos.apply("start", name)
+            done.append(f"start {name}")
+    lab.wait_healthy(progress)
+    return done

@@ -1,0 +1,80 @@
+"""Pictures of what happened: one timeline per failure-matrix cell, as PNG.
+
+Each message the client sent is a mark on the "sent" line; each answer that
+came back is a mark on the "answered" line; each error or silence the client
+met is a red cross with its name. The time the fault was in place is shaded,
+so a student sees at a glance which messages crossed the fault, which were
+answered late, and which were lost.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt
+
+from lab.experiments.failures import Cell
+
+SENT_Y, ANSWERED_Y, ERROR_Y = 1.0, 0.0, -0.6
+NEAR = 0.3  # seconds: calls ending closer than this share one label
+
+
+def cell_timeline(cell: Cell, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(9, 3.8), dpi=100)
+    ax.axvspan(cell.fault_at, cell.recovered_at, color="#f4c7c3", label="fault in place")
+    ax.axvline(cell.fault_at, color="#c0392b", linewidth=1.5)
+    ax.axvline(cell.recovered_at, color="#27ae60", linewidth=1.5)
+    sends = [e for e in cell.events if e.op.startswith("send") and e.outcome == "ok"]
+    answers = [e for e in cell.events if e.op.startswith("recv") and e.outcome == "ok" and e.nbytes]
+    problems = [e for e in cell.events if e.outcome != "ok"]
+    ax.scatter(
+        [e.t for e in sends],
+        [SENT_Y] * len(sends),
+        marker="o",
+        color="#2c3e50",
+        label="message sent",
+        zorder=3,
+    )
+    ax.scatter(
+        [e.t + e.dt for e in answers],
+        [ANSWERED_Y] * len(answers),
+        marker="s",
+        color="#27ae60",
+        label="answer received",
+        zorder=3,
+    )
+    groups: list[tuple[float, list[str]]] = []
+    for e in problems:
+        x = e.t + e.dt
+        ax.scatter([x], [ERROR_Y], marker="x", color="#c0392b", zorder=3)
+        if groups and x - groups[-1][0] < NEAR:
+            groups[-1][1].append(f"{e.op} {e.outcome}")
+        else:
+            groups.append((x, [f"{e.op} {e.outcome}"]))
+    for x, labels in groups:
+        ax.annotate(
+            "\n".join(labels),
+            (x, ERROR_Y),
+            textcoords="offset points",
+            xytext=(3, -6),
+            ha="left",
+            va="top",
+            fontsize=7,
+            color="#c0392b",
+        )
+    ax.set_yticks([SENT_Y, ANSWERED_Y, ERROR_Y], ["sent", "answered", "error / silence"])
+    ax.set_ylim(-2.0, 1.6)
+    ax.set_xlabel("seconds since the clients connected (red: fault, green: recovered)")
+    fig.suptitle(f"{cell.row} / {cell.client}", fontsize=11, x=0.01, ha="left")
+    ax.set_title(textwrap.fill(cell.summary(), 130), fontsize=8, loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), fontsize=7, frameon=False, ncol=3)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
