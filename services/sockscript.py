@@ -351,9 +351,11 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
         return serve(float(sys.argv[2]))
     if len(sys.argv) != 2:
-        print("usage: python3 -m services.sockscript '<json list of steps>'\n"
-              "       python3 -m services.sockscript --serve T0   (steps on stdin)",
-              file=sys.stderr)
+        print(
+            "usage: python3 -m services.sockscript '<json list of steps>'\n"
+            "       python3 -m services.sockscript --serve T0   (steps on stdin)",
+            file=sys.stderr,
+        )
         return 2
     try:
         events = Runner().run(json.loads(sys.argv[1]))

@@ -285,6 +285,7 @@ def during_verdict(events: list[Event]) -> str:
     answered         a reply came
     refused          ECONNREFUSED
     eof-then-epipe   EOF on receive, then a send failed with EPIPE (or the connection reset)
+    reset            the connection was reset (RST) with no EOF first
     eof-then-silent  EOF, then sends succeeded and nothing more came
     silent           every send succeeded and every receive timed out
     """
@@ -296,6 +297,8 @@ def during_verdict(events: list[Event]) -> str:
         return "refused"
     if "eof" in outcomes and ("EPIPE" in outcomes or "ECONNRESET" in outcomes):
         return "eof-then-epipe"
+    if "ECONNRESET" in outcomes:
+        return "reset"
     if "eof" in outcomes and all(o in ("ok", "eof", "timeout") for o in outcomes):
         return "eof-then-silent"
     if all(o in ("ok", "timeout") for o in outcomes):

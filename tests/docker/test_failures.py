@@ -1,0 +1,116 @@
+"""The failure matrix against the real stack: the seed's two observations, chaos by hand,
+and no fault left behind when a run is interrupted. (Every cell, three runs in a row, is
+asserted in test_experiments.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from lab.experiments.failures import DEFAULT_ROWS, Failures, Row
+from lab.experiments.model import Context
+from lab.faults import restore
+from lab.progress import silent
+from lab.stack import Lab
+from tests.docker.conftest import ENV, PROJECT, ROOT, wait_for
+
+
+def rows(*names: str) -> tuple[Row, ...]:
+    return tuple(r for r in DEFAULT_ROWS if r.name in names)
+
+
+def test_the_seed_note_reproduced(lab: Lab) -> None:
+    experiment = Failures(rows("process-crash", "restart"))
+    ctx = Context(lab)
+    experiment.run(ctx)
+    cells = {(c["row"], c["client"]): c for c in ctx.facts["cells"]}
+
+    # "BrokenPipeError when writing to a dead TCP server": EOF, then EPIPE on a later send.
+    tcp = cells[("process-crash", "tcp")]
+    outcomes = [
+        (e["op"], e["outcome"])
+        for e in tcp["events"]
+        if tcp["fault_at"] <= e["t"] <= tcp["recovered_at"]
+    ]
+    assert ("recv", "eof") in outcomes
+    assert ("send", "EPIPE") in outcomes
+    assert outcomes.index(("recv", "eof")) < outcomes.index(("send", "EPIPE"))
+
+    # "can terminate the server and restart and still receive. cant for tcp"
+    udp, tcp_restart = cells[("restart", "udp")], cells[("restart", "tcp")]
+    assert udp["during"] == "answered"
+    assert udp["old_socket_works"]
+    assert tcp_restart["during"] == "eof-then-epipe"
+    assert not tcp_restart["old_socket_works"]
+    assert tcp_restart["new_socket_works"]
+
+
+def test_chaos_by_hand_then_restore(lab: Lab) -> None:
+    def chaos(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lab", "-p", PROJECT, "chaos", *args],
+            cwd=ROOT,
+            env={**os.environ, **ENV},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    assert chaos("kill", "db").returncode == 0
+    assert chaos("pause", "tcp-shout").returncode == 0
+    assert chaos("cut", "shouthost").returncode == 0
+    states = lab.states()
+    assert (states["db"].status, states["tcp-shout"].status) == ("exited", "paused")
+    assert lab.container("shouthost").id not in (lab.network().attrs.get("Containers") or {})
+    refused = chaos("cut", "db")
+    assert refused.returncode == 2
+    assert "cut takes a host" in refused.stderr
+
+    healed = chaos("restore")
+    assert healed.returncode == 0, healed.stderr
+    assert "heal shouthost" in healed.stdout
+    assert all(s.ready for s in lab.states().values())
+    lab.network().reload()
+    assert lab.container("shouthost").id in (lab.network().attrs.get("Containers") or {})
+
+
+def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Lab) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "-p",
+            PROJECT,
+            "run",
+            "failures",
+            "--results",
+            "/tmp/netlab-interrupted",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **ENV},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Interrupt while the first row's fault (killed processes) is in place.
+        wait_for(
+            lambda: any(s.status == "exited" for s in lab.states().values()),
+            "the first fault",
+            timeout=120,
+        )
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            restore(lab, silent)
+    assert proc.returncode == 130, err
+    states = lab.states()
+    assert {s.service: s.status for s in states.values()} == dict.fromkeys(states, "running")
+    assert all(s.ready for s in states.values())
+    attached = set(lab.network().attrs.get("Containers") or {})
+    assert all(lab.container(h).id in attached for h in lab.topology.hosts)
