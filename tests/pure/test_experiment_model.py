@@ -25,7 +25,7 @@ def event(op: str, outcome: str = "ok", nbytes: int | None = None, sock: str = "
 
 
 def test_every_experiment_has_a_question_and_unique_claim_ids() -> None:
-    assert list(EXPERIMENTS) == ["dispatch", "cross-host", "tcp-vs-udp", "http-bytes"]
+    assert list(EXPERIMENTS) == ["dispatch", "cross-host", "tcp-vs-udp", "http-bytes", "failures"]
     for name, experiment in EXPERIMENTS.items():
         ids = [c.id for c in experiment.claims]
         assert experiment.name == name
