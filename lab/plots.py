@@ -28,9 +28,11 @@ def cell_timeline(cell: Cell, path: Path) -> Path:
     ax.axvspan(cell.fault_at, cell.recovered_at, color="#f4c7c3", label="fault in place")
     ax.axvline(cell.fault_at, color="#c0392b", linewidth=1.5)
     ax.axvline(cell.recovered_at, color="#27ae60", linewidth=1.5)
-    sends = [e for e in cell.events if e.op.startswith("send") and e.outcome == "ok"]
-    answers = [e for e in cell.events if e.op.startswith("recv") and e.outcome == "ok" and e.nbytes]
-    problems = [e for e in cell.events if e.outcome != "ok"]
+    held = [e for e in cell.events if not e.sock.endswith("_new")]  # the socket held throughout
+    fresh = [e for e in cell.events if e.sock.endswith("_new") and e.outcome == "ok"]
+    sends = [e for e in held if e.op.startswith("send") and e.outcome == "ok"]
+    answers = [e for e in held if e.op.startswith("recv") and e.outcome == "ok" and e.nbytes]
+    problems = [e for e in held if e.outcome != "ok"]
     ax.scatter(
         [e.t for e in sends],
         [SENT_Y] * len(sends),
@@ -47,6 +49,16 @@ def cell_timeline(cell: Cell, path: Path) -> Path:
         label="answer received",
         zorder=3,
     )
+    fresh_marks = [e for e in fresh if e.op.startswith(("send", "recv"))]
+    ax.scatter(
+        [e.t + e.dt for e in fresh_marks],
+        [SENT_Y if e.op.startswith("send") else ANSWERED_Y for e in fresh_marks],
+        marker="o",
+        facecolors="none",
+        edgecolors="#7f8c8d",
+        label="new connection",
+        zorder=3,
+    )
     groups: list[tuple[float, list[str]]] = []
     for e in problems:
         x = e.t + e.dt
@@ -55,12 +67,12 @@ def cell_timeline(cell: Cell, path: Path) -> Path:
             groups[-1][1].append(f"{e.op} {e.outcome}")
         else:
             groups.append((x, [f"{e.op} {e.outcome}"]))
-    for x, labels in groups:
+    for i, (x, labels) in enumerate(groups):
         ax.annotate(
             "\n".join(labels),
             (x, ERROR_Y),
             textcoords="offset points",
-            xytext=(3, -6),
+            xytext=(3, -6 - 14 * (i % 2)),
             ha="left",
             va="top",
             fontsize=7,
@@ -71,7 +83,7 @@ def cell_timeline(cell: Cell, path: Path) -> Path:
     ax.set_xlabel("seconds since the clients connected (red: fault, green: recovered)")
     fig.suptitle(f"{cell.row} / {cell.client}", fontsize=11, x=0.01, ha="left")
     ax.set_title(textwrap.fill(cell.summary(), 130), fontsize=8, loc="left")
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), fontsize=7, frameon=False, ncol=3)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), fontsize=7, frameon=False, ncol=4)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
