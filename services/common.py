@@ -99,3 +99,50 @@ async def close_quietly(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
+
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class ConnectionLimit:
+    """At most ``maximum`` connections at once. One more is answered with ``refusal``
+    and closed straight away: refused cleanly, never left hanging in a backlog."""
+
+    def __init__(self, service: str, maximum: int, refusal: bytes) -> None:
+        self.service = service
+        self.maximum = maximum
+        self.refusal = refusal
+        self.active = 0
+        self.refused = 0
+
+    def wrap(self, handler: StreamHandler) -> StreamHandler:
+        async def limited(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self.active >= self.maximum:
+                self.refused += 1
+                if self.refused == 1 or self.refused % 1000 == 0:
+                    log(
+                        self.service,
+                        f"connection limit {self.maximum} reached: {self.refused} refused so far",
+                    )
+                writer.write(self.refusal)
+                await close_quietly(writer)
+                return
+            self.active += 1
+            try:
+                await handler(reader, writer)
+            finally:
+                self.active -= 1
+
+        return limited
+
+
+async def read_or_idle(reader: asyncio.StreamReader, size: int, idle: float) -> bytes | None:
+    """The next bytes, b"" at EOF, or None when the peer sent nothing for ``idle`` seconds
+    (0: wait forever)."""
+    if idle <= 0:
+        return await reader.read(size)
+    try:
+        async with asyncio.timeout(idle):
+            return await reader.read(size)
+    except TimeoutError:
+        return None

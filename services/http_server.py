@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from services.common import (
+    ConnectionLimit,
     Identity,
     close_quietly,
     env_float,
@@ -368,15 +369,23 @@ def _error_bytes(status: int, detail: str) -> bytes:
     return render_response(status, body, content_type="application/json", keep_alive=False)
 
 
-async def start(host: str, port: int, settings: Settings | None = None) -> asyncio.Server:
+async def start(
+    host: str, port: int, settings: Settings | None = None, *, max_connections: int = 1000
+) -> asyncio.Server:
     app = App(settings or Settings.from_env(), Identity.here("http"))
-    return await asyncio.start_server(HttpServer(app).handle, host, port, reuse_address=True)
+    refusal = _error_bytes(503, f"too many connections (limit {max_connections})")
+    limit = ConnectionLimit(app.identity.service, max_connections, refusal)
+    return await asyncio.start_server(
+        limit.wrap(HttpServer(app).handle), host, port, reuse_address=True, backlog=1024
+    )
 
 
 async def serve(stop: asyncio.Event) -> None:
     identity = Identity.here("http")
     port = env_int("HTTP_PORT", 80)
-    server = await start("0.0.0.0", port)
+    server = await start(
+        "0.0.0.0", port, max_connections=env_int("HTTP_MAX_CONNECTIONS", 1000, minimum=1)
+    )
     log(identity.service, f"listening on tcp 0.0.0.0:{port}")
     async with server:
         await stop.wait()

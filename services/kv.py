@@ -105,7 +105,7 @@ def _set(store: Store, args: list[bytes], now: float) -> Outcome:
                 return Outcome(SYNTAX)
             condition = option.decode()
             i += 1
-        elif option in (b"EX", b"PX"):
+        elif option in (b"EX", b"PX", b"EXAT", b"PXAT"):
             if expires_at is not None or i + 1 >= len(options):
                 return Outcome(SYNTAX)
             amount = _int(options[i + 1])
@@ -113,7 +113,13 @@ def _set(store: Store, args: list[bytes], now: float) -> Outcome:
                 return Outcome(NOT_INTEGER)
             if amount <= 0:
                 return Outcome(Error("ERR invalid expire time in 'set' command"))
-            expires_at = now + (amount if option == b"EX" else amount / 1000)
+            # EX/PX count from now; EXAT/PXAT are absolute (the clock is the wall clock).
+            expires_at = {
+                b"EX": now + amount,
+                b"PX": now + amount / 1000,
+                b"EXAT": float(amount),
+                b"PXAT": amount / 1000,
+            }[option]
             i += 2
         else:
             return Outcome(SYNTAX)
@@ -200,7 +206,7 @@ def _command(store: Store, args: list[bytes], now: float) -> Outcome:
 def _config(store: Store, args: list[bytes], now: float) -> Outcome:
     # redis-benchmark asks CONFIG GET save / appendonly; answer "not set".
     if args and args[0].upper() == b"GET":
-        return Outcome([])
+        return Outcome({})  # a map: empty
     return Outcome(Error("ERR CONFIG subcommand not supported by this stub"))
 
 

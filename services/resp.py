@@ -95,7 +95,8 @@ def encode_command(*args: bytes | str | int) -> bytes:
 class RequestParser:
     """Turns a byte stream into commands (lists of byte-string arguments)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bulk: int = MAX_BULK) -> None:
+        self.max_bulk = max_bulk
         self._buf = bytearray()
         self._pos = 0
 
@@ -171,7 +172,7 @@ class RequestParser:
                 self._pos = start
                 return None
             size = _parse_int(size_line[1:], "invalid bulk length")
-            if size < 0 or size > MAX_BULK:
+            if size < 0 or size > self.max_bulk:
                 raise ProtocolError("Protocol error: invalid bulk length")
             if len(self._buf) - self._pos < size + 2:
                 self._pos = start

@@ -1,0 +1,63 @@
+"""The append-only log's framing: what is written, what is replayed, what a torn tail loses."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.aof import AppendOnlyLog, record, replay
+from services.kv import Store
+from services.resp import encode_command
+
+
+def test_a_relative_expiry_is_logged_as_an_absolute_one() -> None:
+    logged = record([b"SET", b"k", b"v", b"EX", b"10"], now=1000.0)
+    assert logged == encode_command("SET", "k", "v", "PXAT", "1010000")
+    assert record([b"SET", b"k", b"v", b"PX", b"1500"], now=1000.0) == encode_command(
+        "SET", "k", "v", "PXAT", "1001500"
+    )
+    assert record([b"DEL", b"k"], now=1.0) == encode_command("DEL", "k")
+
+
+def test_replaying_after_a_restart_keeps_the_original_deadline() -> None:
+    before = Store()
+    command = [b"SET", b"k", b"v", b"EX", b"10"]
+    before.execute(command, now=1000.0)
+    after = Store()
+    for c in replay(record(command, now=1000.0)).commands:
+        after.execute(c, now=1005.0)  # replayed five seconds later
+    assert after.execute([b"GET", b"k"], now=1009.9).reply == b"v"
+    assert after.execute([b"GET", b"k"], now=1010.0).reply is None
+
+
+LOG = b"".join(encode_command("SET", f"k{i}", str(i)) for i in range(3))
+
+
+@pytest.mark.parametrize("cut", range(len(LOG) + 1))
+def test_a_log_cut_anywhere_replays_only_whole_records(cut: int) -> None:
+    result = replay(LOG[:cut])
+    whole = replay(LOG).commands
+    assert result.commands == whole[: len(result.commands)]
+    assert result.valid_bytes + result.dropped_bytes == cut
+    assert LOG[: result.valid_bytes] == b"".join(encode_command(*c) for c in result.commands)
+
+
+def test_garbage_is_dropped_never_replayed() -> None:
+    result = replay(LOG + b"\x00\xffnot resp at all\r\n" + LOG)
+    assert len(result.commands) == 3
+    assert result.dropped_bytes > 0
+
+
+def test_read_cuts_the_torn_tail_off_the_file(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "appendonly.aof"
+    torn = b"*3\r\n$3\r\nSET\r\n$2\r\nk3"  # the process died in the middle of this record
+    path.write_bytes(LOG + torn)
+    result = AppendOnlyLog.read(str(path))
+    assert (len(result.commands), result.dropped_bytes) == (3, len(torn))
+    assert path.read_bytes() == LOG
+
+
+def test_policies_are_checked() -> None:
+    with pytest.raises(ValueError, match="appendfsync must be one of"):
+        AppendOnlyLog("/dev/null", "sometimes")
