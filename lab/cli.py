@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.prompt import Confirm
 from rich.table import Table
 
+from lab import fuzz as fuzzer
 from lab import predictions, render, send, topology
 from lab.compose import Compose
 from lab.errors import DockerUnavailable, LabError, NotRunning, UsageError
@@ -54,6 +55,7 @@ examples:
   lab run failures                the failure matrix, with one timeline picture per cell
   lab chaos kill tcp-shout        break something by hand (the fault stays)
   lab chaos restore               mend whatever is broken
+  lab fuzz --inputs 500           malformed input at every service; they must all survive
   lab down                        remove every container, network and volume of the lab
 
 exit codes: 0 ok, 1 lab error, 2 usage, 3 Docker or Compose missing, 4 port taken,
@@ -132,6 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--json", action="store_true", help="print the transcript as JSON")
 
     commands.add_parser("list", help="the experiments and the question each answers")
+
+    fuzz = commands.add_parser(
+        "fuzz",
+        help="throw malformed input at the services and check they survive",
+        description="Fuzz campaigns through the published ports: random bytes, truncated and "
+        "oversized frames, invalid UTF-8, NUL bytes, endless lines, resets, "
+        "half-open and slow connections, bursts. Exit 1 if a service crashed.",
+    )
+    fuzz.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help="tcp-shout, udp-shout, db, http (default: all)",
+    )
+    fuzz.add_argument("--inputs", type=int, default=200, help="inputs per service (default 200)")
+    fuzz.add_argument("--seed", type=int, default=1, help="seed of the input generator")
 
     chaos = commands.add_parser(
         "chaos",
@@ -279,6 +297,21 @@ def cmd_chaos(lab: Lab, args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_fuzz(lab: Lab, args: argparse.Namespace, console: Console) -> int:
+    services = args.services or list(fuzzer.PORTS)
+    unknown = [s for s in services if s not in fuzzer.PORTS]
+    if unknown:
+        raise UsageError(f"cannot fuzz {', '.join(unknown)}; one of: {', '.join(fuzzer.PORTS)}")
+    failed = 0
+    for service in services:
+        reporter = render.Reporter(console)
+        with reporter.running(f"fuzzing {service}"):
+            campaign = fuzzer.run_campaign(lab, service, args.inputs, args.seed, reporter)
+        console.print(campaign.line(), highlight=False)
+        failed += campaign.crashes > 0 or not campaign.healthy_after
+    return 1 if failed else 0
+
+
 def cmd_list(lab: Lab | None, args: argparse.Namespace, console: Console) -> int:
     table = Table(title="experiments", title_justify="left")
     table.add_column("name", no_wrap=True)
@@ -399,6 +432,7 @@ COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
     "chaos": cmd_chaos,
+    "fuzz": cmd_fuzz,
 }
 
 

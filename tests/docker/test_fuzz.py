@@ -1,0 +1,25 @@
+"""Fuzz campaigns against the running services: a bounded number of inputs, zero crashes."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab import fuzz
+from lab.stack import Lab
+
+INPUTS = 150
+
+
+@pytest.mark.parametrize("service", list(fuzz.PORTS))
+def test_service_survives_a_fuzz_campaign(
+    lab: Lab, service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    campaign = fuzz.run_campaign(lab, service, INPUTS, seed=1)
+    with capsys.disabled():  # the counts belong in the CI log
+        print(f"\n{campaign.line()}")
+    assert sum(campaign.outcomes.values()) == INPUTS
+    assert campaign.crashes == 0
+    assert campaign.healthy_after
+    assert lab.states()[service].ready
+    # Every other service kept serving too.
+    assert all(s.ready for s in lab.states().values())
