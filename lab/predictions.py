@@ -54,7 +54,7 @@ def parse(document: Any, source: str, experiments: dict[str, Experiment]) -> Pre
     if not isinstance(answers, dict) or not answers:
         raise PredictionsError(f"{source}: no predictions (a mapping of claim id to true/false)")
     known = {c.id for c in experiments[name].claims}
-    unknown = sorted(set(answers) - known)
+    unknown = sorted(map(str, set(answers) - known))  # str: YAML reads a bare `no` as False
     if unknown:
         raise PredictionsError(
             f"{source}: {name} has no claim {', '.join(unknown)}",

@@ -1,9 +1,12 @@
-"""A live socket script inside a lab host: sockets that outlive a step.
+"""Programs running inside a lab host, attached: talk to them while they run.
 
-``ScriptSession`` starts ``python3 -m services.sockscript --serve T0`` in a
-host through the Docker API with stdin attached, sends one step at a time and
-reads back its events. Between two steps the driver can break something (kill
-a process, cut a cable) and then see what the very same socket does next.
+``AttachedExec`` starts a command in a container through the Docker API with
+its standard streams attached and returns at once, so the driver can act
+(kill a process, cut a cable) while the command goes on, then read its output.
+
+``ScriptSession`` runs ``python3 -m services.sockscript --serve T0`` that way:
+one step in, its events out, with sockets that outlive a step, so the driver
+can see what the very same socket does after it broke something.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -20,80 +22,102 @@ from docker.models.containers import Container
 from lab.errors import LabError
 from services.sockscript import Event
 
-STDOUT, STDERR = 1, 2
+STDOUT = 1
 
 
 class SessionError(LabError):
-    """The session process in the host failed or went away."""
+    """The program in the host failed or went away."""
 
 
-@dataclass
-class ScriptSession:
-    client: docker.DockerClient
-    container: Container
-    t0: float  # CLOCK_MONOTONIC reading that event times count from
-
-    def __post_init__(self) -> None:
-        exec_id = self.client.api.exec_create(
-            self.container.id,
-            ["python3", "-m", "services.sockscript", "--serve", repr(self.t0)],
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            tty=False,
+class AttachedExec:
+    def __init__(self, client: docker.DockerClient, container: Container, argv: list[str]) -> None:
+        self.name = container.name or "?"
+        self._client = client
+        self._id = client.api.exec_create(
+            container.id, argv, stdin=True, stdout=True, stderr=True, tty=False
         )["Id"]
-        attached: Any = self.client.api.exec_start(exec_id, socket=True)
+        attached: Any = client.api.exec_start(self._id, socket=True)
         self._sock = attached._sock  # the hijacked HTTP connection: stdin out, frames in
-        self._buffer = b""
+        self._stdout = b""
         self._stderr = b""
+
+    def write(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def end_input(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(1)
+
+    def read_line(self) -> bytes:
+        while b"\n" not in self._stdout:
+            if not self._frame():
+                raise SessionError(f"the program in {self.name} ended" + self._why())
+        line, _, self._stdout = self._stdout.partition(b"\n")
+        return line
+
+    def read_to_end(self) -> bytes:
+        """Everything it writes until it exits; SessionError if it exits non-zero."""
+        while self._frame():
+            pass
+        code = self._client.api.exec_inspect(self._id).get("ExitCode")
+        if code not in (0, None):
+            raise SessionError(f"the program in {self.name} exited with {code}" + self._why())
+        out, self._stdout = self._stdout, b""
+        return out
+
+    def close(self) -> None:
+        self.end_input()
+        self._sock.close()
+
+    def _why(self) -> str:
+        lines = self._stderr.decode(errors="replace").strip().splitlines()
+        return f": {lines[-1]}" if lines else ""
+
+    def _frame(self) -> bool:
+        # A non-tty exec is multiplexed: an 8-byte header (stream, 0, 0, 0, size) per frame.
+        header = self._exactly(8)
+        if header is None:
+            return False
+        stream, size = header[0], struct.unpack(">I", header[4:])[0]
+        data = self._exactly(size) or b""
+        if stream == STDOUT:
+            self._stdout += data
+        else:
+            self._stderr += data
+        return True
+
+    def _exactly(self, size: int) -> bytes | None:
+        data = b""
+        while len(data) < size:
+            chunk = self._sock.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+
+class ScriptSession:
+    def __init__(self, client: docker.DockerClient, container: Container, t0: float) -> None:
+        """``t0``: the CLOCK_MONOTONIC reading that event times count from."""
+        argv = ["python3", "-m", "services.sockscript", "--serve", repr(t0)]
+        self._exec = AttachedExec(client, container, argv)
 
     def step(self, **step: Any) -> list[Event]:
         """Run one step in the host; its events (usually one, several for recv_all)."""
         try:
-            self._sock.sendall(json.dumps(step).encode() + b"\n")
-            reply = json.loads(self._line())
+            self._exec.write(json.dumps(step).encode() + b"\n")
+            reply = json.loads(self._exec.read_line())
         except OSError as exc:
-            raise SessionError(f"the session in {self.container.name} broke: {exc}") from None
+            raise SessionError(f"the session in {self._exec.name} broke: {exc}") from None
         if isinstance(reply, dict):
-            raise SessionError(f"{self.container.name}: {reply.get('error')}")
+            raise SessionError(f"{self._exec.name}: {reply.get('error')}")
         return [Event(**e) for e in reply]
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(1)  # end of stdin: the session closes its sockets and exits
-        self._sock.close()
+        self._exec.close()  # end of input: the session closes its sockets and exits
 
     def __enter__(self) -> ScriptSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _line(self) -> bytes:
-        while b"\n" not in self._buffer:
-            stream, data = self._frame()
-            if stream == STDOUT:
-                self._buffer += data
-            else:
-                self._stderr += data
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line
-
-    def _frame(self) -> tuple[int, bytes]:
-        # Docker multiplexes a non-tty exec: an 8-byte header (stream, 0, 0, 0, size) per frame.
-        header = self._exactly(8)
-        stream, size = header[0], struct.unpack(">I", header[4:])[0]
-        return stream, self._exactly(size)
-
-    def _exactly(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = self._sock.recv(size - len(data))
-            if not chunk:
-                detail = self._stderr.decode(errors="replace").strip().splitlines()
-                raise SessionError(
-                    f"the socket session in {self.container.name} ended"
-                    + (f": {detail[-1]}" if detail else "")
-                )
-            data += chunk
-        return data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lab.experiments.cross_host import CrossHost
+from lab.experiments.db_kill import DbKill
 from lab.experiments.dispatch import Dispatch
 from lab.experiments.failures import Failures
 from lab.experiments.http_bytes import HttpBytes
@@ -10,5 +11,5 @@ from lab.experiments.model import Experiment
 from lab.experiments.tcp_vs_udp import TcpVsUdp
 
 EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e for e in (Dispatch(), CrossHost(), TcpVsUdp(), HttpBytes(), Failures())
+    e.name: e for e in (Dispatch(), CrossHost(), TcpVsUdp(), HttpBytes(), Failures(), DbKill())
 }

@@ -25,7 +25,14 @@ def event(op: str, outcome: str = "ok", nbytes: int | None = None, sock: str = "
 
 
 def test_every_experiment_has_a_question_and_unique_claim_ids() -> None:
-    assert list(EXPERIMENTS) == ["dispatch", "cross-host", "tcp-vs-udp", "http-bytes", "failures"]
+    assert list(EXPERIMENTS) == [
+        "dispatch",
+        "cross-host",
+        "tcp-vs-udp",
+        "http-bytes",
+        "failures",
+        "db-kill",
+    ]
     for name, experiment in EXPERIMENTS.items():
         ids = [c.id for c in experiment.claims]
         assert experiment.name == name
@@ -143,3 +150,11 @@ def test_asking_covers_every_claim_and_round_trips_through_yaml() -> None:
     assert asked == [c.text for c in experiment.claims]
     again = predictions.parse(yaml.safe_load(guess.to_yaml()), "saved", EXPERIMENTS)
     assert asdict(again) == asdict(guess)
+
+
+def test_a_yaml_boolean_key_is_reported_not_crashed_on() -> None:
+    # YAML 1.1 reads a bare `no:` as the boolean false.
+    with pytest.raises(predictions.PredictionsError, match="has no claim False"):
+        predictions.parse(
+            yaml.safe_load("experiment: db-kill\npredictions:\n  no: true\n"), "f.yaml", EXPERIMENTS
+        )
