@@ -10,7 +10,9 @@ import sys
 
 import docker
 
-from tests.docker.conftest import ENV, ROOT, make_lab, wait_for
+from lab.progress import silent
+from lab.stack import Lab
+from tests.docker.conftest import ENV, PROJECT, ROOT, make_lab, wait_for
 
 
 def lab_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -55,3 +57,17 @@ def test_ctrl_c_during_up_removes_what_was_started(docker_client: docker.DockerC
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert not lab.owned(), f"left behind after Ctrl-C: {lab.owned()}"
+
+
+def test_a_service_that_is_down_is_one_line_and_exit_5(lab: Lab) -> None:
+    lab.container("db").kill()
+    try:
+        proc = lab_cli("-p", PROJECT, "run", "dispatch", env=ENV)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        lab.container("db").start()
+        lab.wait_healthy(silent)
+    assert proc.returncode == 5
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lab: service db did not become healthy (exited with code 137)")
