@@ -131,16 +131,6 @@ class RequestParser:
             return self._multibulk()
         return self._inline()
 
-    def _read_line(self, limit: int) -> bytes | None:
-        end = self._buf.find(b"\r\n", self._pos)
-        if end < 0:
-            if len(self._buf) - self._pos > limit:
-                raise ProtocolError("Protocol error: too big inline request")
-            return None
-        line = bytes(self._buf[self._pos : end])
-        self._pos = end + 2
-        return line
-
     def _inline(self) -> list[bytes] | None:
         end = self._buf.find(b"\n", self._pos)
         if end < 0:
@@ -152,40 +142,44 @@ class RequestParser:
         return split_inline(line)
 
     def _multibulk(self) -> list[bytes] | None:
-        start = self._pos
-        header = self._read_line(64)
-        if header is None:
+        # The hot path of every client that pipelines (profiled: most of db's time went
+        # here), so it works on local names and offsets and only copies argument bytes.
+        buf, start = self._buf, self._pos
+        end = buf.find(b"\r\n", start)
+        if end < 0:
+            if len(buf) - start > 64:
+                raise ProtocolError("Protocol error: too big inline request")
             return None
-        count = _parse_int(header[1:], "invalid multibulk length")
+        count = _parse_int(buf[start + 1 : end], "invalid multibulk length")
         if count > MAX_ARGS:
             raise ProtocolError("Protocol error: invalid multibulk length")
-        args: list[bytes] = []
-        for _ in range(max(count, 0)):
-            if self._pos >= len(self._buf):
-                self._pos = start
+        pos, size_limit, args = end + 2, self.max_bulk, []
+        for _ in range(count):
+            if pos >= len(buf):
+                return None  # nothing consumed: the whole command is parsed again later
+            if buf[pos] != 36:  # "$"
+                raise ProtocolError(f"Protocol error: expected '$', got '{chr(buf[pos])}'")
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                if len(buf) - pos > 64:
+                    raise ProtocolError("Protocol error: too big inline request")
                 return None
-            if self._buf[self._pos] != ord("$"):
-                got = chr(self._buf[self._pos])
-                raise ProtocolError(f"Protocol error: expected '$', got '{got}'")
-            size_line = self._read_line(64)
-            if size_line is None:
-                self._pos = start
-                return None
-            size = _parse_int(size_line[1:], "invalid bulk length")
-            if size < 0 or size > self.max_bulk:
+            size = _parse_int(buf[pos + 1 : end], "invalid bulk length")
+            if size < 0 or size > size_limit:
                 raise ProtocolError("Protocol error: invalid bulk length")
-            if len(self._buf) - self._pos < size + 2:
-                self._pos = start
+            body_start = end + 2
+            body_end = body_start + size
+            if len(buf) < body_end + 2:
                 return None
-            body = bytes(self._buf[self._pos : self._pos + size])
-            if self._buf[self._pos + size : self._pos + size + 2] != b"\r\n":
+            if buf[body_end : body_end + 2] != b"\r\n":
                 raise ProtocolError("Protocol error: bulk string not followed by CRLF")
-            self._pos += size + 2
-            args.append(body)
+            args.append(bytes(buf[body_start:body_end]))
+            pos = body_end + 2
+        self._pos = pos
         return args
 
 
-def _parse_int(raw: bytes, what: str) -> int:
+def _parse_int(raw: bytes | bytearray, what: str) -> int:
     try:
         return int(raw)
     except ValueError:
