@@ -40,6 +40,7 @@ PACKAGES = (
     "netcat-openbsd",
     "iputils-ping",
     "tcpdump",
+    "redis-server",  # the real peer that `lab bench redis` measures db against
 )
 LOCAL_REPOSITORY = "netlab-base"
 ENV_KEY = "LAB_BASE_IMAGE"
@@ -128,8 +129,21 @@ def ensure(client: docker.DockerClient, project_dir: Path, progress: Progress) -
     )
     if chosen.action == "build":
         build_local(client, chosen.image, progress)
+        remove_stale_local_bases(client, keep=chosen.image, progress=progress)
     write_env(project_dir / ".env", ENV_KEY, chosen.image)
     return chosen
+
+
+def remove_stale_local_bases(client: docker.DockerClient, keep: str, progress: Progress) -> None:
+    """Local bases built for an older package list: a few hundred MB each, never used again."""
+    for image in client.images.list(name=LOCAL_REPOSITORY):
+        for tag in image.tags:
+            if tag != keep:
+                try:
+                    client.images.remove(tag)  # never forced: one still in use stays
+                    progress(f"removed the outdated base {tag}")
+                except docker.errors.APIError:
+                    pass
 
 
 def _present(client: docker.DockerClient, name: str) -> bool:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.prompt import Confirm
 from rich.table import Table
 
+from lab import bench as bench_module
 from lab import fuzz as fuzzer
 from lab import predictions, render, send, topology
 from lab.compose import Compose
@@ -150,6 +153,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fuzz.add_argument("--inputs", type=int, default=200, help="inputs per service (default 200)")
     fuzz.add_argument("--seed", type=int, default=1, help="seed of the input generator")
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks against real peers: redis, c10k, udp, cycle",
+        description=bench_module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default: all): {', '.join(bench_module.BENCHES)}",
+    )
+    bench.add_argument("--tiny", action="store_true", help="tiny sizes: checks that each runs")
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        help="folder for JSON and pictures (default: benchmarks/results)",
+    )
+    bench.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="also write the table as Markdown (BENCHMARKS.md)",
+    )
 
     chaos = commands.add_parser(
         "chaos",
@@ -312,6 +341,56 @@ def cmd_fuzz(lab: Lab, args: argparse.Namespace, console: Console) -> int:
     return 1 if failed else 0
 
 
+def cmd_bench(lab: Lab, args: argparse.Namespace, console: Console) -> int:
+    names = args.names or list(bench_module.DEFAULT)
+    unknown = [n for n in names if n not in bench_module.BENCHES]
+    if unknown:
+        raise UsageError(
+            f"no benchmark {', '.join(unknown)}; one of: {', '.join(bench_module.BENCHES)}"
+        )
+    sizes = bench_module.Sizes.tiny() if args.tiny else bench_module.Sizes()
+    if not lab.states():
+        raise NotRunning(f"the lab (project {lab.topology.project})")
+    lab.wait_healthy(silent, timeout=30)
+    results = []
+    reporter = render.Reporter(console)
+    try:
+        for name in names:
+            with reporter.running(f"benchmark {name}"):
+                extra = {"plot": args.out / "udp-loss.png"} if name == "udp" else {}
+                results.append(bench_module.BENCHES[name](lab, sizes, reporter, **extra))
+    finally:
+        bench_module.cleanup(lab)
+    table = Table(title="benchmarks", title_justify="left", show_lines=True)
+    for column in ("benchmark", "target", "met", "measured"):
+        table.add_column(column)
+    for b in results:
+        table.add_row(
+            b.name, b.target, {True: "[green]yes", False: "[red]no", None: "-"}[b.met], b.summary
+        )
+    console.print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(bench_module.to_json(results), indent=2))
+    console.print(f"JSON in {args.out / 'latest.json'}")
+    if args.markdown:
+        command = "lab bench" + "".join(f" {n}" for n in args.names) + (" --tiny" * args.tiny)
+        args.markdown.write_text(bench_module.markdown(results, machine_line(), command))
+        console.print(f"table written to {args.markdown}")
+    return 0
+
+
+def machine_line() -> str:
+    """What the numbers were measured on."""
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB"
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs{memory}, "
+        f"Python {platform.python_version()}"
+    )
+
+
 def cmd_list(lab: Lab | None, args: argparse.Namespace, console: Console) -> int:
     table = Table(title="experiments", title_justify="left")
     table.add_column("name", no_wrap=True)
@@ -433,6 +512,7 @@ COMMANDS = {
     "run": cmd_run,
     "chaos": cmd_chaos,
     "fuzz": cmd_fuzz,
+    "bench": cmd_bench,
 }
 
 

@@ -8,6 +8,8 @@ way. Docker being unavailable fails this tier loudly: it is never skipped.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,3 +67,27 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.1)
+
+
+def start_lab_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m lab ARGS` as a user would run it, with the test lab's settings."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab", *args],
+        cwd=ROOT,
+        env={**os.environ, **ENV, **(env or {})},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def run_lab_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    proc = start_lab_cli(*args, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 
 import docker
 
 from lab.progress import silent
 from lab.stack import Lab
-from tests.docker.conftest import ENV, PROJECT, ROOT, make_lab, wait_for
-
-
-def lab_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lab", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+from tests.docker.conftest import ENV, PROJECT, make_lab, start_lab_cli, wait_for
 
 
 def test_port_taken_is_one_line_and_nothing_is_created(docker_client: docker.DockerClient) -> None:
@@ -32,7 +18,7 @@ def test_port_taken_is_one_line_and_nothing_is_created(docker_client: docker.Doc
         squatter.listen()
         port = squatter.getsockname()[1]
         env = {**ENV, "LAB_NET_PREFIX": "10.203.78", "LAB_HTTP_PORT": str(port)}
-        proc = lab_cli("-p", "netlab-porttest", "up", env=env)
+        proc = start_lab_cli("-p", "netlab-porttest", "up", env=env)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 4
     lines = err.strip().splitlines()
@@ -46,7 +32,7 @@ def test_ctrl_c_during_up_removes_what_was_started(docker_client: docker.DockerC
     env = {**ENV, "LAB_NET_PREFIX": "10.203.79"}
     lab = make_lab(docker_client, "netlab-interrupt", env)
     lab.down()
-    proc = lab_cli("-p", "netlab-interrupt", "up", env=env)
+    proc = start_lab_cli("-p", "netlab-interrupt", "up", env=env)
     try:
         wait_for(lambda: bool(lab.owned().containers), "the first container", timeout=300)
         proc.send_signal(signal.SIGINT)
@@ -62,7 +48,7 @@ def test_ctrl_c_during_up_removes_what_was_started(docker_client: docker.DockerC
 def test_a_service_that_is_down_is_one_line_and_exit_5(lab: Lab) -> None:
     lab.container("db").kill()
     try:
-        proc = lab_cli("-p", PROJECT, "run", "dispatch", env=ENV)
+        proc = start_lab_cli("-p", PROJECT, "run", "dispatch", env=ENV)
         _, err = proc.communicate(timeout=120)
     finally:
         lab.container("db").start()

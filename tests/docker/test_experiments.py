@@ -7,9 +7,6 @@ asserts the observations agree with the textbook, run after run.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -19,7 +16,7 @@ from lab import predictions
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
 from lab.stack import Lab
-from tests.docker.conftest import ENV, PROJECT, ROOT
+from tests.docker.conftest import PROJECT, ROOT, run_lab_cli
 
 SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())
 RUNS = 3
@@ -50,26 +47,16 @@ def test_example_predictions_are_scored_against_what_happened(lab: Lab) -> None:
 
 
 def test_lab_run_all_writes_valid_results_and_exits_zero(lab: Lab, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lab",
-            "-p",
-            PROJECT,
-            "run",
-            "--all",
-            "--no-timeline",
-            "--results",
-            str(tmp_path),
-            "--predict",
-            "examples/predictions/dispatch.yaml",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **ENV},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_lab_cli(
+        "-p",
+        PROJECT,
+        "run",
+        "--all",
+        "--no-timeline",
+        "--results",
+        str(tmp_path),
+        "--predict",
+        "examples/predictions/dispatch.yaml",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     files = sorted(tmp_path.glob("*.json"))

@@ -4,17 +4,15 @@ asserted in test_experiments.py.)"""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 
 from lab.experiments.failures import DEFAULT_ROWS, Failures, Row
 from lab.experiments.model import Context
 from lab.faults import restore
 from lab.progress import silent
 from lab.stack import Lab
-from tests.docker.conftest import ENV, PROJECT, ROOT, wait_for
+from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
 
 
 def rows(*names: str) -> tuple[Row, ...]:
@@ -49,14 +47,7 @@ def test_the_seed_note_reproduced(lab: Lab) -> None:
 
 def test_chaos_by_hand_then_restore(lab: Lab) -> None:
     def chaos(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "lab", "-p", PROJECT, "chaos", *args],
-            cwd=ROOT,
-            env={**os.environ, **ENV},
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        return run_lab_cli("-p", PROJECT, "chaos", *args, timeout=180)
 
     assert chaos("kill", "db").returncode == 0
     assert chaos("pause", "tcp-shout").returncode == 0
@@ -77,24 +68,7 @@ def test_chaos_by_hand_then_restore(lab: Lab) -> None:
 
 
 def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Lab) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lab",
-            "-p",
-            PROJECT,
-            "run",
-            "failures",
-            "--results",
-            "/tmp/netlab-interrupted",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **ENV},
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_lab_cli("-p", PROJECT, "run", "failures", "--results", "/tmp/netlab-interrupted")
     try:
         # Interrupt while the first row's fault (killed processes) is in place.
         wait_for(
