@@ -436,7 +436,7 @@ def markdown(results: list[Bench], machine: str, command: str) -> str:
         lines += ["", "## Why targets are missed", ""]
         lines += [f"- **{b.name}**: {b.why}" for b in missed]
     udp = next((b for b in results if b.name == "udp"), None)
-    if udp is not None:
+    if udp is not None and udp.data.get("points"):
         lines += [
             "",
             "## UDP under load",
