@@ -65,5 +65,5 @@ def test_markdown_explains_a_missed_target_and_draws_the_udp_table() -> None:
         "lab bench",
     )
     assert "## Why targets are missed" in text
-    assert "- **cycle**: lab up waits for every healthcheck" in text
+    assert "- **cycle**: Measured from `lab up` to the last healthcheck passing" in text
     assert "| 9000 | 9000 | 8100 | 10.0% | 900 |" in text
