@@ -59,6 +59,7 @@ examples:
   lab chaos kill tcp-shout        break something by hand (the fault stays)
   lab chaos restore               mend whatever is broken
   lab fuzz --inputs 500           malformed input at every service; they must all survive
+  lab bench --tiny                benchmarks against real peers, on tiny sizes (see BENCHMARKS.md)
   lab down                        remove every container, network and volume of the lab
 
 exit codes: 0 ok, 1 lab error, 2 usage, 3 Docker or Compose missing, 4 port taken,
