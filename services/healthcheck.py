@@ -2,7 +2,8 @@
 
 Each check is a real request over loopback inside the host, so "healthy" means
 the process answers its protocol, not merely that it is running.
-KIND is one of: http, db, tcp-shout, udp-shout, host.
+KIND is one of: http, db, tcp-shout, udp-shout. (A host's healthcheck is `true`:
+it is ready as soon as its init runs.)
 """
 
 from __future__ import annotations
@@ -47,16 +48,11 @@ def _read_all(s: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def check_host(port: int) -> bool:
-    return True  # a host is healthy while its init runs
-
-
 CHECKS = {
     "http": check_http,
     "db": check_db,
     "tcp-shout": check_tcp_shout,
     "udp-shout": check_udp_shout,
-    "host": check_host,
 }
 
 
