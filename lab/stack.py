@@ -217,12 +217,14 @@ class Lab:
     def up(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> base_image.Plan:
         """Base image, build, start, and wait until every service is healthy.
 
-        Interrupted or failed part-way, it removes what it started.
+        Interrupted or failed part-way, it removes what it started; a lab that was
+        already there before is left for the user to look at.
         """
         self.check_ports_free()
+        already_there = bool(self.owned().containers)
         chosen = base_image.ensure(self.client, self.project_dir, progress)
         progress(f"building the service image on {chosen.image}")
-        with self._undo_on_failure():
+        with self._undo_on_failure(unless=already_there):
             self.compose.build()  # reads the base chosen above from .env
             self.prune_old_images()
             progress("starting containers")
@@ -242,12 +244,13 @@ class Lab:
         self.client.images.prune(filters={"dangling": True, "label": IMAGE_LABEL})
 
     @contextmanager
-    def _undo_on_failure(self) -> Iterator[None]:
+    def _undo_on_failure(self, unless: bool) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            with ctrl_c_ignored():  # a second Ctrl-C must not cut the clean-up short
-                self.down()
+            if not unless:
+                with ctrl_c_ignored():  # a second Ctrl-C must not cut the clean-up short
+                    self.down()
             raise
 
     def _published_by_port(self, port: int) -> PublishedPort:
@@ -260,9 +263,8 @@ class Lab:
     def check_ports_free(self) -> None:
         """Every fixed published port must be free on 127.0.0.1, unless the lab holds it."""
         ours: set[int] = set()
-        for state in self.states().values():
-            if state.status == "running":
-                container = self.containers()[state.service]
+        for container in self.containers().values():
+            if container.attrs["State"]["Status"] == "running":
                 for bindings in (container.attrs["NetworkSettings"].get("Ports") or {}).values():
                     ours.update(int(b["HostPort"]) for b in bindings or [])
         for host in self.topology.hosts.values():
