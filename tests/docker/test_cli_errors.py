@@ -57,3 +57,13 @@ def test_a_service_that_is_down_is_one_line_and_exit_5(lab: Lab) -> None:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("lab: service db did not become healthy (exited with code 137)")
+
+
+def test_no_docker_command_is_one_line_and_exit_3() -> None:
+    # The SDK reaches the engine through its socket; `up` also needs the docker CLI (Compose).
+    proc = start_lab_cli("-p", "netlab-nocli", "up", env={"PATH": "/nonexistent"})
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0] == "lab: the docker command is not installed; install Docker Engine"
