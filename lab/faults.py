@@ -43,12 +43,17 @@ class Chaos:
         if kind not in (*KINDS, "start"):
             raise UsageError(f"no fault {kind!r}; one of: {', '.join(KINDS)}")
         self.lab.topology.host_of(target)  # an unknown name fails here, with the known ones
+        # The undo is noted before the fault is applied: a Ctrl-C that lands while Docker
+        # carries the fault out must still find it (undoing a fault that never happened is
+        # harmless: starting a running container does nothing).
+        if kind in UNDO:
+            self.undo.append((UNDO[kind], target))
         try:
             getattr(self, f"_{kind}")(target)
         except docker.errors.APIError as exc:
+            if kind in UNDO:
+                self.undo.pop()
             raise FaultError(f"{kind} {target} failed: {exc.explanation or exc}") from None
-        if kind in UNDO:
-            self.undo.append((UNDO[kind], target))
 
     def undo_all(self) -> None:
         while self.undo:

@@ -81,10 +81,13 @@ def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Lab) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-            restore(lab, silent)
+        # What the interrupted run left, read before anything is mended...
+        states = lab.states()
+        network = lab.network()
+        attached = set(network.attrs.get("Containers") or {})
+        hosts = {h: lab.container(h).id for h in lab.topology.hosts}
+        restore(lab, silent)  # ...then, whatever happened, the next test gets a whole lab
     assert proc.returncode == 130, err
-    states = lab.states()
     assert {s.service: s.status for s in states.values()} == dict.fromkeys(states, "running")
     assert all(s.ready for s in states.values())
-    attached = set(lab.network().attrs.get("Containers") or {})
-    assert all(lab.container(h).id in attached for h in lab.topology.hosts)
+    assert all(container_id in attached for container_id in hosts.values())
