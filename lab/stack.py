@@ -107,14 +107,17 @@ class Lab:
         found = self._containers()
         return {c.labels.get(SERVICE_LABEL, c.name or "?"): c for c in found}
 
-    def _containers(self) -> list[Container]:
-        """The project's containers, inspected one by one.
+    def _containers(self, service: str | None = None) -> list[Container]:
+        """The project's containers (or one service's), inspected one by one.
 
         The SDK's list() inspects each container it lists, and a container can
         vanish in between (Compose removing it, a crash): such a one is skipped.
         """
+        labels = [f"{PROJECT_LABEL}={self.topology.project}"]
+        if service is not None:
+            labels.append(f"{SERVICE_LABEL}={service}")
         found = []
-        for summary in self.client.api.containers(all=True, filters=self._label):
+        for summary in self.client.api.containers(all=True, filters={"label": labels}):
             try:
                 found.append(self.client.containers.get(summary["Id"]))
             except docker.errors.NotFound:
@@ -123,10 +126,11 @@ class Lab:
 
     def container(self, service: str) -> Container:
         self.topology.host_of(service)  # raises for an unknown name
-        container = self.containers().get(service)
-        if container is None:
+        # One service's container only: this runs before every fault and every exec.
+        found = self._containers(service)
+        if not found:
             raise NotRunning(f"service {service}")
-        return container
+        return found[0]
 
     def states(self) -> dict[str, ServiceState]:
         return {
