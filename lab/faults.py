@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import docker.errors
 
-from lab.errors import LabError, UsageError
+from lab.errors import LabError, Unhealthy, UsageError
 from lab.progress import Progress, silent
 from lab.stack import Lab, ctrl_c_ignored
 
@@ -61,7 +61,16 @@ class Chaos:
             self.progress(f"undoing: {kind} {target}")
             with contextlib.suppress(FaultError):
                 self.apply(kind, target)
-        self.lab.wait_healthy(self.progress)
+        # A fault Docker was still carrying out when Ctrl-C arrived can land after its
+        # undo (a kill finishing after the start that undid it, seen in CI). So the last
+        # word is restore's: whatever is down, paused or cut off is mended, until whole.
+        for attempt in range(3):
+            try:
+                restore(self.lab, self.progress)
+                return
+            except Unhealthy:
+                if attempt == 2:
+                    raise
 
     # --- the faults ---
 
