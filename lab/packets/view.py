@@ -1,0 +1,207 @@
+"""Frames shown to a person: one line each, layer by layer, and as marked-up hex."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it
+    from lab.packets.dissect import Frame, Layer
+
+from lab.packets.checksum import EXPLANATIONS, Verdict
+
+STYLES = {
+    "Ethernet": "cyan",
+    "ARP": "magenta",
+    "IPv4": "yellow",
+    "TCP": "green",
+    "UDP": "blue",
+    "ICMP": "red",
+    "data": "white",
+}
+VERDICT_STYLES = {
+    Verdict.VALID: "green",
+    Verdict.OFFLOADED: "yellow",
+    Verdict.ABSENT: "dim",
+    Verdict.INVALID: "bold red",
+}
+ETHER_TYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6"}
+PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP"}
+
+
+def name_of(ip: str, names: dict[str, str]) -> str:
+    return names.get(ip, ip)
+
+
+def overview(frames: Iterable[Frame], names: dict[str, str], start: float) -> Table:
+    """One row per frame: when, who to whom, what, and whether its checksums hold."""
+    table = Table(title="frames", title_justify="left")
+    for column in ("#", "t (ms)", "from", "to", "what", "bytes", "checksums"):
+        table.add_column(column, justify="right" if column in ("#", "t (ms)", "bytes") else "left")
+    for f in frames:
+        table.add_row(
+            str(f.number),
+            f"{(f.time - start) * 1000:.3f}",
+            name_of(f.src, names),
+            name_of(f.dst, names),
+            f.summary,
+            str(len(f.raw)),
+            checksum_text(f),
+        )
+    return table
+
+
+def checksum_text(frame: Frame) -> Text:
+    text = Text()
+    for i, c in enumerate(frame.checksums):
+        if i:
+            text.append(" ")
+        text.append(f"{c.layer} {c.verdict.value}", style=VERDICT_STYLES[c.verdict])
+    return text
+
+
+def layer_fields(layer: Layer) -> str:
+    f = layer.fields
+    if layer.name == "Ethernet":
+        kind = int(f["type"])
+        return f"{f['src']} → {f['dst']}  type 0x{kind:04x} ({ETHER_TYPES.get(kind, '?')})"
+    if layer.name == "ARP":
+        op = "who-has" if f["op"] == 1 else "is-at"
+        return f"{op}: {f['sender_ip']} ({f['sender_mac']}) asks for {f['target_ip']}"
+    if layer.name == "IPv4":
+        proto = int(f["protocol"])
+        return (
+            f"{f['src']} → {f['dst']}  TTL {f['ttl']}  protocol {proto} "
+            f"({PROTOCOLS.get(proto, '?')})  total length {f['total_length']}  id {f['id']}  "
+            f"header checksum 0x{int(f['checksum']):04x}"
+        )
+    if layer.name == "TCP":
+        return (
+            f"port {f['src_port']} → {f['dst_port']}  [{f['flag_names']}]  seq {f['seq']}  "
+            f"ack {f['ack']}  window {f['window']}  checksum 0x{int(f['checksum']):04x}"
+        )
+    if layer.name == "UDP":
+        return (
+            f"port {f['src_port']} → {f['dst_port']}  length {f['length']}  "
+            f"checksum 0x{int(f['checksum']):04x}"
+        )
+    if layer.name == "ICMP":
+        return f"type {f['type']} code {f['code']}  checksum 0x{int(f['checksum']):04x}"
+    return ""
+
+
+def frame_detail(frame: Frame, names: dict[str, str], start: float) -> RenderableType:
+    """A frame taken apart: each layer's byte range and fields, its checksums, its bytes."""
+    title = (
+        f"frame {frame.number}  +{(frame.time - start) * 1000:.3f} ms  {len(frame.raw)} bytes  "
+        f"{name_of(frame.src, names)} → {name_of(frame.dst, names)}  {frame.summary}"
+    )
+    table = Table(title=title, title_justify="left", show_header=True)
+    table.add_column("layer")
+    table.add_column("bytes", justify="right")
+    table.add_column("fields")
+    for layer in frame.layers:
+        span = f"{layer.start}-{layer.end - 1}" if layer.end > layer.start else "none"
+        if layer.name == "data":
+            fields = repr(frame.payload[:64]) + (" ..." if len(frame.payload) > 64 else "")
+        else:
+            fields = layer_fields(layer)
+        table.add_row(Text(layer.name, style=STYLES.get(layer.name, "")), span, fields)
+    parts: list[RenderableType] = [table]
+    for c in frame.checksums:
+        line = Text(f"  {c.layer} checksum 0x{c.carried:04x}: ")
+        line.append(c.verdict.value, style=VERDICT_STYLES[c.verdict])
+        if c.verdict is not Verdict.VALID:
+            line.append(f" (recomputed 0x{c.computed:04x}; {EXPLANATIONS[c.verdict]})")
+        parts.append(line)
+    parts.append(hex_view(frame))
+    return Group(*parts)
+
+
+def hex_view(frame: Frame, width: int = 16) -> Text:
+    """The frame's bytes, 16 to a line, coloured by layer, with ``|`` where a header ends."""
+    owner = ["data"] * len(frame.raw)
+    boundaries: set[int] = set()
+    for layer in frame.layers:
+        for i in range(layer.start, min(layer.end, len(frame.raw))):
+            owner[i] = layer.name
+        boundaries.add(layer.start)
+    text = Text()
+    for row in range(0, len(frame.raw), width):
+        text.append(f"  {row:04x}  ")
+        for i in range(row, min(row + width, len(frame.raw))):
+            sep = "|" if i in boundaries and i else " " if i > row else ""
+            text.append(sep)
+            text.append(f"{frame.raw[i]:02x}", style=STYLES.get(owner[i], ""))
+        text.append("\n")
+    legend = Text("  ")
+    for layer in frame.layers:
+        legend.append(f"{layer.name} ", style=STYLES.get(layer.name, ""))
+    legend.append(" (| marks where a layer begins; trailing bytes past IPv4's length are padding)")
+    text.append_text(legend)
+    return text
+
+
+def frame_json(frame: Frame) -> dict[str, object]:
+    """A frame as data: its layers with their byte ranges and fields, and its checksums."""
+    return {
+        "number": frame.number,
+        "time": frame.time,
+        "length": len(frame.raw),
+        "summary": frame.summary,
+        "layers": [
+            {"name": x.name, "start": x.start, "end": x.end, "fields": x.fields}
+            for x in frame.layers
+        ],
+        "checksums": [
+            {
+                "layer": c.layer,
+                "carried": c.carried,
+                "computed": c.computed,
+                "verdict": c.verdict.value,
+            }
+            for c in frame.checksums
+        ],
+        "payload_hex": frame.payload.hex(),
+    }
+
+
+def checksum_counts(frames: Iterable[Frame]) -> dict[str, dict[str, int]]:
+    """How many checksums of each layer had each verdict: {"TCP": {"valid": 12}, ...}."""
+    counts: dict[str, Counter[str]] = {}
+    for f in frames:
+        for c in f.checksums:
+            counts.setdefault(c.layer, Counter())[c.verdict.value] += 1
+    return {layer: dict(c) for layer, c in counts.items()}
+
+
+def checksum_summary(frames: list[Frame], names: dict[str, str]) -> list[Text]:
+    """What the checksums say, with the offloaded ones explained rather than blamed."""
+    lines = []
+    for layer, verdicts in checksum_counts(frames).items():
+        line = Text(f"{layer} checksums: ")
+        for i, (v, n) in enumerate(sorted(verdicts.items())):
+            line.append(", " if i else "")
+            line.append(f"{n} {v}", style=VERDICT_STYLES[Verdict(v)])
+        lines.append(line)
+    offloaded = sorted(
+        {
+            name_of(f.src, names)
+            for f in frames
+            for c in f.checksums
+            if c.verdict is Verdict.OFFLOADED
+        }
+    )
+    if offloaded:
+        lines.append(
+            Text(
+                f"offloaded: sent by {', '.join(offloaded)}; {EXPLANATIONS[Verdict.OFFLOADED]}",
+                style="yellow",
+            )
+        )
+    return lines
