@@ -39,7 +39,8 @@ PACKAGES = (
     "redis-tools",
     "netcat-openbsd",
     "iputils-ping",
-    "tcpdump",
+    "tcpdump",  # `--capture`: runs in a helper that shares a host's network namespace
+    "iptables",  # `lab link HOST loss`: the statistic match, from the same kind of helper
     "redis-server",  # the real peer that `lab bench redis` measures db against
 )
 LOCAL_REPOSITORY = "netlab-base"

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
@@ -27,12 +28,19 @@ from lab.experiments import EXPERIMENTS
 from lab.experiments.failures import Cell, Failures, load_schedule
 from lab.experiments.model import Result, run_experiment
 from lab.faults import KINDS, Chaos, restore
+from lab.packets import report as packet_report
+from lab.packets import view as packet_view
+from lab.packets.capture import capturing
 from lab.progress import silent
 from lab.stack import Lab
 from services.sockscript import Runner
 
+if TYPE_CHECKING:  # scapy loads slowly: imported where a capture is read
+    from lab.packets.dissect import Frame
+
 DEFAULT_PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+LADDER_LINES = 400  # beyond this, `lab packets FILE --ladder` shows the whole conversation
 
 DESCRIPTION = """\
 A containerised networking lab. Two hosts run four real processes on one
@@ -56,6 +64,8 @@ examples:
   lab run dispatch --ask          predict each claim first, then see how you did
   lab run dispatch --predict examples/predictions/dispatch.yaml
   lab run failures                the failure matrix, with one timeline picture per cell
+  lab run tcp-vs-udp --capture    ...and capture its frames: a ladder diagram, checksums, a pcap
+  lab packets results/X.pcap -f 4 frame 4 layer by layer: fields, checksums, marked-up hex
   lab chaos kill tcp-shout        break something by hand (the fault stays)
   lab chaos restore               mend whatever is broken
   lab fuzz --inputs 500           malformed input at every service; they must all survive
@@ -226,11 +236,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-timeline", action="store_true", help="leave the timeline out")
     run.add_argument("--json", action="store_true", help="print results as JSON, not tables")
     run.add_argument(
+        "--capture",
+        action="store_true",
+        help="capture every frame on the lab network while it runs (a pcap beside the result; "
+        "see `lab packets`)",
+    )
+    run.add_argument(
+        "--offload",
+        action="store_true",
+        help="with --capture: leave the hosts' checksum offload on (their TCP and UDP "
+        "checksums are then left unfinished, and shown as offloaded)",
+    )
+    run.add_argument(
         "--schedule",
         type=Path,
         metavar="FILE",
         help="failures: a YAML fault schedule to run instead of the default matrix",
     )
+    packets = commands.add_parser(
+        "packets",
+        help="take a capture apart: frames, layers, checksums, hex, ladder diagram",
+        description="Read a pcap file (from `lab run --capture`, tcpdump or Wireshark) and show "
+        "each frame layer by layer: Ethernet, ARP or IPv4, TCP, UDP or ICMP, and the "
+        "application bytes, with every checksum recomputed. Needs no Docker.",
+    )
+    packets.add_argument("file", type=Path, metavar="FILE", help="a pcap file")
+    packets.add_argument(
+        "-f",
+        "--frame",
+        action="append",
+        type=int,
+        default=[],
+        metavar="N",
+        help="show frame N layer by layer, with a hex view (repeatable)",
+    )
+    packets.add_argument("--all", action="store_true", help="show every frame layer by layer")
+    packets.add_argument(
+        "--ladder",
+        action="store_true",
+        help="the conversation as a ladder diagram, with the experiment's socket calls "
+        "and faults (from the result saved beside the capture)",
+    )
+    packets.add_argument("--json", action="store_true", help="print frames as JSON")
     return parser
 
 
@@ -426,17 +473,34 @@ def cmd_run(lab: Lab, args: argparse.Namespace, console: Console) -> int:
             guess = predictions.ask(experiment, lambda claim: _confirm(console, claim), args.by)
             saved = save_predictions(guess, args.results)
             console.print(f"predictions saved to {saved}")
-        with render.Reporter(console).running(f"running {name}"):
+        reporter = render.Reporter(console)
+        with reporter.running(f"running {name}"), contextlib.ExitStack() as stack:
+            pcap = args.results / f"{name}.capturing.pcap"
+            info = (
+                stack.enter_context(capturing(lab, pcap, offload=args.offload, progress=reporter))
+                if args.capture
+                else None
+            )
             result = run_experiment(
                 experiment, lab, guess.answers if guess else None, guess.by if guess else ""
             )
-        path = save_result(result, args.results)
-        pictures = draw_cells(result, path.with_suffix(""))
+        path = result_path(result, args.results)
+        frames: list[Frame] = []
+        if info is not None:
+            from lab.packets import dissect
+
+            info.path = pcap.replace(path.with_suffix(".pcap"))
+            frames = dissect.read(info.path)
+            result.capture = packet_report.summary(info, frames, packet_report.host_names(lab))
+        save_result(result, args.results)
+        pictures = draw_cells(result, path.with_suffix(""), frames)
         failed += not result.passed
         if args.json:
             print(json.dumps(result.to_json(), indent=2))
             continue
         show_result(console, lab, result, timeline=not args.no_timeline)
+        if result.capture:
+            show_capture(console, result, frames)
         console.print(f"result written to {path}")
         if pictures:
             console.print(f"{len(pictures)} timeline pictures in {pictures[0].parent}/")
@@ -475,25 +539,80 @@ def show_result(console: Console, lab: Lab, result: Result, *, timeline: bool) -
         console.print(render.timeline_table(result.events))
 
 
-def draw_cells(result: Result, folder: Path) -> list[Path]:
-    """One PNG timeline per failure-matrix cell."""
+def show_capture(console: Console, result: Result, frames: list[Frame]) -> None:
+    capture = result.capture or {}
+    names = capture.get("names", {})
+    if "cells" not in result.facts:  # the matrix's packets are in its pictures
+        console.print("the conversation, frame by frame (time in ms since the experiment began):")
+        data = result.to_json()
+        for line in packet_report.ladder_of(frames, data)[:LADDER_LINES]:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for summary_line in packet_view.checksum_summary(frames, names):
+        console.print(summary_line)
+    console.print(
+        f"{len(frames)} frames captured in {capture.get('file')}; layer by layer: "
+        f"`lab packets {capture.get('file')} --frame N`, or open it in Wireshark"
+    )
+
+
+def draw_cells(result: Result, folder: Path, frames: list[Frame] | None = None) -> list[Path]:
+    """One PNG timeline per failure-matrix cell (with its frames, when captured)."""
     if "cells" not in result.facts:
         return []
     from lab import plots  # matplotlib loads slowly; only this experiment needs it
 
     paths = []
+    capture = result.capture or {}
     for data in result.facts["cells"]:
         cell = Cell.from_dict(data)
-        paths.append(plots.cell_timeline(cell, folder / f"{cell.row}-{cell.client}.png"))
+        marks = (
+            packet_report.cell_packets(cell, frames, capture, result.lab["hosts"]) if frames else []
+        )
+        paths.append(plots.cell_timeline(cell, folder / f"{cell.row}-{cell.client}.png", marks))
     return paths
+
+
+def result_path(result: Result, folder: Path) -> Path:
+    stamp = result.started_at.replace(":", "").replace("-", "").replace("+0000", "Z")
+    return folder / f"{result.experiment}-{stamp}.json"
 
 
 def save_result(result: Result, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = result.started_at.replace(":", "").replace("-", "").replace("+0000", "Z")
-    path = folder / f"{result.experiment}-{stamp}.json"
+    path = result_path(result, folder)
     path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return path
+
+
+def cmd_packets(lab: Lab | None, args: argparse.Namespace, console: Console) -> int:
+    from lab.packets import dissect
+
+    frames = dissect.read(args.file)
+    result = packet_report.result_beside(args.file)
+    names = ((result or {}).get("capture") or {}).get("names", {})
+    start = frames[0].time if frames else 0.0
+    if args.json:
+        print(json.dumps([packet_view.frame_json(f) for f in frames], indent=2))
+        return 0
+    chosen = frames if args.all else [f for f in frames if f.number in args.frame]
+    missing = sorted(set(args.frame) - {f.number for f in frames})
+    if missing:
+        raise UsageError(f"{args.file} has {len(frames)} frames; no frame {missing[0]}")
+    if args.ladder:
+        if result is None:
+            raise UsageError(
+                f"--ladder needs the experiment result beside the capture "
+                f"({args.file.with_suffix('.json')})"
+            )
+        for line in packet_report.ladder_of(frames, result):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    elif not chosen:
+        console.print(packet_view.overview(frames, names, start))
+    for frame in chosen:
+        console.print(packet_view.frame_detail(frame, names, start))
+    for summary_line in packet_view.checksum_summary(frames, names):
+        console.print(summary_line)
+    return 0
 
 
 def save_predictions(guess: predictions.Predictions, folder: Path) -> Path:
@@ -525,6 +644,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":  # needs no Docker
             return cmd_list(None, args, console)
+        if args.command == "packets":  # reads a file; needs no Docker either
+            return cmd_packets(None, args, console)
         lab = make_lab(args, docker_client())
         return COMMANDS[args.command](lab, args, console)
     except LabError as exc:

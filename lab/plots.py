@@ -16,15 +16,25 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 from lab.experiments.failures import Cell
+from lab.packets.ladder import PacketMark
 
 SENT_Y, ANSWERED_Y, ERROR_Y = 1.0, 0.0, -0.6
+OUT_Y, IN_Y = 2.5, 1.9  # frames the client host sent, and frames it was sent
+FRAME_STYLE = {  # kind -> (marker, colour, size)
+    "RST": ("X", "#c0392b", 60),
+    "ICMP": ("v", "#e67e22", 60),
+    "SYN": ("^", "#2980b9", 40),
+    "FIN": ("D", "#8e44ad", 30),
+    "other": ("|", "#95a5a6", 30),
+}
 NEAR = 0.3  # seconds: calls ending closer than this share one label
 
 
-def cell_timeline(cell: Cell, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(9, 3.8), dpi=100)
+def cell_timeline(cell: Cell, path: Path, frames: list[PacketMark] | None = None) -> Path:
+    fig, ax = plt.subplots(figsize=(9, 4.6 if frames else 3.8), dpi=100)
     ax.axvspan(cell.fault_at, cell.recovered_at, color="#f4c7c3", label="fault in place")
     ax.axvline(cell.fault_at, color="#c0392b", linewidth=1.5)
     ax.axvline(cell.recovered_at, color="#27ae60", linewidth=1.5)
@@ -78,8 +88,14 @@ def cell_timeline(cell: Cell, path: Path) -> Path:
             fontsize=7,
             color="#c0392b",
         )
-    ax.set_yticks([SENT_Y, ANSWERED_Y, ERROR_Y], ["sent", "answered", "error / silence"])
-    ax.set_ylim(-2.0, 1.6)
+    ticks = [SENT_Y, ANSWERED_Y, ERROR_Y]
+    names = ["sent", "answered", "error / silence"]
+    if frames:
+        _frame_lanes(ax, frames)
+        ticks += [OUT_Y, IN_Y]
+        names += ["frames out", "frames in"]
+    ax.set_yticks(ticks, names)
+    ax.set_ylim(-2.0, 3.0 if frames else 1.6)
     ax.set_xlabel("seconds since the clients connected (red: fault, green: recovered)")
     fig.suptitle(f"{cell.row} / {cell.client}", fontsize=11, x=0.01, ha="left")
     ax.set_title(textwrap.fill(cell.summary(), 130), fontsize=8, loc="left")
@@ -90,3 +106,31 @@ def cell_timeline(cell: Cell, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _frame_lanes(ax: Axes, frames: list[PacketMark]) -> None:
+    """The client host's frames (from a capture) above its calls: RST, ICMP, SYN, FIN marked."""
+    for kind, (marker, colour, size) in FRAME_STYLE.items():
+        chosen = [f for f in frames if f.kind == kind]
+        if chosen:
+            ax.scatter(
+                [f.t for f in chosen],
+                [OUT_Y if f.outgoing else IN_Y for f in chosen],
+                marker=marker,
+                color=colour,
+                s=size,
+                label=kind if kind != "other" else "other frame",
+                zorder=3,
+            )
+    labelled: list[float] = []
+    for f in frames:
+        if f.kind in ("RST", "ICMP") and all(abs(f.t - x) > NEAR for x in labelled):
+            labelled.append(f.t)
+            ax.annotate(
+                f.label,
+                (f.t, OUT_Y if f.outgoing else IN_Y),
+                textcoords="offset points",
+                xytext=(4, 5),
+                fontsize=7,
+                color=FRAME_STYLE[f.kind][1],
+            )

@@ -211,9 +211,16 @@ class Lab:
             raise LabError(f"{self.topology.client.name} has no default route")
         return gateway
 
-    def run_script(self, service: str, steps: list[Step]) -> list[Event]:
-        """Run a socket script inside a host (services/sockscript.py); its recorded events."""
-        out = self.run_in(service, ["python3", "-m", "services.sockscript", json.dumps(steps)])
+    def run_script(self, service: str, steps: list[Step], t0: float | None = None) -> list[Event]:
+        """Run a socket script inside a host (services/sockscript.py); its recorded events.
+
+        Event times count from ``t0`` (a CLOCK_MONOTONIC reading) when given, else
+        from the script's own start.
+        """
+        clock = ["--t0", repr(t0)] if t0 is not None else []
+        out = self.run_in(
+            service, ["python3", "-m", "services.sockscript", *clock, json.dumps(steps)]
+        )
         return [Event(**e) for e in json.loads(out)]
 
     # --- changing --------------------------------------------------------------
@@ -283,8 +290,8 @@ class Lab:
         last = ""
         while True:
             states = self.states()
-            for state in states.values():
-                if state.status in ("exited", "dead"):
+            for name, state in states.items():
+                if name in expected and state.status in ("exited", "dead"):
                     raise Unhealthy(
                         state.service,
                         f"exited with code {state.exit_code}",

@@ -348,17 +348,23 @@ def serve(t0: float) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        return serve(float(sys.argv[2]))
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    if len(args) == 2 and args[0] == "--serve":
+        return serve(float(args[1]))
+    runner = Runner()
+    if len(args) == 3 and args[0] == "--t0":
+        # Event times count from the driver's reading, as in session mode.
+        runner.started = float(args[1])
+        args = args[2:]
+    if len(args) != 1:
         print(
-            "usage: python3 -m services.sockscript '<json list of steps>'\n"
+            "usage: python3 -m services.sockscript [--t0 T0] '<json list of steps>'\n"
             "       python3 -m services.sockscript --serve T0   (steps on stdin)",
             file=sys.stderr,
         )
         return 2
     try:
-        events = Runner().run(json.loads(sys.argv[1]))
+        events = runner.run(json.loads(args[0]))
     except (ScriptError, json.JSONDecodeError, KeyError) as exc:
         print(f"bad script: {exc!r}", file=sys.stderr)
         return 2

@@ -319,6 +319,7 @@ class Cell:
     events: list[Event]
     fault_at: float  # seconds since the clients connected; the faults were all in place
     recovered_at: float
+    t0: float = 0.0  # CLOCK_MONOTONIC at which the cell's times start (to align its packets)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cell:
@@ -505,6 +506,8 @@ class Failures(Experiment):
                         recovered_at,
                     )
                 )
+        for cell in cells:
+            cell.t0 = t0
         return cells
 
     @staticmethod

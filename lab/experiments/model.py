@@ -47,15 +47,18 @@ class Context:
         self.lab = lab
         self.events: list[Event] = []
         self.facts: dict[str, Any] = {}
+        self.t0 = self.clock()  # every script's event times count from here
 
     def on(self, host: str, steps: list[Step]) -> list[Event]:
         """Run a socket script inside a lab host; its events are also kept for the result."""
-        events = self.lab.run_script(host, steps)
+        events = self.lab.run_script(host, steps, self.t0)
         self.events.extend(events)
         return events
 
     def on_docker_host(self, steps: list[Step]) -> list[Event]:
-        events = Runner(hostname="docker-host").run(steps)
+        runner = Runner(hostname="docker-host")
+        runner.started = self.t0
+        events = runner.run(steps)
         self.events.extend(events)
         return events
 
@@ -120,7 +123,9 @@ class Result:
     checks: list[Check]
     events: list[Event]
     facts: dict[str, Any]
+    t0_monotonic: float = 0.0  # CLOCK_MONOTONIC when it started: events' t counts from here
     predictions: dict[str, Any] | None = None
+    capture: dict[str, Any] | None = None  # the pcap taken with --capture, and its clock
     schema: str = SCHEMA_ID
     passed: bool = field(init=False)
 
@@ -139,9 +144,8 @@ def run_experiment(
 ) -> Result:
     ctx = Context(lab)
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    t0 = time.monotonic()
     findings = experiment.run(ctx)
-    duration = time.monotonic() - t0
+    duration = time.monotonic() - ctx.t0
     missing = [c.id for c in experiment.claims if c.id not in findings]
     if missing:
         raise ExperimentError(f"experiment {experiment.name} did not check {', '.join(missing)}")
@@ -167,6 +171,7 @@ def run_experiment(
         checks=checks,
         events=ctx.events,
         facts=ctx.facts,
+        t0_monotonic=ctx.t0,
     )
     if predictions is not None:
         s = score(predictions, checks)

@@ -1,0 +1,100 @@
+"""Helper containers: short-lived tools that need a capability the lab's services never get.
+
+The services run with no capabilities at all. Capturing frames needs CAP_NET_RAW,
+changing a link needs CAP_NET_ADMIN; a helper holds just that one, runs the lab's
+own image (so nothing is pulled or installed), joins the network namespace it
+works on, and carries the project's label so that `lab down` removes it whatever
+happened to the command that started it.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+
+import docker.errors
+from docker.models.containers import Container
+
+from lab.errors import LabError
+from lab.stack import PROJECT_LABEL, Lab
+
+ROLE_LABEL = "lab.role"
+ROLE = "helper"
+TIMEOUT = 30.0
+
+
+class HelperFailed(LabError):
+    def __init__(self, name: str, argv: list[str], code: int, output: str) -> None:
+        last = output.strip().splitlines()[-1] if output.strip() else f"exit code {code}"
+        super().__init__(f"{' '.join(argv)} (in {name}) failed: {last}")
+        self.argv = argv
+        self.code = code
+        self.output = output
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Whose network a helper works in: a lab host's, or the Docker host's (``host``)."""
+
+    mode: str  # "host" or "container:<id>"
+    label: str  # for names and messages
+
+    @classmethod
+    def of_host(cls, lab: Lab, host: str) -> Namespace:
+        lab.topology.host_of(host)
+        return cls(f"container:{lab.container(host).id}", host)
+
+    @classmethod
+    def docker_host(cls) -> Namespace:
+        return cls("host", "docker-host")
+
+
+def image(lab: Lab) -> str:
+    """The lab's own image, taken from a running host (it has python3 and services/)."""
+    return str(lab.container(lab.topology.client.name).attrs["Config"]["Image"])
+
+
+def start(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability: str) -> Container:
+    """A helper left running (the caller removes it, or `lab down` does)."""
+    name = f"{lab.topology.project}-{purpose}-{where.label}"
+    with suppress(docker.errors.NotFound):
+        lab.client.containers.get(name).remove(force=True)  # left by a killed run
+    return lab.client.containers.run(
+        image(lab),
+        argv,
+        name=name,
+        detach=True,
+        network_mode=where.mode,
+        cap_drop=["ALL"],
+        cap_add=[capability],
+        security_opt=["no-new-privileges:true"],
+        user="0:0",  # capabilities reach only root here (Docker 20.10 grants no ambient ones)
+        mem_limit="128m",
+        pids_limit=16,
+        labels={PROJECT_LABEL: lab.topology.project, ROLE_LABEL: ROLE, "lab.purpose": purpose},
+    )
+
+
+def run(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
+    """Run one command in a helper and return its output; HelperFailed if it fails."""
+    container = start(lab, purpose, where, argv, capability)
+    try:
+        code = int(container.wait(timeout=TIMEOUT).get("StatusCode", 1))
+        output = container.logs().decode(errors="replace")
+    finally:
+        with suppress(docker.errors.NotFound):
+            container.remove(force=True)
+    if code != 0:
+        raise HelperFailed(container.name or purpose, argv, code, output)
+    return output
+
+
+def remove_all(lab: Lab) -> list[str]:
+    """Every helper of this project, whatever it was for (after a Ctrl-C, say)."""
+    removed = []
+    filters = {"label": [f"{PROJECT_LABEL}={lab.topology.project}", f"{ROLE_LABEL}={ROLE}"]}
+    for summary in lab.client.api.containers(all=True, filters=filters):
+        with suppress(docker.errors.NotFound):
+            lab.client.api.remove_container(summary["Id"], force=True)
+            removed.append(summary["Names"][0].lstrip("/"))
+    return removed

@@ -1,0 +1,135 @@
+"""Capturing the lab network's frames for the length of a block of code.
+
+The capture point is the lab network's bridge on the Docker host: the switch
+every host is plugged into. It sees each frame between hosts exactly once, and
+it keeps seeing them while a host is killed, frozen, cut off or restarted,
+which a capture inside a host's own namespace would not survive.
+
+While capturing, the hosts' transmit checksum offload is switched off (unless
+asked not to), so that the frames carry the checksums a real wire would; it is
+switched back on afterwards, also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker.errors
+from docker.models.containers import Container
+
+from lab import helpers
+from lab.errors import LabError
+from lab.packets import PacketError
+from lab.progress import Progress, silent
+from lab.stack import Lab, ctrl_c_ignored
+
+INSIDE = "/capture.pcap"
+READY_TIMEOUT = 15.0
+POLL = 0.1
+
+
+@dataclass
+class CaptureInfo:
+    path: Path
+    interface: str
+    offload_off: list[str] = field(default_factory=list)  # hosts whose offload was switched off
+    clock_offset: float = 0.0  # wall clock minus CLOCK_MONOTONIC: puts frames on events' time line
+    frames: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "file": str(self.path),
+            "interface": self.interface,
+            "offload_off": self.offload_off,
+            "clock_offset": self.clock_offset,
+        }
+
+
+def bridge_name(lab: Lab) -> str:
+    """The Linux bridge behind the lab network, as Docker names it."""
+    network = lab.network()
+    options = network.attrs.get("Options") or {}
+    return str(options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}")
+
+
+@contextmanager
+def capturing(
+    lab: Lab, path: Path, *, offload: bool = False, progress: Progress = silent
+) -> Iterator[CaptureInfo]:
+    """Capture every frame on the lab network into ``path`` (pcap) while the block runs."""
+    info = CaptureInfo(path, bridge_name(lab))
+    container: Container | None = None
+    try:
+        if not offload:
+            for host in lab.topology.hosts:
+                progress(f"switching off checksum offload on {host}")
+                set_offload(lab, host, on=False)
+                info.offload_off.append(host)
+        progress(f"capturing on {info.interface}")
+        container = helpers.start(
+            lab,
+            "capture",
+            helpers.Namespace.docker_host(),
+            ["python3", "-m", "services.capture", info.interface, INSIDE],
+            "NET_RAW",
+        )
+        _wait_ready(container)
+        info.clock_offset = time.time() - time.monotonic()
+        yield info
+    finally:
+        with ctrl_c_ignored():
+            try:
+                if container is not None:
+                    _collect(container, path)
+            finally:
+                if container is not None:
+                    with suppress(docker.errors.NotFound):
+                        container.remove(force=True)
+                for host in info.offload_off:
+                    with suppress(LabError):  # a host left down: its next interface starts on
+                        set_offload(lab, host, on=True)
+
+
+def set_offload(lab: Lab, host: str, *, on: bool) -> None:
+    helpers.run(
+        lab,
+        "offload",
+        helpers.Namespace.of_host(lab, host),
+        ["python3", "-m", "services.netadmin", "eth0", "on" if on else "off"],
+        "NET_ADMIN",
+    )
+
+
+def _wait_ready(container: Container) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        logs = container.logs().decode(errors="replace")
+        if "capturing on" in logs:
+            return
+        container.reload()
+        if container.status in ("exited", "dead"):
+            last = logs.strip().splitlines()[-1] if logs.strip() else "no output"
+            raise PacketError(f"the capture helper stopped: {last}")
+        time.sleep(POLL)
+    raise PacketError(f"the capture helper did not start within {READY_TIMEOUT:.0f} s")
+
+
+def _collect(container: Container, path: Path) -> None:
+    """Stop the capture (SIGTERM ends it cleanly) and copy its file out."""
+    container.stop(timeout=5)
+    try:
+        stream, _ = container.get_archive(INSIDE)
+    except docker.errors.NotFound:
+        raise PacketError("the capture helper wrote no file") from None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.extractfile(Path(INSIDE).name)
+        if member is None:
+            raise PacketError("the capture helper's archive holds no file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(member.read())

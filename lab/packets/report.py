@@ -1,0 +1,137 @@
+"""A capture joined to the experiment it was taken during: names, counts, the ladder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.experiments.failures import Cell
+from lab.packets import PacketError, ladder
+from lab.packets.capture import CaptureInfo
+from lab.packets.ladder import PacketMark
+from lab.packets.view import checksum_counts
+from lab.stack import Lab
+from services.sockscript import Event
+
+if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it
+    from lab.packets.dissect import Frame
+
+DOCKER_HOST = "docker-host"
+
+
+def host_names(lab: Lab) -> dict[str, str]:
+    """IP address -> host name, the Docker host (the network's gateway) included."""
+    names = {h.ip: h.name for h in lab.topology.hosts.values()}
+    names[lab.gateway()] = DOCKER_HOST
+    return names
+
+
+def summary(info: CaptureInfo, frames: list[Frame], names: dict[str, str]) -> dict[str, Any]:
+    """What a result keeps about its capture (schema: result.schema.json, ``capture``)."""
+    return {
+        **info.to_json(),
+        "frames": len(frames),
+        "checksums": checksum_counts(frames),
+        "names": names,
+    }
+
+
+def result_beside(pcap: Path) -> dict[str, Any] | None:
+    """The experiment result saved next to a capture (same name, .json), if there is one."""
+    path = pcap.with_suffix(".json")
+    if not path.exists():
+        return None
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PacketError(f"cannot read {path}: {exc}") from None
+    return data
+
+
+def ladder_of(frames: list[Frame], result: dict[str, Any]) -> list[str]:
+    """The text ladder for a captured experiment result (as saved in JSON)."""
+    capture = result.get("capture") or {}
+    names = capture.get("names", {})
+    items = ladder.rungs(
+        frames,
+        events_of(result),
+        names,
+        t0=float(result.get("t0_monotonic", 0.0)),
+        clock_offset=float(capture.get("clock_offset", 0.0)),
+        faults=faults_of(result),
+    )
+    hosts = list((result.get("lab") or {}).get("hosts", {}))
+    client = [h for h in hosts if h == "client"]
+    order = [*client, *(h for h in hosts if h not in client), DOCKER_HOST]
+    return ladder.text(items, ladder.columns_of(items, order))
+
+
+def events_of(result: dict[str, Any]) -> list[Event]:
+    """Every socket call, on the experiment's time line (a failure-matrix row keeps its own)."""
+    cells = (result.get("facts") or {}).get("cells")
+    if not cells:
+        return [Event(**e) for e in result.get("events", [])]
+    t0 = float(result.get("t0_monotonic", 0.0))
+    out: list[Event] = []
+    for cell in cells:
+        shift = float(cell.get("t0", t0)) - t0
+        out.extend(replace(Event(**e), t=e["t"] + shift) for e in cell["events"])
+    return out
+
+
+def cell_packets(
+    cell: Cell, frames: list[Frame], capture: dict[str, Any], hosts: dict[str, Any]
+) -> list[PacketMark]:
+    """The frames to and from the client host while a failure-matrix cell ran, on its clock."""
+    client_ip = hosts.get("client", {}).get("ip", "")
+    end = max((e.t + e.dt for e in cell.events), default=cell.recovered_at)
+    marks = []
+    for f in frames:
+        t = f.time - float(capture.get("clock_offset", 0.0)) - cell.t0
+        if not 0 <= t <= end or client_ip not in (f.src, f.dst) or not f.layer("IPv4"):
+            continue
+        client_port = port_of(f, client_ip)
+        if client_port is None or client_port not in cell_ports(cell):
+            continue
+        marks.append(PacketMark(t, f.summary, outgoing=f.src == client_ip))
+    return marks
+
+
+def port_of(frame: Frame, ip: str) -> int | None:
+    """The port at ``ip``'s end of a TCP or UDP frame (for ICMP: of the datagram it quotes)."""
+    for name in ("TCP", "UDP"):
+        layer = frame.layer(name)
+        if layer:
+            side = "src_port" if frame.src == ip else "dst_port"
+            return int(layer.fields[side])
+    quoted = frame.payload  # an ICMP error quotes the IP header and 8 bytes of what it refused
+    if frame.layer("ICMP") and len(quoted) >= 20 and len(quoted) >= (quoted[0] & 0x0F) * 4 + 2:
+        at = (quoted[0] & 0x0F) * 4
+        return int.from_bytes(quoted[at : at + 2], "big")  # its source port: the client's
+    return None
+
+
+def cell_ports(cell: Cell) -> set[int]:
+    """The client's local ports in this cell (each socket's own conversation)."""
+    ports = set()
+    for e in cell.events:
+        if e.local and ":" in e.local:
+            tail = e.local.rsplit(":", 1)[1]
+            if tail.isdigit() and tail != "0":
+                ports.add(int(tail))
+    return ports
+
+
+def faults_of(result: dict[str, Any]) -> list[tuple[float, str]]:
+    """The failure matrix's faults and recoveries, on the experiment's time line."""
+    t0 = float(result.get("t0_monotonic", 0.0))
+    out = []
+    for cell in (result.get("facts") or {}).get("cells", []):
+        if cell.get("client") != (result["facts"]["cells"][0].get("client")):
+            continue  # the clients of a row share its fault: mark it once
+        base = float(cell.get("t0", t0)) - t0
+        out.append((base + cell["fault_at"], f"{cell['row']} begins"))
+        out.append((base + cell["recovered_at"], f"{cell['row']} undone"))
+    return out
