@@ -29,13 +29,13 @@ from typing import Any
 
 import docker.errors
 
-from lab import base_image
+from lab import base_image, helpers
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
 from lab.progress import Progress, silent
 from lab.session import AttachedExec
-from lab.stack import PROJECT_LABEL, Lab
+from lab.stack import Lab
 
 TARGETS = {
     "redis": "db at 0.5x Redis or better, with and without pipelining",
@@ -174,7 +174,7 @@ def redis(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
         security_opt=["no-new-privileges:true"],
         mem_limit="256m",
         network=lab.network().name,
-        labels={PROJECT_LABEL: lab.topology.project, "lab.role": "bench"},
+        labels=helpers.labels(lab, "bench", "redis"),
     )
     try:
         container.reload()

@@ -86,9 +86,14 @@ class Chaos:
     def _start(self, target: str) -> None:
         self.lab.container(target).start()
         if self._is_host(target):
+            self._host_back(target)  # before its processes can send anything
             # The processes died with the host's PID namespace; they rejoin the new one.
             for process in self.lab.topology.hosts[target].processes:
                 self.lab.container(process).start()
+
+    def _host_back(self, host: str) -> None:
+        for hook in self.lab.on_host_back:
+            hook(host)
 
     def _pause(self, target: str) -> None:
         self.lab.container(target).pause()
@@ -99,6 +104,7 @@ class Chaos:
     def _restart(self, target: str) -> None:
         self.lab.container(target).restart(timeout=1)
         if self._is_host(target):
+            self._host_back(target)
             for process in self.lab.topology.hosts[target].processes:
                 self.lab.container(process).restart(timeout=1)
 
@@ -114,6 +120,7 @@ class Chaos:
         self.lab.network().connect(
             self.lab.container(target), ipv4_address=host.ip, aliases=list(host.aliases)
         )
+        self._host_back(target)
 
 
 @contextlib.contextmanager

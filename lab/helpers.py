@@ -9,6 +9,7 @@ happened to the command that started it.
 
 from __future__ import annotations
 
+import secrets
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from lab.errors import LabError
-from lab.stack import PROJECT_LABEL, Lab
+from lab.stack import PROJECT_LABEL, SERVICE_LABEL, Lab
 
 ROLE_LABEL = "lab.role"
 ROLE = "helper"
@@ -49,16 +50,32 @@ class Namespace:
         return cls("host", "docker-host")
 
 
+def labels(lab: Lab, role: str, purpose: str) -> dict[str, str]:
+    """The labels of a container the driver starts beside the lab's own.
+
+    The lab's image was built by Compose for one service, and a container inherits
+    its image's labels: without an override, every helper would claim to be that
+    service, and ``Lab.container("apphost")`` could find a helper instead.
+    """
+    return {
+        PROJECT_LABEL: lab.topology.project,
+        SERVICE_LABEL: f"{role}:{purpose}",
+        ROLE_LABEL: role,
+        "lab.purpose": purpose,
+    }
+
+
 def image(lab: Lab) -> str:
     """The lab's own image, taken from a running host (it has python3 and services/)."""
     return str(lab.container(lab.topology.client.name).attrs["Config"]["Image"])
 
 
 def start(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability: str) -> Container:
-    """A helper left running (the caller removes it, or `lab down` does)."""
-    name = f"{lab.topology.project}-{purpose}-{where.label}"
-    with suppress(docker.errors.NotFound):
-        lab.client.containers.get(name).remove(force=True)  # left by a killed run
+    """A helper left running (the caller removes it, or `lab down` does).
+
+    Its name is unique: two commands may work on the same host at once.
+    """
+    name = f"{lab.topology.project}-{purpose}-{where.label}-{secrets.token_hex(3)}"
     return lab.client.containers.run(
         image(lab),
         argv,
@@ -71,7 +88,7 @@ def start(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability:
         user="0:0",  # capabilities reach only root here (Docker 20.10 grants no ambient ones)
         mem_limit="128m",
         pids_limit=16,
-        labels={PROJECT_LABEL: lab.topology.project, ROLE_LABEL: ROLE, "lab.purpose": purpose},
+        labels=labels(lab, ROLE, purpose),
     )
 
 

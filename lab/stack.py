@@ -13,7 +13,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +96,9 @@ class Lab:
         self.topology = topology
         self.compose = compose
         self.project_dir = project_dir
+        # Called with a host's name when it comes back with a new interface (started
+        # again, or reconnected): a capture switches that interface's offload off too.
+        self.on_host_back: list[Callable[[str], None]] = []
 
     # --- reading ---------------------------------------------------------------
 

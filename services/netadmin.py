@@ -1,9 +1,11 @@
-"""Switch an interface's transmit checksum offload: ``python3 -m services.netadmin IFACE on|off``.
+"""Switch transmit checksum offload: ``python3 -m services.netadmin IFACE|auto [on|off]``.
 
 This is ``ethtool -K IFACE tx on|off`` through the same ioctl (SIOCETHTOOL), so
 that no extra package is needed. It runs in a helper container that shares a
 lab host's network namespace and holds CAP_NET_ADMIN; prints the state before
-the change, so the caller can put it back.
+the change (or only the state, without on|off), so the caller can put it back.
+``auto`` is the host's one network interface: eth0 at first, but eth1 after
+the host was disconnected and connected again.
 
 A veth leaves TCP and UDP checksums unfinished (checksum offload: the "card"
 would do it, and a veth never has to). With offload off the kernel computes
@@ -41,13 +43,28 @@ def set_tx_checksum(interface: str, on: bool) -> None:
     _ethtool(interface, ETHTOOL_STXCSUM, int(on))
 
 
+def the_interface(names: list[str]) -> str:
+    """The one interface that is not loopback; ValueError if there are none or several."""
+    found = [n for n in names if n != "lo"]
+    if len(found) != 1:
+        raise ValueError(f"expected one network interface besides lo, found {found or 'none'}")
+    return found[0]
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[1] not in ("on", "off"):
-        print("usage: python3 -m services.netadmin IFACE on|off", file=sys.stderr)
+    if len(argv) not in (1, 2) or argv[1:] not in ([], ["on"], ["off"]):
+        print("usage: python3 -m services.netadmin IFACE|auto [on|off]", file=sys.stderr)
         return 2
     try:
-        before = tx_checksum(argv[0])
-        set_tx_checksum(argv[0], argv[1] == "on")
+        interface = argv[0]
+        if interface == "auto":
+            interface = the_interface([name for _, name in socket.if_nameindex()])
+        before = tx_checksum(interface)
+        if argv[1:]:
+            set_tx_checksum(interface, argv[1] == "on")
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"{argv[0]}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -60,21 +60,37 @@ def bridge_name(lab: Lab) -> str:
 
 @contextmanager
 def capturing(
-    lab: Lab, path: Path, *, offload: bool = False, progress: Progress = silent
+    lab: Lab,
+    path: Path,
+    *,
+    offload: bool = False,
+    progress: Progress = silent,
+    purpose: str = "capture",
 ) -> Iterator[CaptureInfo]:
-    """Capture every frame on the lab network into ``path`` (pcap) while the block runs."""
+    """Capture every frame on the lab network into ``path`` (pcap) while the block runs.
+
+    ``purpose`` goes into the helper's name and labels: an experiment that takes its
+    own capture inside a user's --capture shows which is which in `docker ps`.
+    """
     info = CaptureInfo(path, bridge_name(lab))
     container: Container | None = None
+
+    def host_back(host: str) -> None:
+        # A restarted or reconnected host has a new interface, with offload on again.
+        with suppress(LabError):
+            set_offload(lab, host, on=False)
+
     try:
         if not offload:
             for host in lab.topology.hosts:
                 progress(f"switching off checksum offload on {host}")
                 set_offload(lab, host, on=False)
                 info.offload_off.append(host)
+            lab.on_host_back.append(host_back)
         progress(f"capturing on {info.interface}")
         container = helpers.start(
             lab,
-            "capture",
+            purpose,
             helpers.Namespace.docker_host(),
             ["python3", "-m", "services.capture", info.interface, INSIDE],
             "NET_RAW",
@@ -84,6 +100,8 @@ def capturing(
         yield info
     finally:
         with ctrl_c_ignored():
+            if host_back in lab.on_host_back:
+                lab.on_host_back.remove(host_back)
             try:
                 if container is not None:
                     _collect(container, path)
@@ -101,7 +119,7 @@ def set_offload(lab: Lab, host: str, *, on: bool) -> None:
         lab,
         "offload",
         helpers.Namespace.of_host(lab, host),
-        ["python3", "-m", "services.netadmin", "eth0", "on" if on else "off"],
+        ["python3", "-m", "services.netadmin", "auto", "on" if on else "off"],
         "NET_ADMIN",
     )
 
