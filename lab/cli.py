@@ -21,7 +21,7 @@ from rich.table import Table
 
 from lab import bench as bench_module
 from lab import fuzz as fuzzer
-from lab import predictions, render, send, topology
+from lab import helpers, links, predictions, render, send, topology
 from lab.compose import Compose
 from lab.errors import DockerUnavailable, LabError, NotRunning, UsageError
 from lab.experiments import EXPERIMENTS
@@ -67,7 +67,8 @@ examples:
   lab run tcp-vs-udp --capture    ...and capture its frames: a ladder diagram, checksums, a pcap
   lab packets results/X.pcap -f 4 frame 4 layer by layer: fields, checksums, marked-up hex
   lab chaos kill tcp-shout        break something by hand (the fault stays)
-  lab chaos restore               mend whatever is broken
+  lab chaos restore               mend whatever is broken (links too)
+  lab link shouthost loss 10%     drop a tenth of the frames arriving at shouthost
   lab fuzz --inputs 500           malformed input at every service; they must all survive
   lab bench --tiny                benchmarks against real peers, on tiny sizes (see BENCHMARKS.md)
   lab down                        remove every container, network and volume of the lab
@@ -204,6 +205,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="a process (http, db, tcp-shout, udp-shout) or a host "
         "(apphost, shouthost, client); cut and heal take a host",
+    )
+
+    link = commands.add_parser(
+        "link",
+        help="impair a host's link: loss, rate, delay, jitter, duplicate, corrupt, reorder",
+        description=links.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  lab link shouthost loss 10%\n  lab link shouthost loss 5% "
+        "rate 1mbit\n  lab link shouthost reset\n  lab link              (every host's link)\n"
+        "The impairment stays until reset, `lab chaos restore` or `lab down`.",
+    )
+    link.add_argument("host", nargs="?", default="", help="apphost, shouthost or client")
+    link.add_argument(
+        "spec",
+        nargs="*",
+        metavar="KIND VALUE",
+        help="what to impose (replaces what was there), or `reset`",
     )
 
     run = commands.add_parser(
@@ -362,6 +380,9 @@ def cmd_send(lab: Lab, args: argparse.Namespace, console: Console) -> int:
 def cmd_chaos(lab: Lab, args: argparse.Namespace, console: Console) -> int:
     if args.action == "restore":
         done = restore(lab, render.Reporter(console))
+        done += [f"removed {name}" for name in helpers.remove_all(lab)]
+        for host in lab.topology.hosts:
+            links.reset(lab, host)  # cheap, and a link left impaired looks like anything else
         console.print("restored: " + ", ".join(done) if done else "nothing needed mending")
         return 0
     if not args.target:
@@ -371,6 +392,27 @@ def cmd_chaos(lab: Lab, args: argparse.Namespace, console: Console) -> int:
         f"{args.action} {args.target}: done. The fault stays until you undo it "
         f"or run `lab chaos restore`."
     )
+    return 0
+
+
+def cmd_link(lab: Lab, args: argparse.Namespace, console: Console) -> int:
+    hosts = [args.host] if args.host else list(lab.topology.hosts)
+    if args.host and args.host not in lab.topology.hosts:
+        raise UsageError(f"{args.host} is not a host; one of: {', '.join(lab.topology.hosts)}")
+    if args.spec == ["reset"]:
+        links.reset(lab, args.host)
+        console.print(f"{args.host}: link reset, nothing imposed")
+        return 0
+    if args.spec:
+        impairment = links.parse(args.spec)
+        links.apply(lab, args.host, impairment)
+        console.print(
+            f"{args.host}: {impairment.text()}. It stays until `lab link {args.host} reset`."
+        )
+        return 0
+    for host in hosts:
+        console.print(f"[bold]{host}[/]")
+        console.print(links.show(lab, host).rstrip(), markup=False, highlight=False)
     return 0
 
 
@@ -493,7 +535,7 @@ def cmd_run(lab: Lab, args: argparse.Namespace, console: Console) -> int:
             frames = dissect.read(info.path)
             result.capture = packet_report.summary(info, frames, packet_report.host_names(lab))
         save_result(result, args.results)
-        pictures = draw_cells(result, path.with_suffix(""), frames)
+        pictures = draw_pictures(result, path.with_suffix(""), frames)
         failed += not result.passed
         if args.json:
             print(json.dumps(result.to_json(), indent=2))
@@ -503,7 +545,11 @@ def cmd_run(lab: Lab, args: argparse.Namespace, console: Console) -> int:
             show_capture(console, result, frames)
         console.print(f"result written to {path}")
         if pictures:
-            console.print(f"{len(pictures)} timeline pictures in {pictures[0].parent}/")
+            console.print(
+                f"{len(pictures)} pictures in {pictures[0].parent}/"
+                if len(pictures) > 1
+                else f"picture: {pictures[0]}"
+            )
     if failed:
         console.print(
             f"[bold red]{failed} of {len(names)} experiments had a claim that did not hold"
@@ -535,7 +581,10 @@ def show_result(console: Console, lab: Lab, result: Result, *, timeline: bool) -
         verdicts = {c.id: c.held for c in result.checks}
         console.print(render.matrix_table(result.facts["cells"], verdicts))
         timeline = False  # hundreds of events: the pictures tell it better
-    if timeline:
+    if "deliveries" in result.facts:
+        console.print(render.deliveries_table(result.facts["deliveries"]))
+        timeline = False  # thousands of numbered messages: the table and picture say it
+    if timeline and result.events:
         console.print(render.timeline_table(result.events))
 
 
@@ -545,8 +594,14 @@ def show_capture(console: Console, result: Result, frames: list[Frame]) -> None:
     if "cells" not in result.facts:  # the matrix's packets are in its pictures
         console.print("the conversation, frame by frame (time in ms since the experiment began):")
         data = result.to_json()
-        for line in packet_report.ladder_of(frames, data)[:LADDER_LINES]:
+        lines = packet_report.ladder_of(frames, data)
+        for line in lines[:LADDER_LINES]:
             console.print(line, highlight=False, markup=False, soft_wrap=True)
+        if len(lines) > LADDER_LINES:
+            console.print(
+                f"... {len(lines) - LADDER_LINES} more lines: "
+                f"`lab packets {capture.get('file')} --ladder`"
+            )
     for summary_line in packet_view.checksum_summary(frames, names):
         console.print(summary_line)
     console.print(
@@ -555,11 +610,20 @@ def show_capture(console: Console, result: Result, frames: list[Frame]) -> None:
     )
 
 
+def draw_pictures(result: Result, folder: Path, frames: list[Frame] | None = None) -> list[Path]:
+    """The pictures an experiment's facts call for, as PNG files in ``folder``."""
+    if "deliveries" in result.facts:
+        from lab import plots  # matplotlib loads slowly; only these experiments need it
+
+        return [plots.delivery(result.facts["deliveries"], folder / "delivery.png")]
+    return draw_cells(result, folder, frames)
+
+
 def draw_cells(result: Result, folder: Path, frames: list[Frame] | None = None) -> list[Path]:
     """One PNG timeline per failure-matrix cell (with its frames, when captured)."""
     if "cells" not in result.facts:
         return []
-    from lab import plots  # matplotlib loads slowly; only this experiment needs it
+    from lab import plots
 
     paths = []
     capture = result.capture or {}
@@ -633,6 +697,7 @@ COMMANDS = {
     "chaos": cmd_chaos,
     "fuzz": cmd_fuzz,
     "bench": cmd_bench,
+    "link": cmd_link,
 }
 
 

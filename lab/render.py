@@ -233,6 +233,34 @@ def timeline_table(events: list[Event]) -> Table:
     return table
 
 
+def deliveries_table(runs: list[dict[str, Any]]) -> Table:
+    """impaired-delivery: each protocol through each link, in numbers."""
+    table = Table(title="delivery through the impaired link", title_justify="left")
+    for column in (
+        "link",
+        "protocol",
+        "delivered",
+        "in order",
+        "on the wire",
+        "resent",
+        "p50 ms",
+        "p99 ms",
+    ):
+        table.add_column(column, justify="left" if column in ("link", "protocol") else "right")
+    for r in runs:
+        table.add_row(
+            r["link"],
+            r["protocol"],
+            f"{r['delivered']}/{r['sent']}",
+            "yes" if r["in_order"] else "[red]no",
+            str(r["on_wire"]),
+            str(r["retransmissions"]) if r["protocol"] == "tcp" else "-",
+            "-" if r["p50_ms"] is None else f"{r['p50_ms']:.1f}",
+            "-" if r["p99_ms"] is None else f"{r['p99_ms']:.1f}",
+        )
+    return table
+
+
 def checks_table(result: Result) -> Table:
     predicted = (result.predictions or {}).get("by_claim", {})
     answers = (result.predictions or {}).get("answers", {})

@@ -32,6 +32,7 @@ def test_every_experiment_has_a_question_and_unique_claim_ids() -> None:
         "http-bytes",
         "failures",
         "db-kill",
+        "impaired-delivery",
     ]
     for name, experiment in EXPERIMENTS.items():
         ids = [c.id for c in experiment.claims]

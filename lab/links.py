@@ -1,0 +1,231 @@
+"""Impaired links: loss, rate, and (where the kernel has netem) delay, jitter and the rest.
+
+Every change is made by a helper container holding CAP_NET_ADMIN in the host's
+network namespace; the lab's services stay unprivileged. The parsing and the
+commands are pure (tested without Docker); ``apply``/``reset``/``impaired``
+carry them out. Impairments vanish with the namespace: a restarted host is clean.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+
+from lab import helpers
+from lab.errors import LabError, UsageError
+from lab.stack import Lab, ctrl_c_ignored
+
+HELP = """\
+Impair one host's link, to see what loss, a slow link or delay does to TCP and UDP.
+
+    loss P%        frames *arriving at* HOST are dropped at random with probability P
+                   (iptables' statistic match in HOST's namespace). They still cross the
+                   lab network first, so a capture there shows every lost frame and, for
+                   TCP, the retransmission that replaced it.
+    rate R         what HOST sends is limited to R (a token bucket, tc-tbf): 1mbit, 500kbit
+    delay T        what HOST sends waits T first (tc-netem), with optional
+    jitter T       variation; duplicate P%, corrupt P%, reorder P% likewise (netem)
+
+A helper container with CAP_NET_ADMIN makes the change inside the host's network
+namespace; the services themselves stay unprivileged. A restarted host starts clean.
+"""
+
+# The host's one interface, found by the script: eth0 at first, eth1 after a heal.
+INTERFACE = '"$IF"'
+FIND_INTERFACE = (
+    """IF=$(ip -o link show | awk -F': ' '$2 != "lo" { sub(/@.*/, "", $2); print $2; exit }')"""
+)
+CHAIN = "NETLAB-LOSS"
+NETEM_KINDS = ("delay", "jitter", "duplicate", "corrupt", "reorder")
+KINDS = ("loss", "rate", *NETEM_KINDS)
+NO_NETEM = "Specified qdisc kind is unknown"
+
+
+class LinkError(LabError):
+    """An impairment could not be set or removed."""
+
+
+class NetemMissing(LinkError):
+    def __init__(self, kinds: list[str]) -> None:
+        super().__init__(
+            f"{', '.join(kinds)} {'need' if len(kinds) > 1 else 'needs'} netem, and this "
+            "kernel has none "
+            "(CONFIG_NET_SCH_NETEM is not set)",
+            "loss and rate work without it; use a kernel with sch_netem for the rest",
+        )
+        self.kinds = kinds
+
+
+@dataclass(frozen=True)
+class Impairment:
+    loss: float = 0.0  # percent
+    rate: str = ""  # tc rate: 1mbit, 500kbit
+    delay: float = 0.0  # milliseconds
+    jitter: float = 0.0  # milliseconds
+    duplicate: float = 0.0  # percent
+    corrupt: float = 0.0  # percent
+    reorder: float = 0.0  # percent
+
+    @property
+    def needs_netem(self) -> list[str]:
+        return [k for k in NETEM_KINDS if getattr(self, k)]
+
+    def text(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value:
+                unit = {"loss": "%", "duplicate": "%", "corrupt": "%", "reorder": "%"}.get(
+                    f.name, "ms" if f.name in ("delay", "jitter") else ""
+                )
+                parts.append(f"{f.name} {value:g}{unit}" if unit else f"{f.name} {value}")
+        return ", ".join(parts) or "none"
+
+
+PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%?$")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|us)?$")
+RATE = re.compile(r"^\d+(?:\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps)$")
+
+
+def parse(words: list[str]) -> Impairment:
+    """``["delay", "100ms", "loss", "10%"]`` -> Impairment; UsageError says what is wrong."""
+    if len(words) % 2:
+        raise UsageError(f"{words[-1]} needs a value (e.g. loss 10%, delay 100ms, rate 1mbit)")
+    values: dict[str, float | str] = {}
+    for kind, raw in zip(words[::2], words[1::2], strict=True):
+        if kind not in KINDS:
+            raise UsageError(f"no impairment {kind!r}; one of: {', '.join(KINDS)}")
+        if kind in values:
+            raise UsageError(f"{kind} given twice")
+        values[kind] = _value(kind, raw)
+    if values.get("jitter") and not values.get("delay"):
+        raise UsageError("jitter varies a delay: give delay too (delay 100ms jitter 20ms)")
+    return Impairment(**values)  # type: ignore[arg-type]
+
+
+def _value(kind: str, raw: str) -> float | str:
+    if kind == "rate":
+        if not RATE.match(raw.lower()):
+            raise UsageError(f"rate {raw!r}: give a number and a unit, e.g. 1mbit or 500kbit")
+        return raw.lower()
+    if kind in ("delay", "jitter"):
+        m = DURATION.match(raw)
+        if not m:
+            raise UsageError(f"{kind} {raw!r}: give a time, e.g. 100ms")
+        scale = {"s": 1000.0, "us": 0.001}.get(m.group(2) or "ms", 1.0)
+        return float(m.group(1)) * scale
+    m = PERCENT.match(raw)
+    if not m or not 0 <= float(m.group(1)) <= 100:
+        raise UsageError(f"{kind} {raw!r}: give a percentage from 0 to 100, e.g. 10%")
+    return float(m.group(1))
+
+
+def reset_script() -> str:
+    """Remove whatever this module may have set; harmless where nothing was."""
+    return "\n".join(
+        [
+            FIND_INTERFACE,
+            f"tc qdisc del dev {INTERFACE} root 2>/dev/null || true",
+            # every jump to the chain, whichever interface it named (eth0 before a heal)
+            f"iptables -S INPUT 2>/dev/null | grep -e '-j {CHAIN}$' | sed 's/^-A/-D/' "
+            "| while read -r rule; do iptables $rule; done || true",
+            f"iptables -F {CHAIN} 2>/dev/null || true",
+            f"iptables -X {CHAIN} 2>/dev/null || true",
+        ]
+    )
+
+
+def apply_script(imp: Impairment) -> str:
+    """Shell commands that put ``imp`` in place, starting from a clean link.
+
+    Every value in them has passed ``parse``: numbers, and rates like ``1mbit``.
+    """
+    lines = ["set -e", reset_script()]
+    if imp.loss:
+        lines += [
+            f"iptables -N {CHAIN}",
+            f"iptables -A {CHAIN} -m statistic --mode random "
+            f"--probability {imp.loss / 100:.6f} -j DROP",
+            f"iptables -I INPUT -i {INTERFACE} -j {CHAIN}",
+        ]
+    netem = netem_args(imp)
+    if netem:
+        lines.append(f"tc qdisc add dev {INTERFACE} root netem {' '.join(netem)}")
+    elif imp.rate:
+        # 32 kbit of burst: a few full frames, so the rate holds at small time scales too.
+        lines.append(
+            f"tc qdisc add dev {INTERFACE} root tbf rate {imp.rate} burst 32kbit latency 400ms"
+        )
+    return "\n".join(lines)
+
+
+def netem_args(imp: Impairment) -> list[str]:
+    """netem's own words for the kinds only it can do (rate rides along when netem is used)."""
+    if not imp.needs_netem:
+        return []
+    args: list[str] = []
+    if imp.delay:
+        args += ["delay", f"{imp.delay:g}ms"] + ([f"{imp.jitter:g}ms"] if imp.jitter else [])
+    if imp.duplicate:
+        args += ["duplicate", f"{imp.duplicate:g}%"]
+    if imp.corrupt:
+        args += ["corrupt", f"{imp.corrupt:g}%"]
+    if imp.reorder:
+        if not imp.delay:
+            raise UsageError("reorder sends some frames ahead of delayed ones: give delay too")
+        args += ["reorder", f"{imp.reorder:g}%"]
+    if imp.rate:
+        args += ["rate", imp.rate]
+    return args
+
+
+def show_script() -> str:
+    return "\n".join(
+        [
+            FIND_INTERFACE,
+            f"tc qdisc show dev {INTERFACE}",
+            f"iptables -S {CHAIN} 2>/dev/null | grep -- '-A' || true",
+        ]
+    )
+
+
+def _run(lab: Lab, host: str, script: str) -> str:
+    if host not in lab.topology.hosts:
+        raise UsageError(f"{host} is not a host; one of: {', '.join(lab.topology.hosts)}")
+    try:
+        return helpers.run(
+            lab, "link", helpers.Namespace.of_host(lab, host), ["sh", "-c", script], "NET_ADMIN"
+        )
+    except helpers.HelperFailed as exc:
+        if NO_NETEM in exc.output:
+            raise NetemMissing(Impairment().needs_netem or list(NETEM_KINDS)) from None
+        raise LinkError(f"changing {host}'s link failed: {exc.what}") from None
+
+
+def apply(lab: Lab, host: str, imp: Impairment) -> None:
+    try:
+        _run(lab, host, apply_script(imp))
+    except NetemMissing:
+        _run(lab, host, reset_script())  # set -e stopped half way: leave nothing behind
+        raise NetemMissing(imp.needs_netem) from None
+
+
+def reset(lab: Lab, host: str) -> None:
+    _run(lab, host, reset_script())
+
+
+def show(lab: Lab, host: str) -> str:
+    return _run(lab, host, show_script())
+
+
+@contextmanager
+def impaired(lab: Lab, host: str, imp: Impairment) -> Iterator[None]:
+    """``imp`` on ``host``'s link for the length of a block; removed however it ends."""
+    try:
+        apply(lab, host, imp)
+        yield
+    finally:
+        with ctrl_c_ignored():
+            reset(lab, host)

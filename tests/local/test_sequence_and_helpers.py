@@ -1,0 +1,55 @@
+"""The in-container helpers on loopback: numbered messages against the real shout servers,
+socket scripts on the driver's clock, and the capture's file format read back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from services import sequence
+from services.netadmin import the_interface
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+def test_numbered_messages_all_come_back_in_order(
+    protocol: str, tcp_shout_port: int, udp_shout_port: int
+) -> None:
+    port = tcp_shout_port if protocol == "tcp" else udp_shout_port
+    t0 = time.monotonic()
+    report = sequence.run(protocol, "127.0.0.1", port, 50, 0.001, 2.0, t0)
+    assert report["error"] == ""
+    assert [n for n, _ in report["sent"]] == list(range(50))
+    assert [n for n, _ in report["received"]] == list(range(50))
+    sent = dict(report["sent"])
+    assert all(t >= sent[n] for n, t in report["received"])  # an answer follows its message
+    assert all(0 <= t < 10 for _, t in report["sent"])  # on the caller's clock, from t0
+
+
+def test_a_refused_connection_is_reported_not_raised(closed_port: int) -> None:
+    report = sequence.run("tcp", "127.0.0.1", closed_port, 5, 0.001, 0.5, time.monotonic())
+    assert report["error"].startswith("ConnectionRefusedError")
+    assert report["received"] == []
+
+
+def test_sockscript_counts_from_the_drivers_t0() -> None:
+    t0 = time.monotonic() - 100.0  # as if the experiment had begun 100 s ago
+    steps = [{"op": "socket", "sock": "u", "type": "udp"}, {"op": "close", "sock": "u"}]
+    out = subprocess.run(
+        [sys.executable, "-m", "services.sockscript", "--t0", repr(t0), json.dumps(steps)],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    times = [e["t"] for e in json.loads(out.stdout)]
+    assert all(100.0 <= t < 130.0 for t in times)
+
+
+def test_the_one_interface_besides_loopback() -> None:
+    assert the_interface(["lo", "eth0"]) == "eth0"
+    assert the_interface(["eth1", "lo"]) == "eth1"  # after a host was reconnected
+    with pytest.raises(ValueError, match="found none"):
+        the_interface(["lo"])
+    with pytest.raises(ValueError, match="eth0"):
+        the_interface(["lo", "eth0", "eth1"])
