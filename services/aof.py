@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from services.resp import ProtocolError, encode_command, parse_reply
 
 POLICIES = ("always", "everysec", "no")
+CHUNK = 1 << 20  # replay reads the log a MiB at a time
 
 
 def record(command: list[bytes], now: float) -> bytes:
@@ -47,21 +49,46 @@ class Replay:
 
 
 def replay(data: bytes) -> Replay:
+    """The whole log at once (for tests and small logs); see ``replay_stream``."""
     commands: list[list[bytes]] = []
-    pos = 0
-    while pos < len(data):
-        try:
-            parsed = parse_reply(data, pos)
-        except (ProtocolError, ValueError):
-            break
-        if parsed is None:
-            break  # torn: the frame never finished
-        frame, end = parsed
-        if not isinstance(frame, list) or not all(isinstance(a, bytes) for a in frame):
-            break
-        commands.append([a for a in frame if isinstance(a, bytes)])
-        pos = end
-    return Replay(commands, pos, len(data) - pos)
+    _, valid, dropped = replay_stream([data], commands.append)
+    return Replay(commands, valid, dropped)
+
+
+def replay_stream(
+    chunks: Iterable[bytes], apply: Callable[[list[bytes]], object]
+) -> tuple[int, int, int]:
+    """Hand each whole record to ``apply`` as soon as it is read: (records, valid bytes,
+    dropped bytes). Only an unfinished record is ever held, so replaying a log far
+    larger than memory allows (a flood of overwrites of one key) costs no more than
+    the data it leaves behind. Stops at the first unparseable byte: the rest is dropped."""
+    buffer = b""
+    count = valid = total = 0
+    broken = False
+    for chunk in chunks:
+        total += len(chunk)
+        if broken:
+            continue
+        buffer += chunk
+        pos = 0
+        while pos < len(buffer):
+            try:
+                parsed = parse_reply(buffer, pos)
+            except (ProtocolError, ValueError):
+                broken = True
+                break
+            if parsed is None:
+                break  # unfinished: the next chunk may complete it
+            frame, end = parsed
+            if not isinstance(frame, list) or not all(isinstance(a, bytes) for a in frame):
+                broken = True
+                break
+            apply([a for a in frame if isinstance(a, bytes)])
+            count += 1
+            pos = end
+        valid += pos
+        buffer = buffer[pos:]
+    return count, valid, total - valid
 
 
 class AppendOnlyLog:
@@ -75,19 +102,19 @@ class AppendOnlyLog:
         self._last_sync = time.monotonic()
 
     @staticmethod
-    def read(path: str) -> Replay:
-        """Replay the log at ``path`` and cut a torn tail off the file."""
+    def read(path: str, apply: Callable[[list[bytes]], object]) -> tuple[int, int]:
+        """Replay the log at ``path`` into ``apply``, a chunk at a time, and cut a torn
+        tail off the file: (records replayed, bytes dropped)."""
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                count, valid, dropped = replay_stream(iter(lambda: f.read(CHUNK), b""), apply)
         except FileNotFoundError:
-            return Replay([], 0, 0)
-        result = replay(data)
-        if result.dropped_bytes:
+            return 0, 0
+        if dropped:
             with open(path, "r+b") as f:
-                f.truncate(result.valid_bytes)
+                f.truncate(valid)
                 os.fsync(f.fileno())
-        return result
+        return count, dropped
 
     def append(self, frame: bytes) -> None:
         self._file.write(frame)

@@ -155,18 +155,12 @@ def open_log(store: Store, service: str) -> AppendOnlyLog | None:
     if not path:
         return None
     policy = os.environ.get("DB_APPENDFSYNC", "always")
-    replayed = AppendOnlyLog.read(path)
     now = time.time()
-    for command in replayed.commands:
-        store.execute(command, now)
+    count, dropped = AppendOnlyLog.read(path, lambda command: store.execute(command, now))
     log(
         service,
-        f"replayed {len(replayed.commands)} writes from {path}"
-        + (
-            f"; dropped a torn tail of {replayed.dropped_bytes} bytes"
-            if replayed.dropped_bytes
-            else ""
-        ),
+        f"replayed {count} writes from {path}"
+        + (f"; dropped a torn tail of {dropped} bytes" if dropped else ""),
     )
     return AppendOnlyLog(path, policy)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
-from services.aof import AppendOnlyLog, record, replay
+from services.aof import AppendOnlyLog, record, replay, replay_stream
 from services.kv import Store
 from services.resp import encode_command
 
@@ -53,9 +55,39 @@ def test_read_cuts_the_torn_tail_off_the_file(tmp_path: object) -> None:
     path = Path(str(tmp_path)) / "appendonly.aof"
     torn = b"*3\r\n$3\r\nSET\r\n$2\r\nk3"  # the process died in the middle of this record
     path.write_bytes(LOG + torn)
-    result = AppendOnlyLog.read(str(path))
-    assert (len(result.commands), result.dropped_bytes) == (3, len(torn))
+    seen: list[list[bytes]] = []
+    assert AppendOnlyLog.read(str(path), seen.append) == (3, len(torn))
+    assert len(seen) == 3
     assert path.read_bytes() == LOG
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 16, 1000])
+@pytest.mark.parametrize("cut", range(0, len(LOG) + 1, 5))
+def test_streaming_in_any_chunks_replays_what_the_whole_log_does(chunk: int, cut: int) -> None:
+    data = LOG[:cut] + b"\x00garbage" if cut % 2 else LOG[:cut]
+    whole = replay(data)
+    seen: list[list[bytes]] = []
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    count, valid, dropped = replay_stream(pieces, seen.append)
+    assert seen == whole.commands
+    assert (count, valid, dropped) == (len(whole.commands), whole.valid_bytes, whole.dropped_bytes)
+
+
+def test_a_flood_of_overwrites_replays_in_little_memory() -> None:
+    """A flood of SETs to one key made an 84 MB log that no longer fit in db's 256 MB at
+    replay (OOM-killed at every start). Streaming holds one chunk, not the log."""
+    record_bytes = encode_command("SET", "flood", "x" * 100)
+    chunks = (record_bytes * 2000 for _ in range(20))  # 40,000 records: 5.3 MB
+    store = Store()
+    tracemalloc.start()
+    try:
+        count, _, dropped = replay_stream(chunks, lambda c: store.execute(c, 0.0))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (count, dropped) == (40_000, 0)
+    assert store.execute([b"DBSIZE"], 0.0).reply == 1
+    assert peak < 2_000_000, f"replay peaked at {peak / 1e6:.1f} MB for a 5.3 MB log"
 
 
 def test_policies_are_checked() -> None:
