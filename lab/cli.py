@@ -32,7 +32,7 @@ from lab.packets import report as packet_report
 from lab.packets import view as packet_view
 from lab.packets.capture import capturing
 from lab.progress import silent
-from lab.stack import Lab
+from lab.stack import Lab, ctrl_c_ignored
 from services.sockscript import Runner
 
 if TYPE_CHECKING:  # scapy loads slowly: imported where a capture is read
@@ -405,9 +405,10 @@ def cmd_link(lab: Lab, args: argparse.Namespace, console: Console) -> int:
         return 0
     if args.spec:
         impairment = links.parse(args.spec)
-        links.apply(lab, args.host, impairment)
+        how = links.apply(lab, args.host, impairment)
         console.print(
-            f"{args.host}: {impairment.text()}. It stays until `lab link {args.host} reset`."
+            f"{args.host}: {impairment.text()}{f' ({how})' if how else ''}. "
+            f"It stays until `lab link {args.host} reset`."
         )
         return 0
     for host in hosts:
@@ -602,6 +603,9 @@ def show_capture(console: Console, result: Result, frames: list[Frame]) -> None:
                 f"... {len(lines) - LADDER_LINES} more lines: "
                 f"`lab packets {capture.get('file')} --ladder`"
             )
+    start = frames[0].time if frames else 0.0
+    for frame in packet_view.examples(frames):
+        console.print(packet_view.frame_detail(frame, names, start))
     for summary_line in packet_view.checksum_summary(frames, names):
         console.print(summary_line)
     console.print(
@@ -706,6 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Piped output (CI logs, files) gets room for the timeline rather than rich's 80 columns.
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "150"))
     console = Console(width=width)
+    lab: Lab | None = None
     try:
         if args.command == "list":  # needs no Docker
             return cmd_list(None, args, console)
@@ -718,8 +723,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except docker.errors.DockerException as exc:
         return fail(f"Docker said: {' '.join(str(exc).split())}", 1)
     except KeyboardInterrupt:
-        # `up` has already removed what it started; nothing else leaves state behind.
+        # `up` has already removed what it started; faults, links and captures are
+        # undone by their own blocks; a helper caught half-started is removed below.
         return fail("interrupted", 130)
+    finally:
+        if lab is not None:
+            with ctrl_c_ignored(), contextlib.suppress(docker.errors.DockerException):
+                helpers.remove_mine(lab)
 
 
 def fail(line: str, code: int) -> int:

@@ -10,6 +10,7 @@ happened to the command that started it.
 from __future__ import annotations
 
 import secrets
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -21,7 +22,11 @@ from lab.stack import PROJECT_LABEL, SERVICE_LABEL, Lab
 
 ROLE_LABEL = "lab.role"
 ROLE = "helper"
+SESSION_LABEL = "lab.session"
+TARGET_LABEL = "lab.target"  # the host a helper works on
+SESSION = secrets.token_hex(4)  # this process's helpers, whoever else runs some
 TIMEOUT = 30.0
+_started = False  # whether this process started any (so cleanup asks Docker only then)
 
 
 class HelperFailed(LabError):
@@ -61,6 +66,7 @@ def labels(lab: Lab, role: str, purpose: str) -> dict[str, str]:
         PROJECT_LABEL: lab.topology.project,
         SERVICE_LABEL: f"{role}:{purpose}",
         ROLE_LABEL: role,
+        SESSION_LABEL: SESSION,
         "lab.purpose": purpose,
     }
 
@@ -70,12 +76,29 @@ def image(lab: Lab) -> str:
     return str(lab.container(lab.topology.client.name).attrs["Config"]["Image"])
 
 
-def start(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability: str) -> Container:
+def start(
+    lab: Lab,
+    purpose: str,
+    where: Namespace,
+    argv: list[str],
+    capability: str,
+    *,
+    also: tuple[str, ...] = (),
+    lasting: bool = False,
+) -> Container:
     """A helper left running (the caller removes it, or `lab down` does).
 
-    Its name is unique: two commands may work on the same host at once.
+    Its name is unique: two commands may work on the same host at once. A
+    ``lasting`` one outlives the command that started it (a link impairment:
+    `lab link HOST reset` ends it), so it is not this process's to clean up.
+    ``also``: further capabilities it needs.
     """
+    global _started
+    _started = True
     name = f"{lab.topology.project}-{purpose}-{where.label}-{secrets.token_hex(3)}"
+    tags = labels(lab, ROLE, purpose) | {TARGET_LABEL: where.label}
+    if lasting:
+        del tags[SESSION_LABEL]
     return lab.client.containers.run(
         image(lab),
         argv,
@@ -83,13 +106,38 @@ def start(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability:
         detach=True,
         network_mode=where.mode,
         cap_drop=["ALL"],
-        cap_add=[capability],
+        cap_add=[capability, *also],
         security_opt=["no-new-privileges:true"],
         user="0:0",  # capabilities reach only root here (Docker 20.10 grants no ambient ones)
         mem_limit="128m",
         pids_limit=16,
-        labels=labels(lab, ROLE, purpose),
+        labels=tags,
     )
+
+
+def wait_ready(container: Container, word: str, timeout: float = 15.0) -> None:
+    """Until the helper says ``word`` in its log; HelperFailed if it stops first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = container.logs().decode(errors="replace")
+        if word in logs:
+            return
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise HelperFailed(container.name or "helper", [], 1, logs)
+        time.sleep(0.1)
+    raise HelperFailed(container.name or "helper", [], 1, f"not ready within {timeout:.0f} s")
+
+
+def find(lab: Lab, purpose: str, target: str) -> list[str]:
+    """The ids of the helpers of one purpose working on one host (or the Docker host)."""
+    wanted = [
+        f"{PROJECT_LABEL}={lab.topology.project}",
+        f"{ROLE_LABEL}={ROLE}",
+        f"lab.purpose={purpose}",
+        f"{TARGET_LABEL}={target}",
+    ]
+    return [c["Id"] for c in lab.client.api.containers(all=True, filters={"label": wanted})]
 
 
 def run(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
@@ -106,10 +154,17 @@ def run(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability: s
     return output
 
 
-def remove_all(lab: Lab) -> list[str]:
-    """Every helper of this project, whatever it was for (after a Ctrl-C, say)."""
+def remove_mine(lab: Lab) -> list[str]:
+    """The helpers this process started and has not removed: a Ctrl-C can land between
+    Docker creating one and its owner holding it. The CLI calls this on every exit."""
+    return remove_all(lab, [f"{SESSION_LABEL}={SESSION}"]) if _started else []
+
+
+def remove_all(lab: Lab, only: list[str] | None = None) -> list[str]:
+    """Every helper of this project, whatever it was for (`lab chaos restore`)."""
     removed = []
-    filters = {"label": [f"{PROJECT_LABEL}={lab.topology.project}", f"{ROLE_LABEL}={ROLE}"]}
+    labels = [f"{PROJECT_LABEL}={lab.topology.project}", f"{ROLE_LABEL}={ROLE}", *(only or [])]
+    filters = {"label": labels}
     for summary in lab.client.api.containers(all=True, filters=filters):
         with suppress(docker.errors.NotFound):
             lab.client.api.remove_container(summary["Id"], force=True)

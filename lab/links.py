@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
+
+import docker.errors
 
 from lab import helpers
 from lab.errors import LabError, UsageError
@@ -25,9 +27,13 @@ Impair one host's link, to see what loss, a slow link or delay does to TCP and U
                    lab network first, so a capture there shows every lost frame and, for
                    TCP, the retransmission that replaced it.
     rate R         what HOST sends is limited to R (a token bucket, tc-tbf): 1mbit, 500kbit
-    delay T        what HOST sends waits T first (tc-netem), with optional
-    jitter T       variation; duplicate P%, corrupt P%, reorder P% likewise (netem)
+    delay T        what HOST sends waits T first, with optional
+    jitter T       variation (+/- T); reorder P% of the frames skip the delay and overtake;
+    duplicate P%   frames sent twice; corrupt P%: one bit flipped after the IP header
 
+delay, jitter, reorder, duplicate and corrupt use tc-netem; on a kernel without it
+(CONFIG_NET_SCH_NETEM unset) the lab's own netem in user space does the same through
+an NFQUEUE rule (services/netem.py), and `lab link` says which one is at work.
 A helper container with CAP_NET_ADMIN makes the change inside the host's network
 namespace; the services themselves stay unprivileged. A restarted host starts clean.
 """
@@ -38,6 +44,10 @@ FIND_INTERFACE = (
     """IF=$(ip -o link show | awk -F': ' '$2 != "lo" { sub(/@.*/, "", $2); print $2; exit }')"""
 )
 CHAIN = "NETLAB-LOSS"
+NETEM_CHAIN = "NETLAB-NETEM"  # sends what the host sends to the user-space netem
+QUEUE = 7  # the netfilter queue it reads
+NETEM_MARK = "0x4e4c"  # services.netem marks its duplicates: they pass the rule
+USER_SPACE = "user-space netem: this kernel has no sch_netem"
 NETEM_KINDS = ("delay", "jitter", "duplicate", "corrupt", "reorder")
 KINDS = ("loss", "rate", *NETEM_KINDS)
 NO_NETEM = "Specified qdisc kind is unknown"
@@ -48,14 +58,10 @@ class LinkError(LabError):
 
 
 class NetemMissing(LinkError):
-    def __init__(self, kinds: list[str]) -> None:
-        super().__init__(
-            f"{', '.join(kinds)} {'need' if len(kinds) > 1 else 'needs'} netem, and this "
-            "kernel has none "
-            "(CONFIG_NET_SCH_NETEM is not set)",
-            "loss and rate work without it; use a kernel with sch_netem for the rest",
-        )
-        self.kinds = kinds
+    """The kernel has no sch_netem (``apply`` then uses the lab's own, in user space)."""
+
+    def __init__(self) -> None:
+        super().__init__("this kernel has no netem (CONFIG_NET_SCH_NETEM is not set)")
 
 
 @dataclass(frozen=True)
@@ -133,14 +139,20 @@ def reset_script() -> str:
             "| while read -r rule; do iptables $rule; done || true",
             f"iptables -F {CHAIN} 2>/dev/null || true",
             f"iptables -X {CHAIN} 2>/dev/null || true",
+            f"iptables -S OUTPUT 2>/dev/null | grep -e '-j {NETEM_CHAIN}$' | sed 's/^-A/-D/' "
+            "| while read -r rule; do iptables $rule; done || true",
+            f"iptables -F {NETEM_CHAIN} 2>/dev/null || true",
+            f"iptables -X {NETEM_CHAIN} 2>/dev/null || true",
         ]
     )
 
 
-def apply_script(imp: Impairment) -> str:
+def apply_script(imp: Impairment, kernel_netem: bool = True) -> str:
     """Shell commands that put ``imp`` in place, starting from a clean link.
 
     Every value in them has passed ``parse``: numbers, and rates like ``1mbit``.
+    Without ``kernel_netem``, netem's kinds go to the user-space netem's queue
+    (``--queue-bypass``: should it be gone, frames pass unimpaired, not dropped).
     """
     lines = ["set -e", reset_script()]
     if imp.loss:
@@ -151,9 +163,17 @@ def apply_script(imp: Impairment) -> str:
             f"iptables -I INPUT -i {INTERFACE} -j {CHAIN}",
         ]
     netem = netem_args(imp)
-    if netem:
+    if netem and kernel_netem:
         lines.append(f"tc qdisc add dev {INTERFACE} root netem {' '.join(netem)}")
-    elif imp.rate:
+        return "\n".join(lines)
+    if netem:
+        lines += [
+            f"iptables -N {NETEM_CHAIN}",
+            f"iptables -A {NETEM_CHAIN} -m mark ! --mark {NETEM_MARK} "
+            f"-j NFQUEUE --queue-num {QUEUE} --queue-bypass",
+            f"iptables -A OUTPUT -o {INTERFACE} -j {NETEM_CHAIN}",
+        ]
+    if imp.rate:
         # 32 kbit of burst: a few full frames, so the rate holds at small time scales too.
         lines.append(
             f"tc qdisc add dev {INTERFACE} root tbf rate {imp.rate} burst 32kbit latency 400ms"
@@ -181,12 +201,19 @@ def netem_args(imp: Impairment) -> list[str]:
     return args
 
 
+def user_space_argv(imp: Impairment) -> list[str]:
+    """The user-space netem's command line for ``imp``'s netem kinds."""
+    numbers = (imp.delay, imp.jitter, imp.reorder, imp.duplicate, imp.corrupt)
+    return ["python3", "-m", "services.netem", str(QUEUE), *(f"{x:g}" for x in numbers)]
+
+
 def show_script() -> str:
     return "\n".join(
         [
             FIND_INTERFACE,
             f"tc qdisc show dev {INTERFACE}",
             f"iptables -S {CHAIN} 2>/dev/null | grep -- '-A' || true",
+            f"iptables -S {NETEM_CHAIN} 2>/dev/null | grep -- '-A' || true",
         ]
     )
 
@@ -200,32 +227,61 @@ def _run(lab: Lab, host: str, script: str) -> str:
         )
     except helpers.HelperFailed as exc:
         if NO_NETEM in exc.output:
-            raise NetemMissing(Impairment().needs_netem or list(NETEM_KINDS)) from None
+            raise NetemMissing from None
         raise LinkError(f"changing {host}'s link failed: {exc.what}") from None
 
 
-def apply(lab: Lab, host: str, imp: Impairment) -> None:
+def apply(lab: Lab, host: str, imp: Impairment) -> str:
+    """Put ``imp`` on ``host``'s link, replacing what was there; which netem is at work."""
+    _stop_user_space(lab, host)
     try:
         _run(lab, host, apply_script(imp))
+        return "tc netem" if imp.needs_netem else ""
     except NetemMissing:
-        _run(lab, host, reset_script())  # set -e stopped half way: leave nothing behind
-        raise NetemMissing(imp.needs_netem) from None
+        pass  # set -e stopped at tc netem; the next script starts from a clean link
+    where = helpers.Namespace.of_host(lab, host)
+    container = helpers.start(
+        lab, "netem", where, user_space_argv(imp), "NET_ADMIN", also=("NET_RAW",), lasting=True
+    )
+    try:
+        helpers.wait_ready(container, "delaying packets")
+        _run(lab, host, apply_script(imp, kernel_netem=False))
+    except helpers.HelperFailed as exc:
+        reset(lab, host)
+        raise LinkError(f"the user-space netem on {host} did not start: {exc.what}") from None
+    except BaseException:
+        reset(lab, host)
+        raise
+    return USER_SPACE
+
+
+def _stop_user_space(lab: Lab, host: str) -> None:
+    for container_id in helpers.find(lab, "netem", host):
+        with suppress(docker.errors.NotFound):
+            lab.client.api.remove_container(container_id, force=True)
 
 
 def reset(lab: Lab, host: str) -> None:
+    _stop_user_space(lab, host)
     _run(lab, host, reset_script())
 
 
 def show(lab: Lab, host: str) -> str:
-    return _run(lab, host, show_script())
+    running = helpers.find(lab, "netem", host)
+    shown = _run(lab, host, show_script())
+    if running:
+        argv = lab.client.api.inspect_container(running[0])["Config"]["Cmd"]
+        shown += f"user-space netem running: {' '.join(argv)}\n"
+    return shown
 
 
 @contextmanager
-def impaired(lab: Lab, host: str, imp: Impairment) -> Iterator[None]:
-    """``imp`` on ``host``'s link for the length of a block; removed however it ends."""
+def impaired(lab: Lab, host: str, imp: Impairment) -> Iterator[str]:
+    """``imp`` on ``host``'s link for the length of a block; removed however it ends.
+
+    Yields which netem is at work (see ``apply``)."""
     try:
-        apply(lab, host, imp)
-        yield
+        yield apply(lab, host, imp)
     finally:
         with ctrl_c_ignored():
             reset(lab, host)

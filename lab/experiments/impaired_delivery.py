@@ -48,6 +48,7 @@ class Run:
     missing: list[int]
     p50_ms: float
     p99_ms: float
+    min_ms: float = float("nan")
     retransmissions: int = 0  # TCP: data segments sent again (from the capture)
     resent_p50_ms: float = float("nan")  # TCP: median latency of the messages sent again
     on_wire: int = 0  # frames carrying a message from the client, as captured
@@ -88,6 +89,7 @@ def judge_run(protocol: str, link: str, loss: float, report: dict[str, Any]) -> 
         missing=sorted(set(sent) - set(numbers)),
         p50_ms=round(percentile(latencies, 0.5), 3),
         p99_ms=round(percentile(latencies, 0.99), 3),
+        min_ms=round(min(latencies, default=float("nan")), 3),
         error=str(report.get("error", "")),
     )
 
@@ -210,6 +212,11 @@ class ImpairedDelivery(Experiment):
             "UDP never sends a datagram twice: each number crosses the wire once, lost or not",
         ),
         Claim(
+            "delay-is-a-floor",
+            f"Delay is a floor, not a loss: with {DELAY_MS} ms added to shouthost's link, "
+            f"every message arrives over both, and none in under {DELAY_MS} ms",
+        ),
+        Claim(
             "udp-unhurried",
             f"The UDP datagrams that do arrive are as quick as without loss (median within "
             f"{UDP_SAME_MS:g} ms)",
@@ -233,15 +240,13 @@ class ImpairedDelivery(Experiment):
         with tempfile.TemporaryDirectory(prefix="netlab-impaired-") as folder:
             for label, impairment, loss in settings:
                 pcap = Path(folder) / "link.pcap"
-                try:
-                    with (
-                        links.impaired(lab, server.name, impairment),
-                        capturing(lab, pcap, offload=True, purpose="capture-impaired"),
-                    ):
-                        reports = {p: self._send(ctx, client, p, server.ip) for p in ("tcp", "udp")}
-                except links.NetemMissing as exc:
-                    ctx.facts.setdefault("skipped", []).append(f"{label}: {exc.what}")
-                    continue
+                with (
+                    links.impaired(lab, server.name, impairment) as how,
+                    capturing(lab, pcap, offload=True, purpose="capture-impaired"),
+                ):
+                    reports = {p: self._send(ctx, client, p, server.ip) for p in ("tcp", "udp")}
+                if how:
+                    ctx.facts["delay_by"] = how
                 frames = dissect.read(pcap)
                 for protocol, report in reports.items():
                     ctx.events.extend(events_of(report, protocol, label, client, server.ip))
@@ -320,6 +325,17 @@ class ImpairedDelivery(Experiment):
                 f"{len(r.sent_twice)} seen twice"
                 for r in udp
             ),
+        )
+        delayed = [r for r in runs if r.link.startswith("delay")]
+        findings["delay-is-a-floor"] = (
+            len(delayed) == 2
+            and all(r.delivered == r.sent and r.min_ms >= DELAY_MS for r in delayed),
+            "; ".join(
+                f"{r.link}, {r.protocol.upper()}: {r.delivered}/{r.sent} delivered, "
+                f"fastest {r.min_ms:.1f} ms, p50 {r.p50_ms:.1f} ms"
+                for r in delayed
+            )
+            or "no delay row ran",
         )
         findings["udp-unhurried"] = (
             all(abs(r.p50_ms - base_udp.p50_ms) <= UDP_SAME_MS for r in udp[1:]),

@@ -31,7 +31,6 @@ from lab.stack import Lab, ctrl_c_ignored
 
 INSIDE = "/capture.pcap"
 READY_TIMEOUT = 15.0
-POLL = 0.1
 
 
 @dataclass
@@ -84,8 +83,8 @@ def capturing(
         if not offload:
             for host in lab.topology.hosts:
                 progress(f"switching off checksum offload on {host}")
+                info.offload_off.append(host)  # noted first: a Ctrl-C may land mid-way
                 set_offload(lab, host, on=False)
-                info.offload_off.append(host)
             lab.on_host_back.append(host_back)
         progress(f"capturing on {info.interface}")
         container = helpers.start(
@@ -95,7 +94,10 @@ def capturing(
             ["python3", "-m", "services.capture", info.interface, INSIDE],
             "NET_RAW",
         )
-        _wait_ready(container)
+        try:
+            helpers.wait_ready(container, "capturing on", READY_TIMEOUT)
+        except helpers.HelperFailed as exc:
+            raise PacketError(f"the capture helper did not start: {exc.output.strip()}") from None
         info.clock_offset = time.time() - time.monotonic()
         yield info
     finally:
@@ -122,20 +124,6 @@ def set_offload(lab: Lab, host: str, *, on: bool) -> None:
         ["python3", "-m", "services.netadmin", "auto", "on" if on else "off"],
         "NET_ADMIN",
     )
-
-
-def _wait_ready(container: Container) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        logs = container.logs().decode(errors="replace")
-        if "capturing on" in logs:
-            return
-        container.reload()
-        if container.status in ("exited", "dead"):
-            last = logs.strip().splitlines()[-1] if logs.strip() else "no output"
-            raise PacketError(f"the capture helper stopped: {last}")
-        time.sleep(POLL)
-    raise PacketError(f"the capture helper did not start within {READY_TIMEOUT:.0f} s")
 
 
 def _collect(container: Container, path: Path) -> None:

@@ -123,6 +123,18 @@ def frame_detail(frame: Frame, names: dict[str, str], start: float) -> Renderabl
     return Group(*parts)
 
 
+def examples(frames: list[Frame]) -> list[Frame]:
+    """A frame of each kind worth taking apart in a report: the first TCP segment and the
+    first UDP datagram carrying data, and the first ICMP message."""
+    chosen: list[Frame] = []
+    for kind in ("TCP", "UDP", "ICMP"):
+        for f in frames:
+            if f.layer(kind) and (kind == "ICMP" or f.payload):
+                chosen.append(f)
+                break
+    return sorted(chosen, key=lambda f: f.number)
+
+
 def hex_view(frame: Frame, width: int = 16) -> Text:
     """The frame's bytes, 16 to a line, coloured by layer, with ``|`` where a header ends."""
     owner = ["data"] * len(frame.raw)

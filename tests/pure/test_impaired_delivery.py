@@ -133,6 +133,8 @@ def healthy_runs() -> list[Run]:
         run("udp", 0),
         run("udp", 10, delivered=270, missing=list(range(30))),
         run("udp", 30, delivered=210, missing=list(range(90))),
+        run("tcp", 0, link="delay 50ms", min_ms=50.3, p50_ms=50.6),
+        run("udp", 0, link="delay 50ms", min_ms=50.2, p50_ms=50.4),
     ]
 
 
@@ -155,6 +157,8 @@ def test_judge_holds_for_what_the_textbook_says() -> None:
         (4, {"delivered": 300, "missing": []}, "udp-loses-its-share"),  # nothing lost
         (5, {"sent_twice": [3]}, "udp-never-resends"),
         (5, {"p50_ms": 40.0}, "udp-unhurried"),
+        (6, {"min_ms": 12.0}, "delay-is-a-floor"),
+        (7, {"delivered": 299}, "delay-is-a-floor"),
     ],
 )
 def test_judge_fails_each_claim_on_its_own_evidence(

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from lab.errors import UsageError
-from lab.links import CHAIN, Impairment, apply_script, netem_args, parse, reset_script
+from lab.links import (
+    CHAIN,
+    NETEM_CHAIN,
+    Impairment,
+    apply_script,
+    netem_args,
+    parse,
+    reset_script,
+    user_space_argv,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,13 +79,38 @@ def test_netem_carries_delay_and_the_rest_and_rate_rides_along() -> None:
     assert netem_args(Impairment(loss=5, rate="1mbit")) == []  # no netem needed
 
 
+def test_without_kernel_netem_the_queue_rule_sends_frames_to_user_space() -> None:
+    imp = Impairment(delay=50, jitter=5, duplicate=2, rate="1mbit")
+    script = apply_script(imp, kernel_netem=False).splitlines()
+    assert not any("netem" in line and line.startswith("tc") for line in script)
+    assert (
+        f"iptables -A {NETEM_CHAIN} -m mark ! --mark 0x4e4c -j NFQUEUE --queue-num 7 "
+        "--queue-bypass" in script
+    )
+    assert f'iptables -A OUTPUT -o "$IF" -j {NETEM_CHAIN}' in script
+    assert script[-1].startswith('tc qdisc add dev "$IF" root tbf rate 1mbit')  # rate: tbf
+    assert user_space_argv(imp) == [
+        "python3",
+        "-m",
+        "services.netem",
+        "7",
+        "50",
+        "5",
+        "0",
+        "2",
+        "0",
+    ]
+    assert f"-N {NETEM_CHAIN}" not in apply_script(Impairment(loss=5), kernel_netem=False)
+
+
 def test_reorder_without_delay_is_refused() -> None:
     with pytest.raises(UsageError, match="give delay too"):
         netem_args(Impairment(reorder=10))
 
 
 def test_every_apply_starts_from_a_clean_link_and_reset_tolerates_nothing_set() -> None:
-    assert apply_script(Impairment(loss=1)).splitlines()[1:6] == reset_script().splitlines()
+    reset = reset_script().splitlines()
+    assert apply_script(Impairment(loss=1)).splitlines()[1 : 1 + len(reset)] == reset
     assert all(line.endswith("|| true") for line in reset_script().splitlines()[1:])
 
 

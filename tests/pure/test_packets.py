@@ -12,7 +12,7 @@ from lab.packets import ladder
 from lab.packets.checksum import Verdict
 from lab.packets.dissect import Frame, dissect, flag_names, read
 from lab.packets.report import events_of, faults_of
-from lab.packets.view import checksum_counts, frame_json, hex_view
+from lab.packets.view import checksum_counts, examples, frame_json, hex_view
 from services.capture import file_header, record
 from services.sockscript import Event
 
@@ -193,3 +193,13 @@ def test_failure_cells_keep_their_own_clock() -> None:
     result = {"t0_monotonic": 100.0, "facts": {"cells": [{**cell, "events": [cell_event]}]}}
     assert [e.t for e in events_of(result)] == [11.0]
     assert faults_of(result) == [(12.0, "kill begins"), (13.0, "kill undone")]
+
+
+def test_a_report_takes_apart_one_frame_of_each_kind() -> None:
+    frames = [
+        frame_at(1.0, tcp_frame("S", b""), 1),
+        frame_at(1.1, tcp_frame("PA", b"data"), 2),
+        frame_at(1.2, tcp_frame("PA", b"more"), 3),
+        frame_at(1.3, bytes(Ether() / IP() / ICMP(type=3, code=3) / bytes(28)), 4),
+    ]
+    assert [f.number for f in examples(frames)] == [2, 4]  # no UDP in this capture
