@@ -716,6 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list(None, args, console)
         if args.command == "packets":  # reads a file; needs no Docker either
             return cmd_packets(None, args, console)
+        check_usage(args)  # before Docker is asked anything
         lab = make_lab(args, docker_client())
         return COMMANDS[args.command](lab, args, console)
     except LabError as exc:
@@ -730,6 +731,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if lab is not None:
             with ctrl_c_ignored(), contextlib.suppress(docker.errors.DockerException):
                 helpers.remove_mine(lab)
+
+
+def check_usage(args: argparse.Namespace) -> None:
+    """What argparse cannot say: options that only make sense together."""
+    if args.command == "run" and args.offload and not args.capture:
+        raise UsageError("--offload says how to capture: give --capture too")
 
 
 def fail(line: str, code: int) -> int:

@@ -24,7 +24,7 @@ def run_lab(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_help_lists_every_command() -> None:
     result = run_lab("--help")
     assert result.returncode == 0
-    for command in ("up", "down", "status", "send"):
+    for command in ("up", "down", "status", "send", "packets", "link"):
         assert f"lab {command}" in result.stdout
 
 
@@ -40,3 +40,50 @@ def test_bad_usage_is_exit_2() -> None:
     result = run_lab("send", "carrier-pigeon", "hi")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def a_capture(path: Path) -> Path:
+    """A two-frame pcap, written the way the lab's capture helper writes one."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from services.capture import file_header, record
+
+    hello = bytes(Ether() / IP(src="10.203.0.100", dst="10.203.0.20") / UDP(dport=8080) / b"hi")
+    answer = bytes(Ether() / IP(src="10.203.0.20", dst="10.203.0.100") / UDP(sport=8080) / b"HI")
+    path.write_bytes(
+        file_header()
+        + record(100, 0, hello, len(hello))
+        + record(100, 500_000, answer, len(answer))
+    )
+    return path
+
+
+def test_packets_needs_no_docker(tmp_path: Path) -> None:
+    pcap = a_capture(tmp_path / "two.pcap")
+    no_docker = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    overview = run_lab("packets", str(pcap), env=no_docker)
+    assert overview.returncode == 0, overview.stderr
+    assert "UDP 2 B" in overview.stdout
+    assert "UDP checksums: 2 valid" in overview.stdout
+    detail = run_lab("packets", str(pcap), "--frame", "2", env=no_docker)
+    assert detail.returncode == 0
+    assert "b'HI'" in detail.stdout
+    assert "port 8080 → 53" in detail.stdout
+
+
+def test_packets_errors_are_one_line(tmp_path: Path) -> None:
+    pcap = a_capture(tmp_path / "two.pcap")
+    (tmp_path / "notes.txt").write_text("not a capture\n")
+    cases = [
+        (("packets", str(tmp_path / "missing.pcap")), 1, "cannot read"),
+        (("packets", str(tmp_path / "notes.txt")), 1, "cannot read"),
+        (("packets", str(pcap), "--frame", "9"), 2, "has 2 frames; no frame 9"),
+        (("packets", str(pcap), "--ladder"), 2, "needs the experiment result"),
+        (("run", "dispatch", "--offload"), 2, "give --capture too"),
+    ]
+    for args, code, words in cases:
+        result = run_lab(*args, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+        assert result.returncode == code, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert words in result.stderr
