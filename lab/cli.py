@@ -27,7 +27,7 @@ from lab.errors import DockerUnavailable, LabError, NotRunning, UsageError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.failures import Cell, Failures, load_schedule
 from lab.experiments.model import Result, run_experiment
-from lab.faults import KINDS, Chaos, restore
+from lab.faults import KINDS, UNDO, Chaos, restore
 from lab.packets import report as packet_report
 from lab.packets import view as packet_view
 from lab.packets.capture import capturing
@@ -388,10 +388,13 @@ def cmd_chaos(lab: Lab, args: argparse.Namespace, console: Console) -> int:
     if not args.target:
         raise UsageError(f"chaos {args.action} needs a TARGET")
     Chaos(lab).apply(args.action, args.target)
-    console.print(
-        f"{args.action} {args.target}: done. The fault stays until you undo it "
-        f"or run `lab chaos restore`."
-    )
+    if args.action in UNDO:  # a fault, not a mending (resume, heal) or a restart
+        console.print(
+            f"{args.action} {args.target}: done. The fault stays until you undo it "
+            f"({UNDO[args.action]} {args.target}) or run `lab chaos restore`."
+        )
+    else:
+        console.print(f"{args.action} {args.target}: done.")
     return 0
 
 
