@@ -28,6 +28,15 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def close_server(self, server: asyncio.AbstractServer) -> None:
+        """Close a server from its own loop: asyncio's objects are not thread-safe, and
+        closing one from the test's thread raced with the loop (seen under load)."""
+
+        async def close() -> None:
+            server.close()
+
+        self.run(close())
+
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
@@ -48,7 +57,7 @@ def loop() -> Iterator[LoopThread]:
 def tcp_shout_port(loop: LoopThread) -> Iterator[int]:
     server = loop.run(tcp_shout.start("127.0.0.1", 0))
     yield port_of(server)
-    server.close()
+    loop.close_server(server)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +74,7 @@ def udp_shout_port() -> Iterator[int]:
 def db_port(loop: LoopThread) -> Iterator[int]:
     server = loop.run(db.start("127.0.0.1", 0))
     yield port_of(server)
-    server.close()
+    loop.close_server(server)
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +106,7 @@ def http_port(
         http_server.start("127.0.0.1", 0, settings(db_port, tcp_shout_port, udp_shout_port))
     )
     yield port_of(server)
-    server.close()
+    loop.close_server(server)
 
 
 @pytest.fixture(scope="session")
@@ -108,4 +117,4 @@ def http_without_db_port(
         http_server.start("127.0.0.1", 0, settings(closed_port, tcp_shout_port, udp_shout_port))
     )
     yield port_of(server)
-    server.close()
+    loop.close_server(server)

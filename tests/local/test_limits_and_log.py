@@ -20,7 +20,7 @@ from tests.local.conftest import LoopThread, port_of, settings
 def small_db(loop: LoopThread) -> Iterator[int]:
     server = loop.run(db.start("127.0.0.1", 0, Store(), max_clients=2, idle=0.5, max_bulk=1024))
     yield port_of(server)
-    server.close()
+    loop.close_server(server)
 
 
 def test_db_refuses_the_client_over_the_limit_cleanly(small_db: int) -> None:
@@ -59,7 +59,7 @@ def test_tcp_shout_over_its_limit_gets_eof_and_the_others_go_on(loop: LoopThread
             kept.sendall(b"b")
             assert recv_exactly(kept, 1) == b"B"
     finally:
-        server.close()
+        loop.close_server(server)
 
 
 def test_http_over_its_limit_gets_503(
@@ -78,7 +78,7 @@ def test_http_over_its_limit_gets_503(
             status, headers, _ = http_response(extra)
             assert (status, headers["connection"]) == (503, "close")
     finally:
-        server.close()
+        loop.close_server(server)
 
 
 def test_writes_survive_a_restart_through_the_log(loop: LoopThread, tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_writes_survive_a_restart_through_the_log(loop: LoopThread, tmp_path: Pa
         assert r.incr("key:1") == 2
     finally:
         r.close()
-        server.close()
+        loop.close_server(server)
     # The process "dies" without closing the log; a new one replays it.
     store = Store()
     AppendOnlyLog.read(path, lambda command: store.execute(command, 0.0))
@@ -112,4 +112,4 @@ def test_idle_timeout_zero_means_never(loop: LoopThread) -> None:
             with pytest.raises(socket.timeout):
                 s.recv(1)  # still open after the wait
     finally:
-        server.close()
+        loop.close_server(server)
