@@ -1,5 +1,7 @@
-"""Impaired links: loss, rate, and (where the kernel has netem) delay, jitter and the rest.
+"""Impaired links: loss, rate, delay, jitter, reorder, duplicate, corrupt.
 
+Loss is an iptables statistic match, rate a tc token bucket, the rest tc-netem, or
+the lab's own netem in user space (services/netem.py) where the kernel has none.
 Every change is made by a helper container holding CAP_NET_ADMIN in the host's
 network namespace; the lab's services stay unprivileged. The parsing and the
 commands are pure (tested without Docker); ``apply``/``reset``/``impaired``

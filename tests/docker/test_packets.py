@@ -340,7 +340,7 @@ def round_trip_ms(lab: Lab) -> float:
     return (recv.t + recv.dt - send.t) * 1000
 
 
-def test_link_delay_jitter_and_duplicate_by_hand(lab: Lab) -> None:
+def test_link_delay_by_hand_and_reset(lab: Lab) -> None:
     """tc-netem where the kernel has it, the lab's own user-space netem where not."""
     done = run_lab_cli("-p", PROJECT, "link", "shouthost", "delay", "200ms", timeout=120)
     try:
