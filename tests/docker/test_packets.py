@@ -357,3 +357,22 @@ def test_link_delay_by_hand_and_reset(lab: Lab) -> None:
     assert "netem" not in link_of("shouthost")
     assert [h for h in helpers_left(lab) if "netem" in h] == []
     assert round_trip_ms(lab) < 200
+
+
+def test_link_duplicate_by_hand_sends_every_answer_twice(lab: Lab) -> None:
+    steps: list[Step] = [
+        {"op": "socket", "sock": "u", "type": "udp", "timeout": 2.0},
+        {"op": "connect", "sock": "u", "host": "udp-shout", "port": 8080},
+        {"op": "send", "sock": "u", "data": "twice?"},
+        {"op": "recv", "sock": "u"},
+        {"op": "recv", "sock": "u"},
+    ]
+    done = run_lab_cli("-p", PROJECT, "link", "shouthost", "duplicate", "100%", timeout=120)
+    try:
+        assert done.returncode == 0, done.stderr
+        answers = lab.run_script(lab.topology.client.name, steps)[-2:]
+        assert [(e.outcome, e.data) for e in answers] == [("ok", "TWICE?"), ("ok", "TWICE?")]
+    finally:
+        assert run_lab_cli("-p", PROJECT, "link", "shouthost", "reset", timeout=120).returncode == 0
+    once = lab.run_script(lab.topology.client.name, steps)[-2:]
+    assert [e.outcome for e in once] == ["ok", "timeout"]  # one datagram, one answer
