@@ -12,6 +12,7 @@ import json
 import math
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from lab import links
 from lab.experiments.model import Claim, Context, Experiment
 from lab.packets.capture import capturing
+from services.loadgen import percentile
 from services.sequence import encode, number_of
 from services.sockscript import Event
 
 if TYPE_CHECKING:  # scapy loads slowly: imported where the capture is read
-    from lab.packets.dissect import Frame
+    from lab.packets.dissect import Frame, Layer
 
 LOSSES = (0, 10, 30)  # percent, on shouthost's link
 DELAY_MS = 50  # the delay row, where the kernel has netem
@@ -65,14 +67,6 @@ def plain(data: dict[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in data.items()}
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest rank, like services.loadgen; NaN when nothing came back."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered), max(1, math.ceil(fraction * len(ordered)))) - 1]
-
-
 def judge_run(protocol: str, link: str, loss: float, report: dict[str, Any]) -> Run:
     """The sender's own record: which numbers came back, in what order, how late."""
     sent = {int(n): float(t) for n, t in report["sent"]}
@@ -102,7 +96,7 @@ def latency_of(report: dict[str, Any], numbers: list[int]) -> float:
     return round(percentile(times, 0.5), 3)
 
 
-def events_of(
+def sender_events(
     report: dict[str, Any], protocol: str, link: str, host: str, server_ip: str
 ) -> list[Event]:
     """The sender's record as socket events: a send per message, a recv per answer.
@@ -133,6 +127,16 @@ def events_of(
     return sorted(sends + answers, key=lambda e: e.t)
 
 
+def toward(
+    frames: list[Frame], protocol: str, src: str, dst: str, port: int
+) -> Iterator[tuple[Frame, Layer]]:
+    """The frames of ``protocol`` from ``src`` to ``dst``:``port``, with that layer."""
+    for f in frames:
+        layer = f.layer(protocol)
+        if layer is not None and (f.src, f.dst, layer.fields["dst_port"]) == (src, dst, port):
+            yield f, layer
+
+
 def tcp_retransmissions(
     frames: list[Frame], src: str, dst: str, port: int
 ) -> tuple[int, int, list[int]]:
@@ -142,10 +146,7 @@ def tcp_retransmissions(
     first: dict[int, int] = {}
     segments = repeats = 0
     resent: set[int] = set()
-    for f in frames:
-        tcp = f.layer("TCP")
-        if tcp is None or f.src != src or f.dst != dst or tcp.fields["dst_port"] != port:
-            continue
+    for f, tcp in toward(frames, "TCP", src, dst, port):
         size = len(f.payload)
         if not size:
             continue
@@ -165,10 +166,7 @@ def tcp_retransmissions(
 def udp_numbers(frames: list[Frame], src: str, dst: str, port: int) -> Counter[int]:
     """How often each numbered datagram src->dst:port appears on the wire."""
     seen: Counter[int] = Counter()
-    for f in frames:
-        udp = f.layer("UDP")
-        if udp is None or f.src != src or f.dst != dst or udp.fields["dst_port"] != port:
-            continue
+    for f, _ in toward(frames, "UDP", src, dst, port):
         number = number_of(f.payload)
         if number is not None:
             seen[number] += 1
@@ -249,7 +247,7 @@ class ImpairedDelivery(Experiment):
                     ctx.facts["delay_by"] = how
                 frames = dissect.read(pcap)
                 for protocol, report in reports.items():
-                    ctx.events.extend(events_of(report, protocol, label, client, server.ip))
+                    ctx.events.extend(sender_events(report, protocol, label, client, server.ip))
                     run = judge_run(protocol, label, loss, report)
                     if protocol == "tcp":
                         run.on_wire, run.retransmissions, resent = tcp_retransmissions(

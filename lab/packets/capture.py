@@ -39,7 +39,6 @@ class CaptureInfo:
     interface: str
     offload_off: list[str] = field(default_factory=list)  # hosts whose offload was switched off
     clock_offset: float = 0.0  # wall clock minus CLOCK_MONOTONIC: puts frames on events' time line
-    frames: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {

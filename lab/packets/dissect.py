@@ -246,7 +246,3 @@ def _transport(name: str, ip: Packet, protocol: int, segment: bytes) -> Checksum
 
 def _reorder(judged: tuple[Verdict, int, int]) -> tuple[int, int, Verdict]:
     return judged[1], judged[2], judged[0]
-
-
-def checksum_of(frame: Frame, layer: str) -> ChecksumCheck | None:
-    return next((c for c in frame.checksums if c.layer == layer), None)

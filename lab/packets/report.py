@@ -87,13 +87,14 @@ def cell_packets(
     """The frames to and from the client host while a failure-matrix cell ran, on its clock."""
     client_ip = hosts.get("client", {}).get("ip", "")
     end = max((e.t + e.dt for e in cell.events), default=cell.recovered_at)
+    ports = cell_ports(cell)
     marks = []
     for f in frames:
         t = f.time - float(capture.get("clock_offset", 0.0)) - cell.t0
         if not 0 <= t <= end or client_ip not in (f.src, f.dst) or not f.layer("IPv4"):
             continue
         client_port = port_of(f, client_ip)
-        if client_port is None or client_port not in cell_ports(cell):
+        if client_port is None or client_port not in ports:
             continue
         marks.append(PacketMark(t, f.summary, outgoing=f.src == client_ip))
     return marks
@@ -128,9 +129,11 @@ def faults_of(result: dict[str, Any]) -> list[tuple[float, str]]:
     """The failure matrix's faults and recoveries, on the experiment's time line."""
     t0 = float(result.get("t0_monotonic", 0.0))
     out = []
+    rows: set[str] = set()
     for cell in (result.get("facts") or {}).get("cells", []):
-        if cell.get("client") != (result["facts"]["cells"][0].get("client")):
+        if cell["row"] in rows:
             continue  # the clients of a row share its fault: mark it once
+        rows.add(cell["row"])
         base = float(cell.get("t0", t0)) - t0
         out.append((base + cell["fault_at"], f"{cell['row']} begins"))
         out.append((base + cell["recovered_at"], f"{cell['row']} undone"))

@@ -16,7 +16,7 @@ import pytest
 
 from lab.helpers import ROLE, ROLE_LABEL
 from lab.stack import PROJECT_LABEL, Lab
-from services.sockscript import Step
+from services.sockscript import Event, Step
 from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
 
 TSHARK = shutil.which("tshark")
@@ -326,16 +326,21 @@ def test_link_loss_by_hand_and_reset(lab: Lab) -> None:
     assert "ANYONE?" in back.stdout
 
 
+def udp_exchange(lab: Lab, data: str, answers: int, timeout: float) -> list[Event]:
+    """One datagram from the client host to udp-shout, then ``answers`` recvs: its send
+    and recv events."""
+    steps: list[Step] = [
+        {"op": "socket", "sock": "u", "type": "udp", "timeout": timeout},
+        {"op": "connect", "sock": "u", "host": "udp-shout", "port": 8080},
+        {"op": "send", "sock": "u", "data": data},
+        *({"op": "recv", "sock": "u"} for _ in range(answers)),
+    ]
+    return lab.run_script(lab.topology.client.name, steps)[-1 - answers :]
+
+
 def round_trip_ms(lab: Lab) -> float:
     """One UDP round trip from the client host to udp-shout, as its socket saw it."""
-    steps: list[Step] = [
-        {"op": "socket", "sock": "u", "type": "udp", "timeout": 5.0},
-        {"op": "connect", "sock": "u", "host": "udp-shout", "port": 8080},
-        {"op": "send", "sock": "u", "data": "ping"},
-        {"op": "recv", "sock": "u"},
-    ]
-    events = lab.run_script(lab.topology.client.name, steps)
-    send, recv = events[-2], events[-1]
+    send, recv = udp_exchange(lab, "ping", answers=1, timeout=5.0)
     assert recv.outcome == "ok", recv
     return (recv.t + recv.dt - send.t) * 1000
 
@@ -360,19 +365,12 @@ def test_link_delay_by_hand_and_reset(lab: Lab) -> None:
 
 
 def test_link_duplicate_by_hand_sends_every_answer_twice(lab: Lab) -> None:
-    steps: list[Step] = [
-        {"op": "socket", "sock": "u", "type": "udp", "timeout": 2.0},
-        {"op": "connect", "sock": "u", "host": "udp-shout", "port": 8080},
-        {"op": "send", "sock": "u", "data": "twice?"},
-        {"op": "recv", "sock": "u"},
-        {"op": "recv", "sock": "u"},
-    ]
     done = run_lab_cli("-p", PROJECT, "link", "shouthost", "duplicate", "100%", timeout=120)
     try:
         assert done.returncode == 0, done.stderr
-        answers = lab.run_script(lab.topology.client.name, steps)[-2:]
+        answers = udp_exchange(lab, "twice?", answers=2, timeout=2.0)[1:]
         assert [(e.outcome, e.data) for e in answers] == [("ok", "TWICE?"), ("ok", "TWICE?")]
     finally:
         assert run_lab_cli("-p", PROJECT, "link", "shouthost", "reset", timeout=120).returncode == 0
-    once = lab.run_script(lab.topology.client.name, steps)[-2:]
+    once = udp_exchange(lab, "twice?", answers=2, timeout=2.0)[1:]
     assert [e.outcome for e in once] == ["ok", "timeout"]  # one datagram, one answer

@@ -9,9 +9,9 @@ from scapy.layers.l2 import Ether
 from lab.experiments.impaired_delivery import ImpairedDelivery as Experiment
 from lab.experiments.impaired_delivery import (
     Run,
-    events_of,
     judge_run,
     latency_of,
+    sender_events,
     tcp_retransmissions,
     tolerance,
     udp_numbers,
@@ -41,7 +41,7 @@ def test_lines_cut_a_stream_back_into_messages() -> None:
 
 def test_the_senders_record_becomes_events_in_time_order() -> None:
     report = {"sent": [[0, 0.0], [1, 0.005]], "received": [[0, 0.001], [1, 0.2]]}
-    events = events_of(report, "udp", "loss 10%", "client", SERVER)
+    events = sender_events(report, "udp", "loss 10%", "client", SERVER)
     assert [(e.op, e.data, e.t) for e in events] == [
         ("send", "msg 00000\n", 0.0),
         ("recv", "MSG 00000\n", 0.001),
