@@ -245,7 +245,7 @@ def c10k(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
         [
             "python3",
             "-m",
-            "services.loadgen",
+            "services.probes.loadgen",
             "c10k",
             "tcp-shout",
             "8080",
@@ -304,7 +304,7 @@ def udp(lab: Lab, sizes: Sizes, progress: Progress = silent, plot: Path | None =
             [
                 "python3",
                 "-m",
-                "services.loadgen",
+                "services.probes.loadgen",
                 "udp",
                 "udp-shout",
                 "8080",

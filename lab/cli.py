@@ -33,7 +33,7 @@ from lab.packets import view as packet_view
 from lab.packets.capture import capturing
 from lab.progress import silent
 from lab.stack import Lab, ctrl_c_ignored
-from services.sockscript import Runner
+from services.probes.sockscript import Runner
 
 if TYPE_CHECKING:  # scapy loads slowly: imported where a capture is read
     from lab.packets.dissect import Frame

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab.stack import Lab
-from services.resp import encode_command
+from services.protocols.resp import encode_command
 
 TIMEOUT = 1.0
 KINDS = (

@@ -1,7 +1,7 @@
 """Impaired links: loss, rate, delay, jitter, reorder, duplicate, corrupt.
 
 Loss is an iptables statistic match, rate a tc token bucket, the rest tc-netem, or
-the lab's own netem in user space (services/netem.py) where the kernel has none.
+the lab's own netem in user space (services/helpers/netem.py) where the kernel has none.
 Every change is made by a helper container holding CAP_NET_ADMIN in the host's
 network namespace; the lab's services stay unprivileged. The parsing and the
 commands are pure (tested without Docker); ``apply``/``reset``/``impaired``
@@ -35,7 +35,7 @@ Impair one host's link, to see what loss, a slow link or delay does to TCP and U
 
 delay, jitter, reorder, duplicate and corrupt use tc-netem; on a kernel without it
 (CONFIG_NET_SCH_NETEM unset) the lab's own netem in user space does the same through
-an NFQUEUE rule (services/netem.py), and `lab link` says which one is at work.
+an NFQUEUE rule (services/helpers/netem.py), and `lab link` says which one is at work.
 A helper container with CAP_NET_ADMIN makes the change inside the host's network
 namespace; the services themselves stay unprivileged. A restarted host starts clean.
 """
@@ -48,7 +48,7 @@ FIND_INTERFACE = (
 CHAIN = "NETLAB-LOSS"
 NETEM_CHAIN = "NETLAB-NETEM"  # sends what the host sends to the user-space netem
 QUEUE = 7  # the netfilter queue it reads
-NETEM_MARK = "0x4e4c"  # services.netem marks its duplicates: they pass the rule
+NETEM_MARK = "0x4e4c"  # services.helpers.netem marks its duplicates: they pass the rule
 USER_SPACE = "user-space netem: this kernel has no sch_netem"
 NETEM_KINDS = ("delay", "jitter", "duplicate", "corrupt", "reorder")
 KINDS = ("loss", "rate", *NETEM_KINDS)
@@ -206,7 +206,7 @@ def netem_args(imp: Impairment) -> list[str]:
 def user_space_argv(imp: Impairment) -> list[str]:
     """The user-space netem's command line for ``imp``'s netem kinds."""
     numbers = (imp.delay, imp.jitter, imp.reorder, imp.duplicate, imp.corrupt)
-    return ["python3", "-m", "services.netem", str(QUEUE), *(f"{x:g}" for x in numbers)]
+    return ["python3", "-m", "services.helpers.netem", str(QUEUE), *(f"{x:g}" for x in numbers)]
 
 
 def show_script() -> str:

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from lab.experiments.model import Result
 from lab.stack import HostStatus, Removed, ServiceState
-from services.porttable import Entry
-from services.sockscript import Event, printable
+from services.probes.porttable import Entry
+from services.probes.sockscript import Event, printable
 
 STATE_STYLE = {"healthy": "green", "none": "green", "starting": "yellow", "unhealthy": "red"}
 

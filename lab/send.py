@@ -1,4 +1,4 @@
-"""`lab send`: one-shot clients written as socket scripts (see services/sockscript.py).
+"""`lab send`: one-shot clients written as socket scripts (see services/probes/sockscript.py).
 
 The same script runs on the Docker host (through a published port) or inside
 the client host (by service name); either way every operation is recorded.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 from lab.errors import UsageError
-from services.resp import Error, Reply, Simple, encode_command, parse_reply
-from services.sockscript import Event, Step, raw
+from services.probes.sockscript import Event, Step, raw
+from services.protocols.resp import Error, Reply, Simple, encode_command, parse_reply
 
 
 def tcp_script(host: str, port: int, message: str) -> list[Step]:

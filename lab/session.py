@@ -4,7 +4,7 @@
 its standard streams attached and returns at once, so the driver can act
 (kill a process, cut a cable) while the command goes on, then read its output.
 
-``ScriptSession`` runs ``python3 -m services.sockscript --serve T0`` that way:
+``ScriptSession`` runs ``python3 -m services.probes.sockscript --serve T0`` that way:
 one step in, its events out, with sockets that outlive a step, so the driver
 can see what the very same socket does after it broke something.
 """
@@ -20,7 +20,7 @@ import docker
 from docker.models.containers import Container
 
 from lab.errors import LabError
-from services.sockscript import Event
+from services.probes.sockscript import Event
 
 STDOUT = 1
 
@@ -99,7 +99,7 @@ class AttachedExec:
 class ScriptSession:
     def __init__(self, client: docker.DockerClient, container: Container, t0: float) -> None:
         """``t0``: the CLOCK_MONOTONIC reading that event times count from."""
-        argv = ["python3", "-m", "services.sockscript", "--serve", repr(t0)]
+        argv = ["python3", "-m", "services.probes.sockscript", "--serve", repr(t0)]
         self._exec = AttachedExec(client, container, argv)
 
     def step(self, **step: Any) -> list[Event]:

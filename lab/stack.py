@@ -29,8 +29,8 @@ from lab.compose import Compose, port_in_use
 from lab.errors import ComposeFailed, ComposeMissing, LabError, NotRunning, PortTaken, Unhealthy
 from lab.progress import Progress
 from lab.topology import Host, PublishedPort, Topology
-from services.porttable import Entry
-from services.sockscript import Event, Step
+from services.probes.porttable import Entry
+from services.probes.sockscript import Event, Step
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -151,10 +151,10 @@ class Lab:
     def port_table(self, host: str) -> list[Entry]:
         """Read the host's listening sockets from inside it, like ``ss -ltunp``.
 
-        The table is computed inside the host by services/porttable.py; this side
+        The table is computed inside the host by services/probes/porttable.py; this side
         only decodes its JSON into the same Entry rows.
         """
-        out = self.run_in(host, ["python3", "-m", "services.porttable"])
+        out = self.run_in(host, ["python3", "-m", "services.probes.porttable"])
         return [Entry(**row) for row in json.loads(out or b"[]")]
 
     def run_in(self, service: str, argv: list[str]) -> bytes:
@@ -215,14 +215,14 @@ class Lab:
         return gateway
 
     def run_script(self, service: str, steps: list[Step], t0: float | None = None) -> list[Event]:
-        """Run a socket script inside a host (services/sockscript.py); its recorded events.
+        """Run a socket script inside a host (services/probes/sockscript.py); its recorded events.
 
         Event times count from ``t0`` (a CLOCK_MONOTONIC reading) when given, else
         from the script's own start.
         """
         clock = ["--t0", repr(t0)] if t0 is not None else []
         out = self.run_in(
-            service, ["python3", "-m", "services.sockscript", *clock, json.dumps(steps)]
+            service, ["python3", "-m", "services.probes.sockscript", *clock, json.dumps(steps)]
         )
         return [Event(**e) for e in json.loads(out)]
 

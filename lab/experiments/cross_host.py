@@ -9,7 +9,7 @@ from lab import send
 from lab.experiments.model import Claim, Context, Experiment, every, first, ip_of, rename
 from lab.httpwire import RawResponse, WireError, split_responses
 from lab.send import received
-from services.sockscript import Event
+from services.probes.sockscript import Event
 
 
 class CrossHost(Experiment):

@@ -19,7 +19,7 @@ from lab.experiments.model import Claim, Context, Experiment, ExperimentError
 from lab.progress import silent
 from lab.send import received
 from lab.session import AttachedExec
-from services.resp import parse_reply
+from services.protocols.resp import parse_reply
 
 POLICIES = ("always", "everysec", "no")
 TORN = "*3\\r\\n$3\\r\\nSET\\r\\n$4\\r\\ntorn"  # printf text: a SET cut off mid-key
@@ -84,7 +84,7 @@ class DbKill(Experiment):
         writer = AttachedExec(
             lab.client,
             lab.container(lab.topology.client.name),
-            ["python3", "-m", "services.writer", "db", "6379", prefix, str(seconds)],
+            ["python3", "-m", "services.probes.writer", "db", "6379", prefix, str(seconds)],
         )
         started = time.monotonic()
         kills = 0

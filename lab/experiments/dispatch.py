@@ -10,7 +10,7 @@ from lab import send
 from lab.experiments.model import Claim, Context, Experiment, every, first, ip_of, rename
 from lab.httpwire import WireError, split_responses
 from lab.send import received
-from services.sockscript import Step
+from services.probes.sockscript import Step
 
 NO_LISTENER = 9  # the discard port: nothing in the lab listens on it
 

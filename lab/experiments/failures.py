@@ -34,8 +34,8 @@ from lab.faults import injected
 from lab.progress import silent
 from lab.send import http_request
 from lab.session import ScriptSession
-from services.resp import encode_command
-from services.sockscript import Event, raw
+from services.probes.sockscript import Event, raw
+from services.protocols.resp import encode_command
 
 PROBE_TIMEOUT = 1.0  # how long a client waits for an answer while the fault is in place
 # After recovery, how long the same socket may take to answer. A TCP segment lost in a

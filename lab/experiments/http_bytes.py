@@ -5,7 +5,7 @@ from __future__ import annotations
 from lab.experiments.model import Claim, Context, Experiment, every, first
 from lab.httpwire import RawResponse, WireError, split_responses
 from lab.send import http_request, received
-from services.sockscript import Event, Step, raw
+from services.probes.sockscript import Event, Step, raw
 
 
 class HttpBytes(Experiment):

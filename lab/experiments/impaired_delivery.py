@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from lab import links
 from lab.experiments.model import Claim, Context, Experiment
 from lab.packets.capture import capturing
-from services.loadgen import percentile
-from services.sequence import encode, number_of
-from services.sockscript import Event
+from services.probes.loadgen import percentile
+from services.probes.sockscript import Event
+from services.protocols.sequence import encode, number_of
 
 if TYPE_CHECKING:  # scapy loads slowly: imported where the capture is read
     from lab.packets.dissect import Frame, Layer
@@ -264,7 +264,7 @@ class ImpairedDelivery(Experiment):
         return self.judge(runs)
 
     def _send(self, ctx: Context, host: str, protocol: str, server_ip: str) -> dict[str, Any]:
-        argv = ["python3", "-m", "services.sequence", protocol, server_ip, "8080"]
+        argv = ["python3", "-m", "services.protocols.sequence", protocol, server_ip, "8080"]
         argv += [str(self.count), str(INTERVAL_MS), str(DRAIN_S), repr(ctx.t0)]
         report: dict[str, Any] = json.loads(ctx.lab.run_in(host, argv))
         return report

@@ -17,7 +17,7 @@ from typing import Any
 
 from lab.errors import LabError
 from lab.stack import Lab
-from services.sockscript import Event, Runner, Step
+from services.probes.sockscript import Event, Runner, Step
 
 SCHEMA_ID = "netlab.experiment-result/1"
 

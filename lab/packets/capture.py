@@ -90,7 +90,7 @@ def capturing(
             lab,
             purpose,
             helpers.Namespace.docker_host(),
-            ["python3", "-m", "services.capture", info.interface, INSIDE],
+            ["python3", "-m", "services.helpers.capture", info.interface, INSIDE],
             "NET_RAW",
         )
         try:
@@ -120,7 +120,7 @@ def set_offload(lab: Lab, host: str, *, on: bool) -> None:
         lab,
         "offload",
         helpers.Namespace.of_host(lab, host),
-        ["python3", "-m", "services.netadmin", "auto", "on" if on else "off"],
+        ["python3", "-m", "services.helpers.netadmin", "auto", "on" if on else "off"],
         "NET_ADMIN",
     )
 

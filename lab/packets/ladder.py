@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services.sockscript import Event
+from services.probes.sockscript import Event
 
 if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it
     from lab.packets.dissect import Frame

@@ -13,7 +13,7 @@ from lab.packets.capture import CaptureInfo
 from lab.packets.ladder import PacketMark
 from lab.packets.view import checksum_counts
 from lab.stack import Lab
-from services.sockscript import Event
+from services.probes.sockscript import Event
 
 if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it
     from lab.packets.dissect import Frame

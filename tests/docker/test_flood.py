@@ -14,7 +14,7 @@ import time
 import pytest
 
 from lab.stack import Lab
-from services.resp import encode_command
+from services.protocols.resp import encode_command
 
 FLOOD_SECONDS = 3.0
 MAX_GROWTH_KB = 20 * 1024

@@ -16,7 +16,7 @@ import pytest
 
 from lab.helpers import ROLE, ROLE_LABEL
 from lab.stack import PROJECT_LABEL, Lab
-from services.sockscript import Event, Step
+from services.probes.sockscript import Event, Step
 from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
 
 TSHARK = shutil.which("tshark")
@@ -248,7 +248,7 @@ def offload_of(lab: Lab, host: str) -> str:
     """A host's transmit checksum offload, read through a NET_ADMIN helper like the lab's."""
     out = lab.client.containers.run(
         lab.container(lab.topology.client.name).attrs["Config"]["Image"],
-        ["python3", "-m", "services.netadmin", "auto"],
+        ["python3", "-m", "services.helpers.netadmin", "auto"],
         network_mode=f"container:{lab.container(host).id}",
         cap_drop=["ALL"],
         cap_add=["NET_ADMIN"],
@@ -353,7 +353,7 @@ def test_link_delay_by_hand_and_reset(lab: Lab) -> None:
         shown = link_of("shouthost")
         assert "netem" in shown
         if "user-space netem" in done.stdout:
-            assert "services.netem 7 200 0 0 0 0" in shown
+            assert "services.helpers.netem 7 200 0 0 0 0" in shown
             assert "NFQUEUE" in shown
         assert round_trip_ms(lab) >= 200  # the answer left shouthost 200 ms late
     finally:

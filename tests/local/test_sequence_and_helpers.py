@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from services import sequence
-from services.netadmin import the_interface
+from services.helpers.netadmin import the_interface
+from services.protocols import sequence
 
 
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
@@ -39,7 +39,7 @@ def test_sockscript_counts_from_the_drivers_t0() -> None:
     t0 = time.monotonic() - 100.0  # as if the experiment had begun 100 s ago
     steps = [{"op": "socket", "sock": "u", "type": "udp"}, {"op": "close", "sock": "u"}]
     out = subprocess.run(
-        [sys.executable, "-m", "services.sockscript", "--t0", repr(t0), json.dumps(steps)],
+        [sys.executable, "-m", "services.probes.sockscript", "--t0", repr(t0), json.dumps(steps)],
         capture_output=True, text=True, check=True, timeout=30,
     )  # fmt: skip
     times = [e["t"] for e in json.loads(out.stdout)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from lab import send
-from services.sockscript import Event, Runner, raw, text
+from services.probes.sockscript import Event, Runner, raw, text
 
 
 def run(steps: list[dict[str, object]]) -> list[Event]:

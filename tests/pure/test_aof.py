@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 
-from services.aof import AppendOnlyLog, record, replay, replay_stream
-from services.kv import Store
-from services.resp import encode_command
+from services.protocols.aof import AppendOnlyLog, record, replay, replay_stream
+from services.protocols.kv import Store
+from services.protocols.resp import encode_command
 
 
 def test_a_relative_expiry_is_logged_as_an_absolute_one() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lab.bench import Bench, markdown, parse_redis_benchmark
-from services.loadgen import percentile
-from services.writer import ranges
+from services.probes.loadgen import percentile
+from services.probes.writer import ranges
 
 CSV = """"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 "SET","98039.22","0.287","0.080","0.263","0.431","0.623","1.151"

@@ -14,7 +14,7 @@ from lab import predictions
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import Check, Result, rename, score
 from lab.render import collapse
-from services.sockscript import Event
+from services.probes.sockscript import Event
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())

@@ -22,7 +22,7 @@ from lab.experiments.failures import (
     judge,
     load_schedule,
 )
-from services.sockscript import Event
+from services.probes.sockscript import Event
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -92,7 +92,7 @@ def test_without_kernel_netem_the_queue_rule_sends_frames_to_user_space() -> Non
     assert user_space_argv(imp) == [
         "python3",
         "-m",
-        "services.netem",
+        "services.helpers.netem",
         "7",
         "50",
         "5",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.porttable import (
+from services.probes.porttable import (
     Entry,
     Owner,
     Socket,
@@ -84,12 +84,12 @@ def test_service_of_environ() -> None:
 def test_join_names_owners_and_leaves_foreign_sockets_unowned() -> None:
     sockets = parse_proc_net("tcp", PROC_NET_TCP) + parse_proc_net("udp", PROC_NET_UDP)
     owners = {
-        1001: Owner(15, "python3 -m services.tcp_shout", "tcp-shout"),
-        2001: Owner(19, "python3 -m services.udp_shout", "udp-shout"),
+        1001: Owner(15, "python3 -m services.servers.tcp_shout", "tcp-shout"),
+        2001: Owner(19, "python3 -m services.servers.udp_shout", "udp-shout"),
     }
     rows = join(sockets, owners)
     assert rows[:2] == [
-        Entry("tcp", "0.0.0.0", 8080, 15, "python3 -m services.tcp_shout", "tcp-shout"),
-        Entry("udp", "0.0.0.0", 8080, 19, "python3 -m services.udp_shout", "udp-shout"),
+        Entry("tcp", "0.0.0.0", 8080, 15, "python3 -m services.servers.tcp_shout", "tcp-shout"),
+        Entry("udp", "0.0.0.0", 8080, 19, "python3 -m services.servers.udp_shout", "udp-shout"),
     ]
     assert all(r.pid is None for r in rows[2:])

@@ -11,12 +11,12 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.aof import replay
-from services.http11 import HttpError
-from services.http11 import RequestParser as HttpParser
-from services.kv import COMMANDS, Store
-from services.resp import ProtocolError, RequestParser, encode, encode_command
-from services.shout import StreamShouter, shout
+from services.protocols.aof import replay
+from services.protocols.http11 import HttpError
+from services.protocols.http11 import RequestParser as HttpParser
+from services.protocols.kv import COMMANDS, Store
+from services.protocols.resp import ProtocolError, RequestParser, encode, encode_command
+from services.protocols.shout import StreamShouter, shout
 
 SETTINGS = settings(derandomize=True, max_examples=300, deadline=None)
 

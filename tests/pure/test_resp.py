@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.resp import (
+from services.protocols.resp import (
     OK,
     Error,
     ProtocolError,

@@ -10,8 +10,8 @@ import pytest
 from lab.compose import port_in_use
 from lab.errors import ComposeFailed, PortTaken
 from lab.send import show_reply
-from services.resp import Error, Reply, Simple
-from services.sockscript import outcome_of
+from services.probes.sockscript import outcome_of
+from services.protocols.resp import Error, Reply, Simple
 
 
 @pytest.mark.parametrize(

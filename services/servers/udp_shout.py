@@ -1,7 +1,7 @@
 """UDP shout server: the seed's ``udp_socket_server`` done right.
 
 One reply datagram per datagram, sent from the same socket (so from the same
-port the client wrote to), uppercased with ``services.shout.shout``. No state is
+port the client wrote to), uppercased with ``services.protocols.shout.shout``. No state is
 kept between datagrams: that is why a UDP client keeps working across a server
 restart ("udp works tho").
 
@@ -18,8 +18,8 @@ import signal
 import socket
 import threading
 
-from services.common import ConfigError, Identity, env_int, log, peer_text
-from services.shout import shout
+from services.protocols.shout import shout
+from services.runtime.common import ConfigError, Identity, env_int, log, peer_text
 
 # The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header).
 # A buffer of 65535 never truncates one (the seed's recvfrom(1000) would).

@@ -1,6 +1,6 @@
 """A packet capture in the standard library: every frame on one interface, into a pcap file.
 
-    python3 -m services.capture IFACE FILE
+    python3 -m services.helpers.capture IFACE FILE
 
 Runs in a helper container that needs only CAP_NET_RAW. Frames are read from an
 AF_PACKET socket with the kernel's receive timestamp and written as they come
@@ -81,7 +81,7 @@ def capture(interface: str, out: BinaryIO) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python3 -m services.capture IFACE FILE", file=sys.stderr)
+        print("usage: python3 -m services.helpers.capture IFACE FILE", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -1,6 +1,7 @@
 """A netem in user space, for kernels without sch_netem (standard library only).
 
-    python3 -m services.netem QUEUE DELAY_MS JITTER_MS REORDER_PCT DUPLICATE_PCT CORRUPT_PCT [SEED]
+    python3 -m services.helpers.netem QUEUE DELAY_MS JITTER_MS REORDER_PCT DUPLICATE_PCT \
+        CORRUPT_PCT [SEED]
 
 Binds netfilter queue QUEUE (an iptables NFQUEUE rule sends a host's outgoing
 packets there) and gives each packet back to the kernel later: after DELAY_MS,

@@ -2,7 +2,7 @@
 
 Many clients at once, each on its own connection; text uppercased even when a
 multi-byte character is split across reads; undecodable bytes echoed unchanged
-(see ``services.shout``); a half-close (the client's FIN) answered by flushing
+(see ``services.protocols.shout``); a half-close (the client's FIN) answered by flushing
 and closing our side; a reset logged, never fatal.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common import (
+from services.protocols.shout import StreamShouter
+from services.runtime.common import (
     ConnectionLimit,
     Identity,
     close_quietly,
@@ -21,7 +22,6 @@ from services.common import (
     read_or_idle,
     run_until_signalled,
 )
-from services.shout import StreamShouter
 
 READ_SIZE = 65536
 

@@ -1,4 +1,4 @@
-"""Switch transmit checksum offload: ``python3 -m services.netadmin IFACE|auto [on|off]``.
+"""Switch transmit checksum offload: ``python3 -m services.helpers.netadmin IFACE|auto [on|off]``.
 
 This is ``ethtool -K IFACE tx on|off`` through the same ioctl (SIOCETHTOOL), so
 that no extra package is needed. It runs in a helper container that shares a
@@ -53,7 +53,7 @@ def the_interface(names: list[str]) -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2) or argv[1:] not in ([], ["on"], ["off"]):
-        print("usage: python3 -m services.netadmin IFACE|auto [on|off]", file=sys.stderr)
+        print("usage: python3 -m services.helpers.netadmin IFACE|auto [on|off]", file=sys.stderr)
         return 2
     try:
         interface = argv[0]

@@ -1,6 +1,6 @@
 """Numbered messages at a steady pace, and when each came back (standard library only).
 
-    python3 -m services.sequence tcp|udp HOST PORT COUNT INTERVAL_MS DRAIN_S [T0]
+    python3 -m services.protocols.sequence tcp|udp HOST PORT COUNT INTERVAL_MS DRAIN_S [T0]
 
 Sends ``msg 00000`` .. ``msg COUNT-1``, one every INTERVAL_MS, to a shout server
 over one TCP connection or one UDP socket, and reads the uppercased answers

@@ -6,7 +6,7 @@ read the way ``ss -ltunp`` reads it: sockets from ``/proc/net/{tcp,udp}[6]``
 inode numbers against ``/proc/<pid>/fd`` links (visible for every process in
 the host's PID namespace).
 
-Run inside a host: ``python3 -m services.porttable`` prints the table as JSON.
+Run inside a host: ``python3 -m services.probes.porttable`` prints the table as JSON.
 The parsing functions are pure, so they are tested on captured text.
 """
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from services.resp import ProtocolError, encode_command, parse_reply
+from services.protocols.resp import ProtocolError, encode_command, parse_reply
 
 POLICIES = ("always", "everysec", "no")
 CHUNK = 1 << 20  # replay reads the log a MiB at a time

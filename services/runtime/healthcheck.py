@@ -1,4 +1,4 @@
-"""Container healthchecks: ``python3 -m services.healthcheck KIND PORT``.
+"""Container healthchecks: ``python3 -m services.runtime.healthcheck KIND PORT``.
 
 Each check is a real request over loopback inside the host, so "healthy" means
 the process answers its protocol, not merely that it is running.

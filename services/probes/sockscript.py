@@ -28,7 +28,7 @@ the errno name (ECONNREFUSED, EPIPE, ECONNRESET, EADDRINUSE, EMSGSIZE...). A
 step that fails is recorded and the script goes on, so one script can show a
 refusal and what follows it. Nothing here decides whether an outcome is right.
 
-``python3 -m services.sockscript '<json>'`` runs a script and prints its events as JSON.
+``python3 -m services.probes.sockscript '<json>'`` runs a script and prints its events as JSON.
 """
 
 from __future__ import annotations
@@ -358,8 +358,8 @@ def main() -> int:
         args = args[2:]
     if len(args) != 1:
         print(
-            "usage: python3 -m services.sockscript [--t0 T0] '<json list of steps>'\n"
-            "       python3 -m services.sockscript --serve T0   (steps on stdin)",
+            "usage: python3 -m services.probes.sockscript [--t0 T0] '<json list of steps>'\n"
+            "       python3 -m services.probes.sockscript --serve T0   (steps on stdin)",
             file=sys.stderr,
         )
         return 2

@@ -1,7 +1,7 @@
 """The db service: a Redis-protocol key-value stub on TCP 6379.
 
-Thin socket code around ``services.resp`` (parsing, encoding), ``services.kv``
-(command logic) and ``services.aof`` (the append-only log). Pipelined commands
+Thin socket code around ``services.protocols.resp`` (parsing, encoding), ``services.protocols.kv``
+(command logic) and ``services.protocols.aof`` (the append-only log). Pipelined commands
 are answered in order with one write per read; their writes are logged (and,
 with ``appendfsync always``, fsynced) before any of those replies leave. A
 malformed stream gets ``-ERR Protocol error`` and the connection is closed,
@@ -24,8 +24,10 @@ import os
 import time
 from dataclasses import dataclass
 
-from services.aof import POLICIES, AppendOnlyLog, record
-from services.common import (
+from services.protocols.aof import POLICIES, AppendOnlyLog, record
+from services.protocols.kv import Outcome, Store
+from services.protocols.resp import OK, Error, ProtocolError, RequestParser, encode
+from services.runtime.common import (
     ConnectionLimit,
     Identity,
     close_quietly,
@@ -36,8 +38,6 @@ from services.common import (
     read_or_idle,
     run_until_signalled,
 )
-from services.kv import Outcome, Store
-from services.resp import OK, Error, ProtocolError, RequestParser, encode
 
 READ_SIZE = 65536
 

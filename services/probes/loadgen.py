@@ -1,13 +1,13 @@
 """Load generators that run inside the client host (standard library only).
 
-python3 -m services.loadgen c10k HOST PORT CONNECTIONS ACTIVE ROUNDS
+python3 -m services.probes.loadgen c10k HOST PORT CONNECTIONS ACTIVE ROUNDS
     Opens CONNECTIONS TCP connections to a shout server and has each send one
     message and read its answer (all must be served); prints {"held": ...} and
     keeps them all open until its standard input closes, so the driver can
     weigh the server meanwhile; then ACTIVE of them do ROUNDS round trips each
     while the rest stay idle, and the latencies are printed as JSON.
 
-python3 -m services.loadgen udp HOST PORT RATE SECONDS SIZE
+python3 -m services.probes.loadgen udp HOST PORT RATE SECONDS SIZE
     Sends datagrams of SIZE bytes at RATE a second for SECONDS, counts the
     answers, and prints {"sent": ..., "received": ...} as JSON.
 """

@@ -12,7 +12,7 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.resp import OK, Error, Reply, Simple
+from services.protocols.resp import OK, Error, Reply, Simple
 
 WRONG_ARGS = "ERR wrong number of arguments for '{}' command"
 NOT_INTEGER = Error("ERR value is not an integer or out of range")

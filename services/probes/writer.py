@@ -1,6 +1,6 @@
 """Write numbered keys to db as fast as one connection allows, through crashes.
 
-``python3 -m services.writer HOST PORT PREFIX SECONDS`` sends ``SET PREFIX:i i``
+``python3 -m services.probes.writer HOST PORT PREFIX SECONDS`` sends ``SET PREFIX:i i``
 for i = 0, 1, 2, ... one at a time, waiting for each reply. When the server
 dies it reconnects (every 50 ms) and goes on with the next number. It prints,
 as JSON, which numbers were acknowledged (+OK), as ranges, and how often the
@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 
-from services.resp import Simple, encode_command, parse_reply
+from services.protocols.resp import Simple, encode_command, parse_reply
 
 RETRY = 0.05
 
@@ -66,7 +66,7 @@ def write(host: str, port: int, prefix: str, seconds: float) -> dict[str, object
 
 def main() -> int:
     if len(sys.argv) != 5:
-        print("usage: python3 -m services.writer HOST PORT PREFIX SECONDS", file=sys.stderr)
+        print("usage: python3 -m services.probes.writer HOST PORT PREFIX SECONDS", file=sys.stderr)
         return 2
     host, port, prefix, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
     json.dump(write(host, port, prefix, seconds), sys.stdout)

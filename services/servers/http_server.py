@@ -9,7 +9,7 @@ Routes
   POST /shout/tcp   relays the body to tcp-shout and answers with its reply
   POST /shout/udp   the same over UDP to udp-shout
 
-Framing and limits live in ``services.http11``; this module routes and relays.
+Framing and limits live in ``services.protocols.http11``; this module routes and relays.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import os
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
-from services.common import (
+from services.protocols.http11 import HttpError, Limits, Request, RequestParser, render_response
+from services.protocols.resp import Error, ProtocolError, Reply, encode_command, parse_reply
+from services.runtime.common import (
     ConnectionLimit,
     Identity,
     close_quietly,
@@ -30,8 +32,6 @@ from services.common import (
     peer_text,
     run_until_signalled,
 )
-from services.http11 import HttpError, Limits, Request, RequestParser, render_response
-from services.resp import Error, ProtocolError, Reply, encode_command, parse_reply
 
 READ_SIZE = 65536
 

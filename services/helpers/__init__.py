@@ -1,0 +1,1 @@
+"""Programs run by the one-capability helper containers (capture, link changes, netem)."""

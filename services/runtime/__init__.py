@@ -1,0 +1,1 @@
+"""What every server shares at run time: settings, logging, signals, healthchecks."""
