@@ -29,13 +29,13 @@ from typing import Any
 
 import docker.errors
 
-from lab import base_image, helpers
+from lab.engine import base_image, helpers
+from lab.engine.session import AttachedExec
+from lab.engine.stack import Lab
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
 from lab.progress import Progress, silent
-from lab.session import AttachedExec
-from lab.stack import Lab
 
 TARGETS = {
     "redis": "db at 0.5x Redis or better, with and without pipelining",

@@ -21,18 +21,22 @@ from rich.table import Table
 
 from lab import bench as bench_module
 from lab import fuzz as fuzzer
-from lab import helpers, links, predictions, render, send, topology
-from lab.compose import Compose
+from lab import topology
+from lab.chaos import links
+from lab.chaos.faults import KINDS, UNDO, Chaos, restore
+from lab.engine import helpers
+from lab.engine.compose import Compose
+from lab.engine.stack import Lab, ctrl_c_ignored
 from lab.errors import DockerUnavailable, LabError, NotRunning, UsageError
-from lab.experiments import EXPERIMENTS
-from lab.experiments.failures import Cell, Failures, load_schedule
+from lab.experiments import EXPERIMENTS, predictions
+from lab.experiments.builtin.failures import Cell, Failures, load_schedule
 from lab.experiments.model import Result, run_experiment
-from lab.faults import KINDS, UNDO, Chaos, restore
 from lab.packets import report as packet_report
 from lab.packets import view as packet_view
 from lab.packets.capture import capturing
 from lab.progress import silent
-from lab.stack import Lab, ctrl_c_ignored
+from lab.traffic import clients as send
+from lab.views import render
 from services.probes.sockscript import Runner
 
 if TYPE_CHECKING:  # scapy loads slowly: imported where a capture is read
@@ -620,7 +624,7 @@ def show_capture(console: Console, result: Result, frames: list[Frame]) -> None:
 def draw_pictures(result: Result, folder: Path, frames: list[Frame] | None = None) -> list[Path]:
     """The pictures an experiment's facts call for, as PNG files in ``folder``."""
     if "deliveries" in result.facts:
-        from lab import plots  # matplotlib loads slowly; only these experiments need it
+        from lab.views import plots  # matplotlib loads slowly; only these experiments need it
 
         return [plots.delivery(result.facts["deliveries"], folder / "delivery.png")]
     return draw_cells(result, folder, frames)
@@ -630,7 +634,7 @@ def draw_cells(result: Result, folder: Path, frames: list[Frame] | None = None) 
     """One PNG timeline per failure-matrix cell (with its frames, when captured)."""
     if "cells" not in result.facts:
         return []
-    from lab import plots
+    from lab.views import plots
 
     paths = []
     capture = result.capture or {}

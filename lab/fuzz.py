@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab.stack import Lab
+from lab.engine.stack import Lab
 from services.protocols.resp import encode_command
 
 TIMEOUT = 1.0

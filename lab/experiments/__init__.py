@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from lab.experiments.cross_host import CrossHost
-from lab.experiments.db_kill import DbKill
-from lab.experiments.dispatch import Dispatch
-from lab.experiments.failures import Failures
-from lab.experiments.http_bytes import HttpBytes
-from lab.experiments.impaired_delivery import ImpairedDelivery
+from lab.experiments.builtin.cross_host import CrossHost
+from lab.experiments.builtin.db_kill import DbKill
+from lab.experiments.builtin.dispatch import Dispatch
+from lab.experiments.builtin.failures import Failures
+from lab.experiments.builtin.http_bytes import HttpBytes
+from lab.experiments.builtin.impaired_delivery import ImpairedDelivery
+from lab.experiments.builtin.tcp_vs_udp import TcpVsUdp
 from lab.experiments.model import Experiment
-from lab.experiments.tcp_vs_udp import TcpVsUdp
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e

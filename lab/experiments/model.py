@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lab.engine.stack import Lab
 from lab.errors import LabError
-from lab.stack import Lab
 from services.probes.sockscript import Event, Runner, Step
 
 SCHEMA_ID = "netlab.experiment-result/1"

@@ -23,11 +23,11 @@ from pathlib import Path
 import docker.errors
 from docker.models.containers import Container
 
-from lab import helpers
+from lab.engine import helpers
+from lab.engine.stack import Lab, ctrl_c_ignored
 from lab.errors import LabError
 from lab.packets import PacketError
 from lab.progress import Progress, silent
-from lab.stack import Lab, ctrl_c_ignored
 
 INSIDE = "/capture.pcap"
 READY_TIMEOUT = 15.0

@@ -7,12 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.experiments.failures import Cell
+from lab.engine.stack import Lab
+from lab.experiments.builtin.failures import Cell
 from lab.packets import PacketError, ladder
 from lab.packets.capture import CaptureInfo
 from lab.packets.ladder import PacketMark
 from lab.packets.view import checksum_counts
-from lab.stack import Lab
 from services.probes.sockscript import Event
 
 if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it

@@ -19,9 +19,9 @@ import docker.errors
 import pytest
 
 from lab import topology
-from lab.compose import Compose
+from lab.engine.compose import Compose
+from lab.engine.stack import Lab
 from lab.progress import silent
-from lab.stack import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "netlab-test"

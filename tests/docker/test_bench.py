@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lab.stack import Lab
+from lab.engine.stack import Lab
 from tests.docker.conftest import PROJECT, run_lab_cli
 
 

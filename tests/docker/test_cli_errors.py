@@ -7,8 +7,8 @@ import socket
 
 import docker
 
+from lab.engine.stack import Lab
 from lab.progress import silent
-from lab.stack import Lab
 from tests.docker.conftest import ENV, PROJECT, make_lab, start_lab_cli, wait_for
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lab.experiments.db_kill import DbKill
+from lab.engine.stack import Lab
+from lab.experiments.builtin.db_kill import DbKill
 from lab.experiments.model import run_experiment
-from lab.stack import Lab
 
 
 def test_no_acknowledged_write_is_lost_across_ten_kills(lab: Lab) -> None:

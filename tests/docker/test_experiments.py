@@ -12,10 +12,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from lab import predictions
-from lab.experiments import EXPERIMENTS
+from lab.engine.stack import Lab
+from lab.experiments import EXPERIMENTS, predictions
 from lab.experiments.model import run_experiment
-from lab.stack import Lab
 from tests.docker.conftest import PROJECT, ROOT, run_lab_cli
 
 SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())

@@ -7,11 +7,11 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from lab.experiments.failures import DEFAULT_ROWS, Failures, Row
+from lab.chaos.faults import restore
+from lab.engine.stack import Lab
+from lab.experiments.builtin.failures import DEFAULT_ROWS, Failures, Row
 from lab.experiments.model import Context
-from lab.faults import restore
 from lab.progress import silent
-from lab.stack import Lab
 from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
 
 

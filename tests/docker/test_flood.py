@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lab.stack import Lab
+from lab.engine.stack import Lab
 from services.protocols.resp import encode_command
 
 FLOOD_SECONDS = 3.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lab import fuzz
-from lab.stack import Lab
+from lab.engine.stack import Lab
 
 INPUTS = 150
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lab.stack import Lab
+from lab.engine.stack import Lab
 
 
 @pytest.fixture

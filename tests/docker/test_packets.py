@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from lab.helpers import ROLE, ROLE_LABEL
-from lab.stack import PROJECT_LABEL, Lab
+from lab.engine.helpers import ROLE, ROLE_LABEL
+from lab.engine.stack import PROJECT_LABEL, Lab
 from services.probes.sockscript import Event, Step
 from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
 

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 import redis
 
-from lab import send
+from lab.engine.stack import Lab
 from lab.progress import silent
-from lab.stack import Lab
+from lab.traffic import clients as send
 from tests.docker.conftest import ENV
 
 
@@ -185,7 +185,7 @@ def test_http_relays_across_hosts_to_the_shout_servers(lab: Lab) -> None:
 
 
 def test_rebuilds_leave_no_untagged_service_images(lab: Lab) -> None:
-    from lab.stack import IMAGE_LABEL
+    from lab.engine.stack import IMAGE_LABEL
 
     lab.up(silent, timeout=120)  # a second up on a running lab: rebuild (cached), no leftovers
     # An old image still used by some container (another lab, say) is not a leftover.

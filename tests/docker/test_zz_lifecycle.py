@@ -9,8 +9,8 @@ import json
 import urllib.error
 import urllib.request
 
-from lab import send
-from lab.stack import Lab
+from lab.engine.stack import Lab
+from lab.traffic import clients as send
 from tests.docker.conftest import wait_for
 
 

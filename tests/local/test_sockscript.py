@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from lab import send
+from lab.traffic import clients as send
 from services.probes.sockscript import Event, Runner, raw, text
 
 

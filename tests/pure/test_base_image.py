@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.base_image import OFFICIAL, Plan, debian_mirror, local_tag, plan
+from lab.engine.base_image import OFFICIAL, Plan, debian_mirror, local_tag, plan
 from lab.errors import BaseImageError
 
 LOCAL = "netlab-base:bookworm-test"

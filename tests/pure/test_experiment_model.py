@@ -10,10 +10,9 @@ import jsonschema
 import pytest
 import yaml
 
-from lab import predictions
-from lab.experiments import EXPERIMENTS
+from lab.experiments import EXPERIMENTS, predictions
 from lab.experiments.model import Check, Result, rename, score
-from lab.render import collapse
+from lab.views.render import collapse
 from services.probes.sockscript import Event
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.experiments.failures import (
+from lab.experiments.builtin.failures import (
     CLIENTS,
     DEFAULT_ROWS,
     EXPECTED,
@@ -146,7 +146,7 @@ def test_bad_schedules_are_refused(tmp_path: Path) -> None:
 def test_cell_round_trips_through_json_and_draws(tmp_path: Path) -> None:
     from dataclasses import asdict
 
-    from lab import plots
+    from lab.views import plots
 
     events = [ev("send", "ok", 3), ev("recv", "eof", 0), ev("send", "EPIPE")]
     original = cell(events=events, during="eof-then-epipe", late=[], lost=["m"])

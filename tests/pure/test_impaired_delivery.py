@@ -6,8 +6,8 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from lab.experiments.impaired_delivery import ImpairedDelivery as Experiment
-from lab.experiments.impaired_delivery import (
+from lab.experiments.builtin.impaired_delivery import ImpairedDelivery as Experiment
+from lab.experiments.builtin.impaired_delivery import (
     Run,
     judge_run,
     latency_of,

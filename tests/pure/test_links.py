@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.errors import UsageError
-from lab.links import (
+from lab.chaos.links import (
     CHAIN,
     NETEM_CHAIN,
     Impairment,
@@ -15,6 +14,7 @@ from lab.links import (
     reset_script,
     user_space_argv,
 )
+from lab.errors import UsageError
 
 
 @pytest.mark.parametrize(

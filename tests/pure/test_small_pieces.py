@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from lab.compose import port_in_use
+from lab.engine.compose import port_in_use
 from lab.errors import ComposeFailed, PortTaken
-from lab.send import show_reply
+from lab.traffic.clients import show_reply
 from services.probes.sockscript import outcome_of
 from services.protocols.resp import Error, Reply, Simple
 
@@ -77,7 +77,7 @@ def test_errors_carry_their_data_and_one_line() -> None:
 
 
 def test_default_gateway_from_proc_net_route() -> None:
-    from lab.stack import default_gateway
+    from lab.engine.stack import default_gateway
 
     table = (
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"

@@ -17,9 +17,9 @@ from dataclasses import dataclass, fields
 
 import docker.errors
 
-from lab import helpers
+from lab.engine import helpers
+from lab.engine.stack import Lab, ctrl_c_ignored
 from lab.errors import LabError, UsageError
-from lab.stack import Lab, ctrl_c_ignored
 
 HELP = """\
 Impair one host's link, to see what loss, a slow link or delay does to TCP and UDP.

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab import links
+from lab.chaos import links
 from lab.experiments.model import Claim, Context, Experiment
 from lab.packets.capture import capturing
 from services.probes.loadgen import percentile

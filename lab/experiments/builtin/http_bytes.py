@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lab.experiments.model import Claim, Context, Experiment, every, first
 from lab.httpwire import RawResponse, WireError, split_responses
-from lab.send import http_request, received
+from lab.traffic.clients import http_request, received
 from services.probes.sockscript import Event, Step, raw
 
 

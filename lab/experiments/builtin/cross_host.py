@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from lab import send
 from lab.experiments.model import Claim, Context, Experiment, every, first, ip_of, rename
 from lab.httpwire import RawResponse, WireError, split_responses
-from lab.send import received
+from lab.traffic import clients as send
+from lab.traffic.clients import received
 from services.probes.sockscript import Event
 
 

@@ -14,11 +14,11 @@ import json
 import random
 import time
 
-from lab import send
+from lab.engine.session import AttachedExec
 from lab.experiments.model import Claim, Context, Experiment, ExperimentError
 from lab.progress import silent
-from lab.send import received
-from lab.session import AttachedExec
+from lab.traffic import clients as send
+from lab.traffic.clients import received
 from services.protocols.resp import parse_reply
 
 POLICIES = ("always", "everysec", "no")

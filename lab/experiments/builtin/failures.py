@@ -28,12 +28,12 @@ from typing import Any
 
 import yaml
 
+from lab.chaos.faults import injected
+from lab.engine.session import ScriptSession
 from lab.errors import LabError
 from lab.experiments.model import Claim, Context, Experiment
-from lab.faults import injected
 from lab.progress import silent
-from lab.send import http_request
-from lab.session import ScriptSession
+from lab.traffic.clients import http_request
 from services.probes.sockscript import Event, raw
 from services.protocols.resp import encode_command
 
@@ -55,7 +55,7 @@ class Row:
 
     name: str
     title: str
-    fault: str  # a lab.faults kind
+    fault: str  # a lab.chaos.faults kind
     targets: tuple[str, ...]
     at: float = 0.0  # seconds after the clients are connected
     settle: bool = False  # probe only once the lab is healthy again (a restart's lesson)
@@ -364,7 +364,7 @@ def load_schedule(path: Path) -> tuple[list[Row], int]:
     seed: 7
     rows:
       - name: crash-one
-        fault: kill                  # a lab.faults kind
+        fault: kill                  # a lab.chaos.faults kind
         targets: [tcp-shout]         # or "random-process" / "random-host"
         at: 0.5                      # seconds after the clients connected
     """

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from lab.experiments.failures import Cell
+from lab.experiments.builtin.failures import Cell
 from lab.packets.ladder import PacketMark
 
 SENT_Y, ANSWERED_Y, ERROR_Y = 1.0, 0.0, -0.6

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lab.engine.stack import HostStatus, Removed, ServiceState
 from lab.experiments.model import Result
-from lab.stack import HostStatus, Removed, ServiceState
 from services.probes.porttable import Entry
 from services.probes.sockscript import Event, printable
 

@@ -6,10 +6,10 @@ import json
 import re
 from dataclasses import asdict
 
-from lab import send
 from lab.experiments.model import Claim, Context, Experiment, every, first, ip_of, rename
 from lab.httpwire import WireError, split_responses
-from lab.send import received
+from lab.traffic import clients as send
+from lab.traffic.clients import received
 from services.probes.sockscript import Step
 
 NO_LISTENER = 9  # the discard port: nothing in the lab listens on it

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import docker.errors
 from docker.models.containers import Container
 
+from lab.engine.stack import PROJECT_LABEL, SERVICE_LABEL, Lab
 from lab.errors import LabError
-from lab.stack import PROJECT_LABEL, SERVICE_LABEL, Lab
 
 ROLE_LABEL = "lab.role"
 ROLE = "helper"
-SESSION_LABEL = "lab.session"
+SESSION_LABEL = "lab.engine.session"
 TARGET_LABEL = "lab.target"  # the host a helper works on
 SESSION = secrets.token_hex(4)  # this process's helpers, whoever else runs some
 TIMEOUT = 30.0

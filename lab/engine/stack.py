@@ -24,8 +24,8 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from lab import base_image
-from lab.compose import Compose, port_in_use
+from lab.engine import base_image
+from lab.engine.compose import Compose, port_in_use
 from lab.errors import ComposeFailed, ComposeMissing, LabError, NotRunning, PortTaken, Unhealthy
 from lab.progress import Progress
 from lab.topology import Host, PublishedPort, Topology

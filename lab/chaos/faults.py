@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import docker.errors
 
+from lab.engine.stack import Lab, ctrl_c_ignored
 from lab.errors import LabError, Unhealthy, UsageError
 from lab.progress import Progress, silent
-from lab.stack import Lab, ctrl_c_ignored
 
 KINDS = ("kill", "stop", "pause", "resume", "cut", "heal", "restart")
 UNDO = {"kill": "start", "stop": "start", "pause": "resume", "cut": "heal"}

@@ -1,0 +1,1 @@
+"""Breaking the lab on purpose, and mending it: faults and impaired links."""

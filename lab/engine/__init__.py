@@ -1,0 +1,1 @@
+"""Docker and Compose: the running lab, its image, helper containers, attached programs."""

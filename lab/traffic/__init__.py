@@ -1,0 +1,1 @@
+"""Traffic: socket scripts and the conversations each protocol has."""
