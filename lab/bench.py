@@ -31,7 +31,7 @@ import docker.errors
 
 from lab.engine import base_image, helpers
 from lab.engine.session import AttachedExec
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
@@ -112,7 +112,7 @@ def parse_redis_benchmark(csv_text: str) -> dict[str, float]:
     return {row[0]: float(row[1]) for row in rows if len(row) >= 2}
 
 
-def _redis_benchmark(lab: Lab, host: str, requests: int, pipeline: int) -> dict[str, float]:
+def _redis_benchmark(lab: Stack, host: str, requests: int, pipeline: int) -> dict[str, float]:
     out = lab.run_in(
         lab.topology.client.name,
         [
@@ -135,7 +135,7 @@ def _redis_benchmark(lab: Lab, host: str, requests: int, pipeline: int) -> dict[
     return parse_redis_benchmark(out.decode())
 
 
-def redis(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
+def redis(lab: Stack, sizes: Sizes, progress: Progress = silent) -> Bench:
     image = lab.container(lab.topology.client.name).image
     assert image is not None  # a running container has its image
     name = f"{lab.topology.project}-bench-redis"
@@ -207,7 +207,7 @@ def redis(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     )
 
 
-def _wait_for_redis(lab: Lab, ip: str) -> None:
+def _wait_for_redis(lab: Stack, ip: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -219,7 +219,7 @@ def _wait_for_redis(lab: Lab, ip: str) -> None:
     raise LabError("redis-server for the benchmark did not answer within 30 s")
 
 
-def _db_policy(lab: Lab, policy: str) -> None:
+def _db_policy(lab: Stack, policy: str) -> None:
     lab.run_in(
         lab.topology.client.name, ["redis-cli", "-h", "db", "CONFIG", "SET", "appendfsync", policy]
     )
@@ -228,7 +228,7 @@ def _db_policy(lab: Lab, policy: str) -> None:
 # --- c10k ---------------------------------------------------------------------------------
 
 
-def rss_kb(lab: Lab, service: str) -> int:
+def rss_kb(lab: Stack, service: str) -> int:
     """Resident memory of a service's process, read from /proc inside its host."""
     host = lab.topology.host_of(service).name
     pid = next(r.pid for r in lab.port_table(host) if r.service == service and r.pid)
@@ -236,7 +236,7 @@ def rss_kb(lab: Lab, service: str) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
 
 
-def c10k(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
+def c10k(lab: Stack, sizes: Sizes, progress: Progress = silent) -> Bench:
     before = rss_kb(lab, "tcp-shout")
     progress(f"opening {sizes.connections} connections to tcp-shout")
     gen = AttachedExec(
@@ -286,7 +286,7 @@ def c10k(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
 # --- udp ---------------------------------------------------------------------------------
 
 
-def _udp_drops(lab: Lab) -> int:
+def _udp_drops(lab: Stack) -> int:
     """RcvbufErrors from /proc/net/snmp in shouthost: datagrams the kernel had no room for."""
     text = lab.run_in("shouthost", ["cat", "/proc/net/snmp"]).decode()
     udp = [line.split() for line in text.splitlines() if line.startswith("Udp:")]
@@ -294,7 +294,7 @@ def _udp_drops(lab: Lab) -> int:
     return int(values[header.index("RcvbufErrors")])
 
 
-def udp(lab: Lab, sizes: Sizes, progress: Progress = silent, plot: Path | None = None) -> Bench:
+def udp(lab: Stack, sizes: Sizes, progress: Progress = silent, plot: Path | None = None) -> Bench:
     points = []
     for rate in sizes.rates:
         progress(f"udp at {rate} datagrams/s")
@@ -357,17 +357,20 @@ def _plot_udp(points: list[dict[str, Any]], path: Path) -> None:
 # --- the lab cycle --------------------------------------------------------------------------
 
 
-def cycle(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
+def cycle(lab: Stack, sizes: Sizes, progress: Progress = silent) -> Bench:
+    from lab.api import Lab
+
+    net = Lab(lab)
     progress("lab down, then lab up from built images")
-    lab.down()
+    net.down()
     t0 = time.monotonic()
-    lab.up(silent)
+    net.up()
     up = time.monotonic() - t0
     durations = {}
     for name, experiment in EXPERIMENTS.items():
         progress(f"experiment {name}")
         t0 = time.monotonic()
-        run_experiment(experiment, lab)
+        run_experiment(experiment, net)
         durations[name] = round(time.monotonic() - t0, 1)
     total = sum(durations.values())
     return Bench(
@@ -380,7 +383,7 @@ def cycle(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     )
 
 
-def cold(lab: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
+def cold(lab: Stack, sizes: Sizes, progress: Progress = silent) -> Bench:
     """A first start on a machine with no images: the base image path included."""
     progress("removing the lab, its service image and its local base image")
     lab.down()
@@ -410,7 +413,7 @@ BENCHES: dict[str, Callable[..., Bench]] = {
 DEFAULT = ("redis", "c10k", "udp", "cycle")  # cold deletes images: only when asked for
 
 
-def cleanup(lab: Lab) -> None:
+def cleanup(lab: Stack) -> None:
     """Remove a benchmark's redis-server left by an interrupted run."""
     with contextlib.suppress(docker.errors.NotFound):
         lab.client.containers.get(f"{lab.topology.project}-bench-redis").remove(force=True)

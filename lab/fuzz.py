@@ -1,7 +1,8 @@
 """A network fuzzer for the lab's services: bad input, from the Docker host, bounded.
 
 Each campaign sends a fixed number of inputs, drawn from a seeded generator so a
-run replays exactly, to one service through its published port: random bytes,
+run replays exactly, to one port of one process through where it is published,
+shaped by the protocol the process declares there (``lab.ports``): random bytes,
 truncated and oversized frames, invalid UTF-8, NUL bytes, endless lines, resets
 in the middle of a request, half-open connections, a slow sender, and a burst of
 connections at once. It counts what came back (answers, error replies, silence,
@@ -20,7 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
+from lab.errors import NotRunning, UsageError
+from lab.topology import Endpoint, Topology
 from services.protocols.resp import encode_command
 
 TIMEOUT = 1.0
@@ -37,24 +40,41 @@ KINDS = (
     "burst",
 )
 
-# A well-formed request per service: the fuzzer mutates these, and checks health with them.
+# A well-formed request per protocol: the fuzzer mutates these.
 VALID: dict[str, bytes] = {
-    "tcp-shout": "héllo".encode(),
-    "udp-shout": b"hello",
-    "db": encode_command("SET", "fuzz", "value"),
+    "shout": "héllo".encode(),
+    "echo": "héllo".encode(),
+    "raw": b"hello",
+    "resp": encode_command("SET", "fuzz", "value"),
     "http": b"PUT /kv/fuzz HTTP/1.1\r\nHost: lab\r\nContent-Length: 5\r\n\r\nvalue",
 }
-PORTS = {
-    "tcp-shout": (8080, "tcp"),
-    "udp-shout": (8080, "udp"),
-    "db": (6379, "tcp"),
-    "http": (80, "tcp"),
+# After the campaign, a normal request and the start of its answer, per protocol (raw:
+# any answer at all, or for UDP the port still bound: a datagram is not refused).
+HEALTH_CHECK: dict[str, tuple[bytes, bytes]] = {
+    "shout": (b"ok", b"OK"),
+    "echo": (b"ok", b"ok"),
+    "raw": (b"ok", b""),
+    "resp": (b"PING\r\nQUIT\r\n", b"+PONG"),
+    "http": (b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n", b"HTTP/1."),
 }
+
+
+def targets(topology: Topology, names: list[str]) -> list[Endpoint]:
+    """What to fuzz: the named processes' declared ports (every declared port by default)."""
+    if not names:
+        return topology.endpoints()
+    chosen = []
+    for name in names:
+        endpoint = topology.endpoint(name)
+        if not endpoint.process:
+            raise UsageError(f"{name} is no declared port of a process; fuzz a process by name")
+        chosen.append(endpoint)
+    return chosen
 
 
 @dataclass
 class Campaign:
-    service: str
+    service: str  # the process, or PROCESS:PORT/TRANSPORT when it declares several
     inputs: int
     seed: int
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -89,12 +109,12 @@ def generate(kind: str, valid: bytes, rng: random.Random) -> bytes:
     return valid  # reset, slow, burst: valid bytes, hostile manners
 
 
-def _classify(reply: bytes, service: str) -> str:
+def _classify(reply: bytes, protocol: str) -> str:
     if not reply:
         return "silence or close"
-    if service == "db" and reply.startswith(b"-"):
+    if protocol == "resp" and reply.startswith(b"-"):
         return "error reply"
-    if service == "http" and reply[9:10] in (b"4", b"5"):
+    if protocol == "http" and reply[9:10] in (b"4", b"5"):
         return "error reply"
     return "answer"
 
@@ -144,74 +164,125 @@ def _udp_send(port: int, payload: bytes) -> None:
         s.sendto(payload, ("127.0.0.1", port))
 
 
-def _burst(port: int, count: int) -> None:
+def _burst(port: int, count: int, valid: bytes) -> int:
+    """``count`` connections opened at once, then each sends a valid request: how many got
+    any answer (a burst nobody answered is not "served")."""
     sockets = []
+    answered = 0
     try:
         for _ in range(count):
             sockets.append(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT))
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.sendall(valid)
+                s.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + 2 * TIMEOUT  # for all of them: a silent server is quick
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                answered += bool(s.recv(1))
     finally:
         for s in sockets:
             s.close()
+    return answered
 
 
-def _start_marker(lab: Lab, service: str) -> tuple[str, int]:
+def _udp_alive(port: int) -> bool:
+    """A datagram to the port is not refused (a connected socket hears ICMP unreachable)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        s.connect(("127.0.0.1", port))
+        try:
+            s.send(b"still there?")
+            s.recv(65535)
+        except TimeoutError:
+            return True
+        except ConnectionRefusedError:
+            return False
+    return True
+
+
+def _start_marker(lab: Stack, service: str) -> tuple[str, int]:
     state = lab.container(service).attrs["State"]
     return str(state.get("StartedAt")), int(lab.container(service).attrs.get("RestartCount", 0))
 
 
 def run_campaign(
-    lab: Lab, service: str, inputs: int, seed: int, progress: Callable[[str], None] | None = None
+    lab: Stack,
+    endpoint: Endpoint,
+    inputs: int,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
 ) -> Campaign:
-    container_port, protocol = PORTS[service]
-    port = lab.published_port(service, container_port, protocol)
+    service, protocol, transport = endpoint.process, endpoint.port.protocol, endpoint.port.transport
+    try:
+        port = lab.published_port(endpoint.host, endpoint.port.number, transport)
+    except NotRunning:
+        raise UsageError(
+            f"{service}'s port {endpoint.port.number}/{transport} is not published on the "
+            "Docker host, where the fuzzer runs",
+            f"publish it from its host ({endpoint.host}), as in "
+            f'ports: ["127.0.0.1::{endpoint.port.number}/{transport}"]',
+        ) from None
+    several = len(lab.topology.processes[service].ports) > 1
+    name = f"{service}:{endpoint.port.number}/{transport}" if several else service
     rng = random.Random(seed)
-    campaign = Campaign(service, inputs, seed)
+    campaign = Campaign(name, inputs, seed)
     before = _start_marker(lab, service)
-    valid = VALID[service]
+    valid = VALID[protocol]
     for i in range(inputs):
         kind = KINDS[i % len(KINDS)]
         try:
-            if protocol == "udp" and kind == "burst":
+            if transport == "udp" and kind == "burst":
                 for _ in range(100):
                     _udp_send(port, rng.randbytes(rng.randint(0, 512)))
                 reply = _udp(port, valid)
-                outcome = "burst served" if reply == valid.upper() else "burst dropped"
+                outcome = "burst served" if _answers(protocol, valid, reply) else "burst dropped"
                 campaign.outcomes[outcome] += 1
                 continue
-            if protocol == "udp":
+            if transport == "udp":
                 reply = _udp(port, generate(kind, valid, rng))
             elif kind == "burst":
-                _burst(port, 100)
-                reply = b"x"
+                served = _burst(port, 100, valid)
+                outcome = f"burst {served}/100 answered"
+                campaign.outcomes["burst served" if served == 100 else outcome] += 1
+                continue
             else:
                 reply = _tcp(port, generate(kind, valid, rng), kind)
-            outcome = "burst served" if kind == "burst" else _classify(reply, service)
+            outcome = _classify(reply, protocol)
         except ConnectionResetError:
             outcome = "reset by server"
         except OSError as exc:  # the server closed on us mid-send (an oversized request, say)
             outcome = type(exc).__name__
         campaign.outcomes[outcome] += 1
         if progress and i % 50 == 0:
-            progress(f"{service}: {i}/{inputs}")
+            progress(f"{name}: {i}/{inputs}")
     after = _start_marker(lab, service)
     state = lab.states()[service]
     campaign.crashes = int(after != before or state.status != "running")
-    campaign.healthy_after = _answers_normally(port, protocol, service)
+    campaign.healthy_after = _answers_normally(port, transport, protocol)
     return campaign
 
 
-HEALTH_CHECK = {
-    "tcp-shout": (b"ok", b"OK"),
-    "db": (b"PING\r\nQUIT\r\n", b"+PONG"),
-    "http": (b"GET /healthz HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200"),
-}
+def _answers(protocol: str, request: bytes, reply: bytes) -> bool:
+    """Whether ``reply`` is a normal answer to ``request`` in ``protocol``."""
+    if protocol == "shout":
+        return reply == request.decode("utf-8", "surrogateescape").upper().encode(
+            "utf-8", "surrogateescape"
+        )
+    if protocol == "echo":
+        return reply == request
+    return bool(reply)
 
 
-def _answers_normally(port: int, protocol: str, service: str) -> bool:
+def _answers_normally(port: int, transport: str, protocol: str) -> bool:
+    request, expected = HEALTH_CHECK[protocol]
     try:
-        if protocol == "udp":
-            return _udp(port, b"still there?") == b"STILL THERE?"
-        request, expected = HEALTH_CHECK[service]
-        return _tcp(port, request, "normal").startswith(expected)
+        if transport == "udp":
+            if protocol == "raw":  # nothing to expect back; refused would mean gone
+                return _udp_alive(port)
+            return _answers(protocol, request, _udp(port, request))
+        reply = _tcp(port, request, "normal")
+        return reply.startswith(expected) and (bool(reply) or protocol == "raw")
     except OSError:
         return False

@@ -4,13 +4,16 @@
            every process in its PID namespace go with it)
   stop     SIGTERM, then SIGKILL after a grace period: the process closes its sockets
   pause    freeze every process of the container (cgroup freezer); resume thaws it
-  cut      take a host off the lab network (its interface goes); heal puts it
-           back on the same IP with the same DNS aliases
+  cut      take a host off its lab networks (its interfaces go); heal puts it
+           back on each, on the same IP with the same DNS aliases
   restart  stop and start again, on the same IP and port
 
 ``Chaos`` remembers how to undo what it did; ``undo_all`` (also run on Ctrl-C
 by ``injected``) puts everything back and waits until the lab is healthy.
-``restore`` mends whatever state the lab was left in, whoever broke it.
+``restore`` mends whatever state the lab was left in, whoever broke it: it
+checks everything the topology promises (each host on each of its networks, at
+its address, with its names; each process running; routes and links as
+declared) and mends what differs.
 """
 
 from __future__ import annotations
@@ -21,21 +24,19 @@ from dataclasses import dataclass, field
 
 import docker.errors
 
-from lab.engine.stack import Lab, ctrl_c_ignored
-from lab.errors import LabError, Unhealthy, UsageError
+from lab.chaos import declared
+from lab.engine.stack import Stack, ctrl_c_ignored
+from lab.errors import FaultError, Unhealthy, UsageError
 from lab.progress import Progress, silent
+from lab.topology import Host, Interface
 
 KINDS = ("kill", "stop", "pause", "resume", "cut", "heal", "restart")
 UNDO = {"kill": "start", "stop": "start", "pause": "resume", "cut": "heal"}
 
 
-class FaultError(LabError):
-    pass
-
-
 @dataclass
 class Chaos:
-    lab: Lab
+    lab: Stack
     progress: Progress = silent
     undo: list[tuple[str, str]] = field(default_factory=list)
 
@@ -92,6 +93,7 @@ class Chaos:
                 self.lab.container(process).start()
 
     def _host_back(self, host: str) -> None:
+        declared.apply(self.lab, host)  # a new namespace or interface: routes and link again
         for hook in self.lab.on_host_back:
             hook(host)
 
@@ -113,18 +115,29 @@ class Chaos:
             raise UsageError(
                 f"cut takes a host ({', '.join(self.lab.topology.hosts)}), not the process {target}"
             )
-        self.lab.network().disconnect(self.lab.container(target))
+        container = self.lab.container(target)
+        for key in self.lab.topology.hosts[target].networks:
+            with contextlib.suppress(docker.errors.APIError):  # already off this one
+                self.lab.network(key).disconnect(container)
 
     def _heal(self, target: str) -> None:
         host = self.lab.topology.hosts[target]
-        self.lab.network().connect(
-            self.lab.container(target), ipv4_address=host.ip, aliases=list(host.aliases)
-        )
+        attached = self.lab.states()[target].attached
+        container = self.lab.container(target)
+        for interface in host.interfaces:
+            if interface.network in attached:
+                ip, aliases = attached[interface.network]
+                if ip == interface.ip and set(names(host, interface)) <= set(aliases):
+                    continue  # as promised
+                self.lab.network(interface.network).disconnect(container)
+            self.lab.network(interface.network).connect(
+                container, ipv4_address=interface.ip, aliases=names(host, interface)
+            )
         self._host_back(target)
 
 
 @contextlib.contextmanager
-def injected(lab: Lab, progress: Progress = silent) -> Iterator[Chaos]:
+def injected(lab: Stack, progress: Progress = silent) -> Iterator[Chaos]:
     """Faults for the length of a block; undone however the block ends, Ctrl-C included."""
     chaos = Chaos(lab, progress)
     try:
@@ -134,15 +147,13 @@ def injected(lab: Lab, progress: Progress = silent) -> Iterator[Chaos]:
             chaos.undo_all()
 
 
-def restore(lab: Lab, progress: Progress = silent) -> list[str]:
-    """Mend the lab whatever broke it: resume, reconnect and start what needs it."""
+def restore(lab: Stack, progress: Progress = silent) -> list[str]:
+    """Mend the lab whatever broke it: what differs from the topology's promises is put back
+    (resumed, started, reconnected at its address with its names); returns what was done."""
     done = []
     states = lab.states()
-    network = lab.network()
-    network.reload()
-    attached = set(network.attrs.get("Containers") or {})
     chaos = Chaos(lab, progress)
-    for name in lab.topology.hosts:
+    for name, host in lab.topology.hosts.items():
         state = states.get(name)
         if state is None:
             raise FaultError(f"{name} has no container", "run `lab up`")
@@ -153,9 +164,10 @@ def restore(lab: Lab, progress: Progress = silent) -> list[str]:
             chaos.apply("start", name)
             done.append(f"start {name} and its processes")
             continue
-        if lab.container(name).id not in attached:
+        wrong = unlike_promised(host, state.attached)
+        if wrong:
             chaos.apply("heal", name)
-            done.append(f"heal {name}")
+            done.append(f"heal {name} ({'; '.join(wrong)})")
     states = lab.states()
     for name in lab.topology.processes:
         state = states.get(name)
@@ -167,3 +179,25 @@ def restore(lab: Lab, progress: Progress = silent) -> list[str]:
             done.append(f"start {name}")
     lab.wait_healthy(progress)
     return done
+
+
+def names(host: Host, interface: Interface) -> list[str]:
+    """The DNS names a host has on a network: its service name (Compose gives every
+    service that one) and its declared aliases."""
+    return [host.name, *interface.aliases]
+
+
+def unlike_promised(host: Host, attached: dict[str, tuple[str, tuple[str, ...]]]) -> list[str]:
+    """How a running host's attachments differ from its topology: [] when they do not."""
+    wrong = []
+    for interface in host.interfaces:
+        if interface.network not in attached:
+            wrong.append(f"off {interface.network}")
+            continue
+        ip, aliases = attached[interface.network]
+        if ip != interface.ip:
+            wrong.append(f"{ip or 'no address'} on {interface.network}, not {interface.ip}")
+        missing = sorted(set(names(host, interface)) - set(aliases))
+        if missing:
+            wrong.append(f"no DNS name {', '.join(missing)} on {interface.network}")
+    return wrong

@@ -25,7 +25,6 @@ import docker.errors
 
 from lab.errors import BaseImageError
 from lab.progress import Progress
-from lab.topology import parse_env_file
 
 OFFICIAL = "python:3.12-slim"
 SUITE = "bookworm"
@@ -220,7 +219,7 @@ def build_local(client: docker.DockerClient, tag: str, progress: Progress) -> No
 def write_env(path: Path, key: str, value: str) -> None:
     """Set one KEY=VALUE in a .env file, keeping every other line as it was."""
     text = path.read_text() if path.exists() else ""
-    if parse_env_file(text).get(key) == value:
+    if f"{key}={value}" in (line.strip() for line in text.splitlines()):
         return
     kept = [line for line in text.splitlines() if not line.strip().startswith(f"{key}=")]
     path.write_text("\n".join([*kept, f"{key}={value}"]) + "\n")

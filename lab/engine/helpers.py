@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import docker.errors
 from docker.models.containers import Container
 
-from lab.engine.stack import PROJECT_LABEL, SERVICE_LABEL, Lab
-from lab.errors import LabError
+from lab.engine.stack import PROJECT_LABEL, SERVICE_LABEL, Stack
+from lab.errors import HelperFailed
 
 ROLE_LABEL = "lab.role"
 ROLE = "helper"
@@ -29,15 +29,6 @@ TIMEOUT = 30.0
 _started = False  # whether this process started any (so cleanup asks Docker only then)
 
 
-class HelperFailed(LabError):
-    def __init__(self, name: str, argv: list[str], code: int, output: str) -> None:
-        last = output.strip().splitlines()[-1] if output.strip() else f"exit code {code}"
-        super().__init__(f"{' '.join(argv)} (in {name}) failed: {last}")
-        self.argv = argv
-        self.code = code
-        self.output = output
-
-
 @dataclass(frozen=True)
 class Namespace:
     """Whose network a helper works in: a lab host's, or the Docker host's (``host``)."""
@@ -46,7 +37,7 @@ class Namespace:
     label: str  # for names and messages
 
     @classmethod
-    def of_host(cls, lab: Lab, host: str) -> Namespace:
+    def of_host(cls, lab: Stack, host: str) -> Namespace:
         lab.topology.host_of(host)
         return cls(f"container:{lab.container(host).id}", host)
 
@@ -55,12 +46,12 @@ class Namespace:
         return cls("host", "docker-host")
 
 
-def labels(lab: Lab, role: str, purpose: str) -> dict[str, str]:
+def labels(lab: Stack, role: str, purpose: str) -> dict[str, str]:
     """The labels of a container the driver starts beside the lab's own.
 
     The lab's image was built by Compose for one service, and a container inherits
     its image's labels: without an override, every helper would claim to be that
-    service, and ``Lab.container("apphost")`` could find a helper instead.
+    service, and ``Stack.container("apphost")`` could find a helper instead.
     """
     return {
         PROJECT_LABEL: lab.topology.project,
@@ -71,13 +62,13 @@ def labels(lab: Lab, role: str, purpose: str) -> dict[str, str]:
     }
 
 
-def image(lab: Lab) -> str:
+def image(lab: Stack) -> str:
     """The lab's own image, taken from a running host (it has python3 and services/)."""
     return str(lab.container(lab.topology.client.name).attrs["Config"]["Image"])
 
 
 def start(
-    lab: Lab,
+    lab: Stack,
     purpose: str,
     where: Namespace,
     argv: list[str],
@@ -129,7 +120,7 @@ def wait_ready(container: Container, word: str, timeout: float = 15.0) -> None:
     raise HelperFailed(container.name or "helper", [], 1, f"not ready within {timeout:.0f} s")
 
 
-def find(lab: Lab, purpose: str, target: str) -> list[str]:
+def find(lab: Stack, purpose: str, target: str) -> list[str]:
     """The ids of the helpers of one purpose working on one host (or the Docker host)."""
     wanted = [
         f"{PROJECT_LABEL}={lab.topology.project}",
@@ -140,7 +131,7 @@ def find(lab: Lab, purpose: str, target: str) -> list[str]:
     return [c["Id"] for c in lab.client.api.containers(all=True, filters={"label": wanted})]
 
 
-def run(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
+def run(lab: Stack, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
     """Run one command in a helper and return its output; HelperFailed if it fails."""
     container = start(lab, purpose, where, argv, capability)
     try:
@@ -154,13 +145,13 @@ def run(lab: Lab, purpose: str, where: Namespace, argv: list[str], capability: s
     return output
 
 
-def remove_mine(lab: Lab) -> list[str]:
+def remove_mine(lab: Stack) -> list[str]:
     """The helpers this process started and has not removed: a Ctrl-C can land between
     Docker creating one and its owner holding it. The CLI calls this on every exit."""
     return remove_all(lab, [f"{SESSION_LABEL}={SESSION}"]) if _started else []
 
 
-def remove_all(lab: Lab, only: list[str] | None = None) -> list[str]:
+def remove_all(lab: Stack, only: list[str] | None = None) -> list[str]:
     """Every helper of this project, whatever it was for (`lab chaos restore`)."""
     removed = []
     labels = [f"{PROJECT_LABEL}={lab.topology.project}", f"{ROLE_LABEL}={ROLE}", *(only or [])]

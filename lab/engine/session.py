@@ -19,14 +19,10 @@ from typing import Any
 import docker
 from docker.models.containers import Container
 
-from lab.errors import LabError
+from lab.errors import SessionError
 from services.probes.sockscript import Event
 
 STDOUT = 1
-
-
-class SessionError(LabError):
-    """The program in the host failed or went away."""
 
 
 class AttachedExec:

@@ -1,6 +1,6 @@
 """The running lab, seen and driven through the Docker SDK.
 
-``Lab`` is given a Docker client, the topology and a Compose runner; it never
+``Stack`` is given a Docker client, the topology and a Compose runner; it never
 builds a client of its own. Compose brings the stack up and down; every
 reading (states, health, addresses, port tables) comes from the Docker API.
 """
@@ -12,23 +12,31 @@ import json
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 import docker
 import docker.errors
 from docker.models.containers import Container
-from docker.models.networks import Network
+from docker.models.networks import Network as DockerNetwork
 
 from lab.engine import base_image
 from lab.engine.compose import Compose, port_in_use
-from lab.errors import ComposeFailed, ComposeMissing, LabError, NotRunning, PortTaken, Unhealthy
+from lab.errors import (
+    ComposeFailed,
+    ComposeMissing,
+    LabError,
+    NotRunning,
+    PortTaken,
+    TimedOut,
+    Unhealthy,
+)
 from lab.progress import Progress
-from lab.topology import Host, PublishedPort, Topology
+from lab.topology import Host, Network, PublishedPort, Topology
+from lab.waiting import wait_until
 from services.probes.porttable import Entry
 from services.probes.sockscript import Event, Step
 
@@ -36,6 +44,8 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 IMAGE_LABEL = "org.opencontainers.image.title=netlab services"  # set in services/Dockerfile
 HEALTH_TIMEOUT = 120.0
+EXEC_TIMEOUT = 60.0  # the longest any command the driver runs in a container may take
+KILLED = 128 + 9  # the exit status of a command coreutils' timeout ended with SIGKILL
 POLL = 0.25
 
 
@@ -46,26 +56,35 @@ class ServiceState:
     status: str  # Docker's: created, running, paused, exited, dead...
     health: str  # healthy, starting, unhealthy, or "none" without a healthcheck
     exit_code: int
-    ip: str  # as Docker reports it, "" while the container has no network of its own
+    ip: str  # on its first lab network, as Docker reports it; "" when it has none
+    # every lab network it is attached to: key -> (address, DNS aliases), as Docker reports it
+    attached: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
         return self.status == "running" and self.health in ("healthy", "none")
 
     @classmethod
-    def of(cls, container: Container, network: str) -> ServiceState:
+    def of(cls, container: Container, networks: dict[str, Network]) -> ServiceState:
+        """``networks``: the topology's, by key (Docker names them PROJECT_KEY)."""
         state = container.attrs["State"]
         nets = container.attrs["NetworkSettings"].get("Networks") or {}
-        ip = next(
-            (n.get("IPAddress", "") for name, n in nets.items() if name.endswith(network)), ""
-        )
+        attached = {
+            key: (
+                str(nets[n.docker_name].get("IPAddress", "")),
+                tuple(nets[n.docker_name].get("Aliases") or ()),
+            )
+            for key, n in networks.items()
+            if n.docker_name in nets
+        }
         return cls(
             service=container.labels.get(SERVICE_LABEL, "?"),
             container=container.name or "?",
             status=state["Status"],
             health=(state.get("Health") or {}).get("Status", "none"),
             exit_code=state.get("ExitCode", 0),
-            ip=ip,
+            ip=next((ip for ip, _ in attached.values()), ""),
+            attached=attached,
         )
 
 
@@ -88,17 +107,31 @@ class Removed:
         return bool(self.containers or self.networks or self.volumes)
 
 
-class Lab:
+class Stack:
     def __init__(
-        self, client: docker.DockerClient, topology: Topology, compose: Compose, project_dir: Path
+        self,
+        client: docker.DockerClient | None,
+        topology: Topology,
+        compose: Compose,
+        project_dir: Path,
     ) -> None:
-        self.client = client
+        """``client``: None connects on first use (what needs only the topology needs
+        no Docker Engine)."""
+        self._client = client
         self.topology = topology
         self.compose = compose
         self.project_dir = project_dir
         # Called with a host's name when it comes back with a new interface (started
         # again, or reconnected): a capture switches that interface's offload off too.
         self.on_host_back: list[Callable[[str], None]] = []
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            from lab.engine.docker_client import connect
+
+            self._client = connect()
+        return self._client
 
     # --- reading ---------------------------------------------------------------
 
@@ -137,7 +170,8 @@ class Lab:
 
     def states(self) -> dict[str, ServiceState]:
         return {
-            name: ServiceState.of(c, self.topology.network) for name, c in self.containers().items()
+            name: ServiceState.of(c, self.topology.networks)
+            for name, c in self.containers().items()
         }
 
     def published_port(self, service: str, container_port: int, protocol: str = "tcp") -> int:
@@ -157,11 +191,19 @@ class Lab:
         out = self.run_in(host, ["python3", "-m", "services.probes.porttable"])
         return [Entry(**row) for row in json.loads(out or b"[]")]
 
-    def run_in(self, service: str, argv: list[str]) -> bytes:
-        """Run a command inside a service's container; its stdout, or LabError with its stderr."""
-        code, output = self.container(service).exec_run(argv, demux=True)
+    def run_in(self, service: str, argv: list[str], timeout: float = EXEC_TIMEOUT) -> bytes:
+        """Run a command inside a service's container; its stdout, or LabError with its stderr.
+
+        The command is killed after ``timeout`` seconds (coreutils' ``timeout`` in the
+        container: a client talking to a frozen server would otherwise wait for ever),
+        and that is reported as ``TimedOut``.
+        """
+        bounded = ["timeout", "-s", "KILL", f"{timeout:g}", *argv]
+        code, output = self.container(service).exec_run(bounded, demux=True)
         # With demux=True and no stream, the SDK returns (stdout, stderr), each bytes or None.
         out, err = cast(tuple[bytes | None, bytes | None], output)
+        if code == KILLED:
+            raise TimedOut(f"`{' '.join(argv)}` in {service}", timeout)
         if code != 0:
             detail = (err or out or b"").decode(errors="replace").strip()
             raise LabError(f"`{' '.join(argv)}` in {service} failed: {detail or f'exit {code}'}")
@@ -195,12 +237,16 @@ class Lab:
         except NotRunning:
             return None
 
-    def logs(self, service: str) -> str:
-        """What a service's process has written to its standard output and error."""
-        return bytes(self.container(service).logs()).decode(errors="replace")
+    def logs(self, service: str, since: float | None = None) -> str:
+        """What a service's process has written to its standard output and error
+        (``since``: only lines from that Unix time on)."""
+        container = self.container(service)
+        raw = container.logs(since=since) if since is not None else container.logs()
+        return bytes(raw).decode(errors="replace")
 
-    def network(self) -> Network:
-        name = f"{self.topology.project}_{self.topology.network}"
+    def network(self, key: str | None = None) -> DockerNetwork:
+        """A lab network as Docker holds it (the first one by default)."""
+        name = self.topology.networks[key or self.topology.network].docker_name
         try:
             return self.client.networks.get(name)
         except docker.errors.NotFound:
@@ -228,7 +274,12 @@ class Lab:
 
     # --- changing --------------------------------------------------------------
 
-    def up(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> base_image.Plan:
+    def up(
+        self,
+        progress: Progress,
+        timeout: float = HEALTH_TIMEOUT,
+        then: Callable[[], None] | None = None,
+    ) -> base_image.Plan:
         """Base image, build, start, and wait until every service is healthy.
 
         Interrupted or failed part-way, it removes what it started; a lab that was
@@ -248,9 +299,12 @@ class Lab:
                 port = port_in_use(exc.output)
                 if port is not None:
                     spec = self._published_by_port(port)
-                    raise PortTaken(port, spec.protocol, spec.variable) from None
+                    hint = self.compose.port_hint(spec.container_port, spec.protocol)
+                    raise PortTaken(port, spec.protocol, hint) from None
                 raise
             self.wait_healthy(progress, timeout)
+            if then is not None:
+                then()  # what the topology declares beyond Compose (routes, links)
         return chosen
 
     def prune_old_images(self) -> None:
@@ -272,7 +326,7 @@ class Lab:
             for p in host.published:
                 if p.host_port == port:
                     return p
-        return PublishedPort("127.0.0.1", port, port, "tcp", "the matching LAB_*_PORT")
+        return PublishedPort("127.0.0.1", port, port, "tcp")
 
     def check_ports_free(self) -> None:
         """Every fixed published port must be free on 127.0.0.1, unless the lab holds it."""
@@ -285,13 +339,19 @@ class Lab:
             for p in host.published:
                 fixed = p.host_port is not None and p.host_port not in ours
                 if fixed and p.host_port and not port_is_free(p.host_ip, p.host_port, p.protocol):
-                    raise PortTaken(p.host_port, p.protocol, p.variable)
+                    hint = self.compose.port_hint(p.container_port, p.protocol)
+                    raise PortTaken(p.host_port, p.protocol, hint)
 
     def wait_healthy(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
+        """Until every service of the topology is running and healthy, with progress;
+        Unhealthy names the first one that exited, or that is still waited for."""
         expected = set(self.topology.services)
-        last = ""
-        while True:
+        last = [""]
+        waiting: list[str] = []
+        states: dict[str, ServiceState] = {}
+
+        def all_ready() -> bool:
+            nonlocal states, waiting
             states = self.states()
             for name, state in states.items():
                 if name in expected and state.status in ("exited", "dead"):
@@ -305,16 +365,17 @@ class Lab:
             line = f"{len(ready)}/{len(expected)} healthy" + (
                 f", waiting for {', '.join(waiting)}" if waiting else ""
             )
-            if line != last:
+            if line != last[0]:
                 progress(line)
-                last = line
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                service = waiting[0]
-                state_text = states[service].health if service in states else "no container"
-                raise Unhealthy(service, state_text, self._last_words(service))
-            time.sleep(POLL)
+                last[0] = line
+            return not waiting
+
+        try:
+            wait_until(all_ready, timeout, "every service to be healthy", poll=POLL)
+        except TimedOut:
+            service = waiting[0]
+            state_text = states[service].health if service in states else "no container"
+            raise Unhealthy(service, state_text, self._last_words(service)) from None
 
     def _last_words(self, service: str) -> str:
         """The most telling line: the last failed healthcheck, else the last log line."""

@@ -1,4 +1,4 @@
-"""The experiments: each a question, its claims, and the traffic that tests them."""
+"""Experiments: the model every experiment follows, the built-in ones, and files of your own."""
 
 from __future__ import annotations
 
@@ -11,15 +11,21 @@ from lab.experiments.builtin.impaired_delivery import ImpairedDelivery
 from lab.experiments.builtin.tcp_vs_udp import TcpVsUdp
 from lab.experiments.model import Experiment
 
-EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e
-    for e in (
-        Dispatch(),
-        CrossHost(),
-        TcpVsUdp(),
-        HttpBytes(),
-        Failures(),
-        DbKill(),
-        ImpairedDelivery(),
-    )
-}
+
+def builtin() -> dict[str, Experiment]:
+    """The experiments that ship with the lab, by name, in teaching order."""
+    return {
+        e.name: e
+        for e in (
+            Dispatch(),
+            CrossHost(),
+            TcpVsUdp(),
+            HttpBytes(),
+            Failures(),
+            DbKill(),
+            ImpairedDelivery(),
+        )
+    }
+
+
+EXPERIMENTS = builtin()

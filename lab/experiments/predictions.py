@@ -14,19 +14,15 @@ against what was observed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from lab.errors import LabError
-from lab.experiments.model import Experiment
-
-
-class PredictionsError(LabError):
-    exit_code = 2
+from lab.errors import PredictionsError
+from lab.experiments.model import Claim
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,8 @@ class Predictions:
         )
 
 
-def parse(document: Any, source: str, experiments: dict[str, Experiment]) -> Predictions:
+def parse(document: Any, source: str, experiments: Mapping[str, Collection[str]]) -> Predictions:
+    """A predictions document checked against ``experiments``: name -> its claim ids."""
     if not isinstance(document, dict):
         raise PredictionsError(f"{source}: expected a mapping with experiment and predictions")
     name = document.get("experiment")
@@ -53,7 +50,7 @@ def parse(document: Any, source: str, experiments: dict[str, Experiment]) -> Pre
     answers = document.get("predictions")
     if not isinstance(answers, dict) or not answers:
         raise PredictionsError(f"{source}: no predictions (a mapping of claim id to true/false)")
-    known = {c.id for c in experiments[name].claims}
+    known = set(experiments[str(name)])
     unknown = sorted(map(str, set(answers) - known))  # str: YAML reads a bare `no` as False
     if unknown:
         raise PredictionsError(
@@ -68,7 +65,7 @@ def parse(document: Any, source: str, experiments: dict[str, Experiment]) -> Pre
     return Predictions(str(name), str(document.get("by") or ""), dict(answers))
 
 
-def load(path: Path, experiments: dict[str, Experiment]) -> Predictions:
+def load(path: Path, experiments: Mapping[str, Collection[str]]) -> Predictions:
     try:
         document = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -78,6 +75,18 @@ def load(path: Path, experiments: dict[str, Experiment]) -> Predictions:
     return parse(document, str(path), experiments)
 
 
-def ask(experiment: Experiment, confirm: Callable[[str], bool], by: str) -> Predictions:
+def ask(
+    experiment: str, claims: Collection[Claim], confirm: Callable[[str], bool], by: str
+) -> Predictions:
     """Ask for each claim in turn; ``confirm`` shows a claim and returns the answer."""
-    return Predictions(experiment.name, by, {c.id: confirm(c.text) for c in experiment.claims})
+    return Predictions(experiment, by, {c.id: confirm(c.text) for c in claims})
+
+
+def save(guess: Predictions, folder: Path) -> Path:
+    """Write predictions where an instructor collects them:
+    FOLDER/EXPERIMENT-predictions-BY.yaml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    who = "".join(ch for ch in guess.by if ch.isalnum() or ch in "-_") or "anonymous"
+    path = folder / f"{guess.experiment}-predictions-{who}.yaml"
+    path.write_text(guess.to_yaml())
+    return path

@@ -1,9 +1,10 @@
 """Capturing the lab network's frames for the length of a block of code.
 
-The capture point is the lab network's bridge on the Docker host: the switch
-every host is plugged into. It sees each frame between hosts exactly once, and
-it keeps seeing them while a host is killed, frozen, cut off or restarted,
-which a capture inside a host's own namespace would not survive.
+The capture points are the lab networks' bridges on the Docker host: the switches
+the hosts are plugged into. Each sees every frame between its hosts exactly once
+(a frame routed from one network to another is seen once on each), and keeps
+seeing them while a host is killed, frozen, cut off or restarted, which a
+capture inside a host's own namespace would not survive.
 
 While capturing, the hosts' transmit checksum offload is switched off (unless
 asked not to), so that the frames carry the checksums a real wire would; it is
@@ -24,9 +25,8 @@ import docker.errors
 from docker.models.containers import Container
 
 from lab.engine import helpers
-from lab.engine.stack import Lab, ctrl_c_ignored
-from lab.errors import LabError
-from lab.packets import PacketError
+from lab.engine.stack import Stack, ctrl_c_ignored
+from lab.errors import HelperFailed, LabError, PacketError
 from lab.progress import Progress, silent
 
 INSIDE = "/capture.pcap"
@@ -49,16 +49,21 @@ class CaptureInfo:
         }
 
 
-def bridge_name(lab: Lab) -> str:
-    """The Linux bridge behind the lab network, as Docker names it."""
-    network = lab.network()
+def bridge_name(lab: Stack, key: str | None = None) -> str:
+    """The Linux bridge behind a lab network, as Docker names it."""
+    network = lab.network(key)
     options = network.attrs.get("Options") or {}
     return str(options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}")
 
 
+def bridges(lab: Stack) -> str:
+    """Every lab network's bridge, comma-separated (the capture helper's argument)."""
+    return ",".join(bridge_name(lab, key) for key in lab.topology.networks)
+
+
 @contextmanager
 def capturing(
-    lab: Lab,
+    lab: Stack,
     path: Path,
     *,
     offload: bool = False,
@@ -70,7 +75,7 @@ def capturing(
     ``purpose`` goes into the helper's name and labels: an experiment that takes its
     own capture inside a user's --capture shows which is which in `docker ps`.
     """
-    info = CaptureInfo(path, bridge_name(lab))
+    info = CaptureInfo(path, bridges(lab))
     container: Container | None = None
 
     def host_back(host: str) -> None:
@@ -95,7 +100,7 @@ def capturing(
         )
         try:
             helpers.wait_ready(container, "capturing on", READY_TIMEOUT)
-        except helpers.HelperFailed as exc:
+        except HelperFailed as exc:
             raise PacketError(f"the capture helper did not start: {exc.output.strip()}") from None
         info.clock_offset = time.time() - time.monotonic()
         yield info
@@ -115,12 +120,12 @@ def capturing(
                         set_offload(lab, host, on=True)
 
 
-def set_offload(lab: Lab, host: str, *, on: bool) -> None:
+def set_offload(lab: Stack, host: str, *, on: bool) -> None:
     helpers.run(
         lab,
         "offload",
         helpers.Namespace.of_host(lab, host),
-        ["python3", "-m", "services.helpers.netadmin", "auto", "on" if on else "off"],
+        ["python3", "-m", "services.helpers.netadmin", "all", "on" if on else "off"],
         "NET_ADMIN",
     )
 

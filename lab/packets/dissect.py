@@ -18,7 +18,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet
 from scapy.utils import PcapReader
 
-from lab.packets import PacketError
+from lab.errors import PacketError
 from lab.packets.checksum import Verdict, icmp_verdict, ipv4_verdict, verdict
 
 ETH_HEADER = 14

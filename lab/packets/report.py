@@ -7,9 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.engine.stack import Lab
-from lab.experiments.builtin.failures import Cell
-from lab.packets import PacketError, ladder
+from lab.engine.stack import Stack
+from lab.errors import PacketError
+from lab.packets import ladder
 from lab.packets.capture import CaptureInfo
 from lab.packets.ladder import PacketMark
 from lab.packets.view import checksum_counts
@@ -21,11 +21,20 @@ if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it
 DOCKER_HOST = "docker-host"
 
 
-def host_names(lab: Lab) -> dict[str, str]:
-    """IP address -> host name, the Docker host (the network's gateway) included."""
-    names = {h.ip: h.name for h in lab.topology.hosts.values()}
+def host_names(lab: Stack) -> dict[str, str]:
+    """IP address -> host name (every address of every host), the Docker host (the
+    client's gateway) included."""
+    names = {i.ip: h.name for h in lab.topology.hosts.values() for i in h.interfaces}
     names[lab.gateway()] = DOCKER_HOST
     return names
+
+
+def client_of(hosts: dict[str, Any]) -> str:
+    """The client host's name in a result's ``lab.hosts`` (by its role)."""
+    for name, host in hosts.items():
+        if host.get("role") == "client":
+            return name
+    return "client"  # results saved before roles were recorded
 
 
 def summary(info: CaptureInfo, frames: list[Frame], names: dict[str, str]) -> dict[str, Any]:
@@ -62,9 +71,9 @@ def ladder_of(frames: list[Frame], result: dict[str, Any]) -> list[str]:
         clock_offset=float(capture.get("clock_offset", 0.0)),
         faults=faults_of(result),
     )
-    hosts = list((result.get("lab") or {}).get("hosts", {}))
-    client = [h for h in hosts if h == "client"]
-    order = [*client, *(h for h in hosts if h not in client), DOCKER_HOST]
+    hosts = (result.get("lab") or {}).get("hosts", {})
+    client = client_of(hosts)
+    order = [client, *(h for h in hosts if h != client), DOCKER_HOST]
     return ladder.text(items, ladder.columns_of(items, order))
 
 
@@ -81,16 +90,21 @@ def events_of(result: dict[str, Any]) -> list[Event]:
     return out
 
 
-def cell_packets(
-    cell: Cell, frames: list[Frame], capture: dict[str, Any], hosts: dict[str, Any]
+def span_packets(
+    events: list[Event],
+    t0: float,
+    frames: list[Frame],
+    capture: dict[str, Any],
+    hosts: dict[str, Any],
 ) -> list[PacketMark]:
-    """The frames to and from the client host while a failure-matrix cell ran, on its clock."""
-    client_ip = hosts.get("client", {}).get("ip", "")
-    end = max((e.t + e.dt for e in cell.events), default=cell.recovered_at)
-    ports = cell_ports(cell)
+    """The frames to and from the client host's sockets in ``events`` while they ran,
+    on their clock (``t0``: the CLOCK_MONOTONIC time their ``t`` counts from)."""
+    client_ip = hosts.get(client_of(hosts), {}).get("ip", "")
+    end = max((e.t + e.dt for e in events), default=0.0)
+    ports = local_ports(events)
     marks = []
     for f in frames:
-        t = f.time - float(capture.get("clock_offset", 0.0)) - cell.t0
+        t = f.time - float(capture.get("clock_offset", 0.0)) - t0
         if not 0 <= t <= end or client_ip not in (f.src, f.dst) or not f.layer("IPv4"):
             continue
         client_port = port_of(f, client_ip)
@@ -114,10 +128,10 @@ def port_of(frame: Frame, ip: str) -> int | None:
     return None
 
 
-def cell_ports(cell: Cell) -> set[int]:
-    """The client's local ports in this cell (each socket's own conversation)."""
+def local_ports(events: list[Event]) -> set[int]:
+    """The local ports of the sockets in ``events`` (each socket's own conversation)."""
     ports = set()
-    for e in cell.events:
+    for e in events:
         if e.local and ":" in e.local:
             tail = e.local.rsplit(":", 1)[1]
             if tail.isdigit() and tail != "0":

@@ -1,7 +1,9 @@
-"""`lab send`: one-shot clients written as socket scripts (see services/probes/sockscript.py).
+"""One-shot conversations, one per protocol a process can declare, as socket scripts.
 
-The same script runs on the Docker host (through a published port) or inside
-the client host (by service name); either way every operation is recorded.
+``conversation`` picks the script for what the target speaks (``lab.ports``):
+shout, echo and raw get the message and read the answer, HTTP a request, RESP a
+command. The same script runs on the Docker host (through a published port) or
+inside any lab host; either way every operation is recorded.
 """
 
 from __future__ import annotations
@@ -79,24 +81,34 @@ def db_script(host: str, port: int, args: list[str]) -> list[Step]:
     ]
 
 
-def script(
-    kind: str, host: str, port: int, words: list[str], *, data: str = "", unconnected: bool = False
+def conversation(
+    protocol: str,
+    transport: str,
+    host: str,
+    port: int,
+    words: list[str],
+    *,
+    data: str = "",
+    unconnected: bool = False,
 ) -> list[Step]:
-    if kind in ("tcp", "udp"):
-        if len(words) != 1:
-            raise UsageError(f"send {kind} takes one MESSAGE (quote it)")
-        if kind == "tcp":
-            return tcp_script(host, port, words[0])
-        return udp_script(host, port, words[0], connected=not unconnected)
-    if kind == "http":
+    """The script that says ``words`` to a port speaking ``protocol`` over ``transport``."""
+    if protocol == "http":
         if len(words) == 1:
             words = ["GET", words[0]]
         if len(words) != 2 or not words[1].startswith("/"):
             raise UsageError(
-                "send http takes [METHOD] PATH, as in `lab send http PUT /kv/a --data 1`"
+                "an HTTP target takes [METHOD] PATH, as in `lab send http PUT /kv/a --data 1`"
             )
         return http_script(host, port, words[0].upper(), words[1], data)
-    return db_script(host, port, words)
+    if protocol == "resp":
+        if not words:
+            raise UsageError("a RESP target takes COMMAND [ARG...], as in `lab send db PING`")
+        return db_script(host, port, words)
+    if len(words) != 1:
+        raise UsageError(f"a {protocol} target takes one MESSAGE (quote it)")
+    if transport == "udp":
+        return udp_script(host, port, words[0], connected=not unconnected)
+    return tcp_script(host, port, words[0])
 
 
 def received(events: list[Event]) -> bytes:
@@ -114,9 +126,10 @@ def failure(events: list[Event]) -> str:
     return ""
 
 
-def reply_text(kind: str, events: list[Event]) -> str:
+def reply_text(protocol: str, events: list[Event]) -> str:
+    """What came back, for people: a RESP reply as redis-cli shows it, the rest as text."""
     data = received(events)
-    if kind != "db":
+    if protocol != "resp":
         return data.decode("utf-8", "backslashreplace")
     parsed = parse_reply(data)
     return show_reply(parsed[0]) if parsed else data.decode("utf-8", "backslashreplace")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,8 +19,10 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from lab.experiments.builtin.failures import Cell
 from lab.packets.ladder import PacketMark
+
+if TYPE_CHECKING:
+    from lab.experiments.builtin.failures import Cell
 
 SENT_Y, ANSWERED_Y, ERROR_Y = 1.0, 0.0, -0.6
 OUT_Y, IN_Y = 2.5, 1.9  # frames the client host sent, and frames it was sent

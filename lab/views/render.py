@@ -38,40 +38,67 @@ def owner_text(row: Entry) -> str:
     return "(owner not visible from this host)"
 
 
+def port_table(
+    title: Text | str, rows: list[Entry] | None, published: dict[tuple[int, str], int | None]
+) -> Table:
+    """One host's port table: each socket, its owner, and where it is published."""
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("proto")
+    table.add_column("local address")
+    table.add_column("port", justify="right")
+    table.add_column("owner (process on this host)")
+    table.add_column("published on the Docker host")
+    if rows is None:
+        table.add_row("", "", "", Text("host is not running: no port table", style="red"), "")
+        return table
+    for row in rows:
+        bound = published.get((row.port, row.protocol.rstrip("6")))
+        table.add_row(
+            row.protocol,
+            row.address,
+            str(row.port),
+            Text(owner_text(row), style="" if row.pid else "dim"),
+            f"127.0.0.1:{bound}" if bound else "",
+        )
+    return table
+
+
 def status_tables(report: list[HostStatus]) -> list[Table]:
     tables = []
     for entry in report:
         host = entry.host
+        addresses = ", ".join(
+            i.ip if len(host.interfaces) == 1 else f"{i.ip} ({i.network})" for i in host.interfaces
+        )
         title = Text.assemble(
             (host.name, "bold"),
-            f"  {host.ip}  ",
+            f"  {addresses}  ",
             state_text(entry.state),
+            "  (client)" if host.role == "client" else "",
             f"  aliases: {', '.join(host.aliases)}" if host.aliases else "",
         )
-        table = Table(title=title, title_justify="left", expand=False)
-        table.add_column("proto")
-        table.add_column("local address")
-        table.add_column("port", justify="right")
-        table.add_column("owner (process on this host)")
-        table.add_column("published on the Docker host")
         published = {(p.container_port, p.protocol): bound for p, bound in entry.published}
-        if entry.ports is None:
-            table.add_row("", "", "", Text("host is not running: no port table", style="red"), "")
-        else:
-            for row in entry.ports:
-                bound = published.get((row.port, row.protocol.rstrip("6")))
-                table.add_row(
-                    row.protocol,
-                    row.address,
-                    str(row.port),
-                    Text(owner_text(row), style="" if row.pid else "dim"),
-                    f"127.0.0.1:{bound}" if bound else "",
-                )
+        table = port_table(title, entry.ports, published)
         processes = ", ".join(f"{p.service} ({state_text(p).plain})" for p in entry.processes)
-        table.caption = f"processes: {processes}" if processes else "processes: none"
+        notes = [f"processes: {processes or 'none'}"]
+        if host.link:
+            notes.append(f"link (declared): {host.link}")
+        if host.routes:
+            notes.append(f"routes: {'; '.join(map(str, host.routes))}")
+        if host.forwarding:
+            notes.append("forwards between its networks (a router)")
+        table.caption = "\n".join(notes)
         table.caption_justify = "left"
         tables.append(table)
     return tables
+
+
+def recorded_port_tables(tables: dict[str, list[dict[str, Any]]]) -> list[Table]:
+    """Port tables as an experiment recorded them (facts), host by host."""
+    return [
+        port_table(Text(host, style="bold"), [Entry(**row) for row in rows], {})
+        for host, rows in tables.items()
+    ]
 
 
 def status_json(report: list[HostStatus]) -> list[dict[str, Any]]:
@@ -79,10 +106,14 @@ def status_json(report: list[HostStatus]) -> list[dict[str, Any]]:
         {
             "host": entry.host.name,
             "ip": entry.host.ip,
+            "ips": {i.network: i.ip for i in entry.host.interfaces},
+            "role": entry.host.role,
             "state": asdict(entry.state) if entry.state else None,
             "processes": [asdict(p) for p in entry.processes],
             "ports": [asdict(r) for r in entry.ports] if entry.ports is not None else None,
             "published": [{**asdict(p), "bound_host_port": bound} for p, bound in entry.published],
+            "link": entry.host.link,
+            "routes": [str(r) for r in entry.host.routes],
         }
         for entry in report
     ]

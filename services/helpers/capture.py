@@ -1,6 +1,6 @@
-"""A packet capture in the standard library: every frame on one interface, into a pcap file.
+"""A packet capture in the standard library: every frame on some interfaces, into a pcap file.
 
-    python3 -m services.helpers.capture IFACE FILE
+    python3 -m services.helpers.capture IFACE[,IFACE...] FILE
 
 Runs in a helper container that needs only CAP_NET_RAW. Frames are read from an
 AF_PACKET socket with the kernel's receive timestamp and written as they come
@@ -8,13 +8,14 @@ AF_PACKET socket with the kernel's receive timestamp and written as they come
 the file is complete up to the last frame whenever it is read. SIGTERM or
 SIGINT ends the capture cleanly.
 
-The interface is put into promiscuous mode through the socket's membership,
+Each interface is put into promiscuous mode through the socket's membership,
 which the kernel drops again when the socket closes: a bridge shows frames
 passing between its ports only to a promiscuous listener.
 """
 
 from __future__ import annotations
 
+import select
 import signal
 import socket
 import struct
@@ -55,7 +56,7 @@ def _stop(signum: int, frame: object) -> None:
     raise Stop
 
 
-def capture(interface: str, out: BinaryIO) -> None:
+def open_socket(interface: str) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.bind((interface, 0))
     index = socket.if_nametoindex(interface)
@@ -63,30 +64,40 @@ def capture(interface: str, out: BinaryIO) -> None:
         SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b"")
     )
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    return sock
+
+
+def capture(interfaces: list[str], out: BinaryIO) -> None:
+    """Every frame on ``interfaces`` (bridges: one per lab network) into one pcap file.
+    A frame routed between two networks is recorded once on each, as a wire would show it."""
+    socks = [open_socket(name) for name in interfaces]
     out.write(file_header())
     out.flush()
-    print(f"capturing on {interface}", file=sys.stderr, flush=True)
+    print(f"capturing on {', '.join(interfaces)}", file=sys.stderr, flush=True)
     try:
         while True:
-            frame, ancillary, _flags, _address = sock.recvmsg(SNAPLEN, 64, socket.MSG_TRUNC)
-            stamp = timestamp(ancillary) or (0, 0)
-            kept = frame[:SNAPLEN]
-            out.write(record(*stamp, kept, max(len(frame), len(kept))))
+            ready, _, _ = select.select(socks, [], [])
+            for sock in ready:
+                frame, ancillary, _flags, _address = sock.recvmsg(SNAPLEN, 64, socket.MSG_TRUNC)
+                stamp = timestamp(ancillary) or (0, 0)
+                kept = frame[:SNAPLEN]
+                out.write(record(*stamp, kept, max(len(frame), len(kept))))
             out.flush()
     except Stop:
         pass
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python3 -m services.helpers.capture IFACE FILE", file=sys.stderr)
+        print("usage: python3 -m services.helpers.capture IFACE[,IFACE...] FILE", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with open(argv[1], "wb") as out:
-        capture(argv[0], out)
+        capture(argv[0].split(","), out)
     return 0
 
 

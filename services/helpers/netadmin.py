@@ -1,11 +1,11 @@
-"""Switch transmit checksum offload: ``python3 -m services.helpers.netadmin IFACE|auto [on|off]``.
+"""Switch transmit checksum offload: ``python3 -m services.helpers.netadmin IFACE|all [on|off]``.
 
 This is ``ethtool -K IFACE tx on|off`` through the same ioctl (SIOCETHTOOL), so
 that no extra package is needed. It runs in a helper container that shares a
 lab host's network namespace and holds CAP_NET_ADMIN; prints the state before
 the change (or only the state, without on|off), so the caller can put it back.
-``auto`` is the host's one network interface: eth0 at first, but eth1 after
-the host was disconnected and connected again.
+``all`` is every interface of the host but loopback: eth0 at first, eth1 after
+the host was disconnected and connected again, one per network on a router.
 
 A veth leaves TCP and UDP checksums unfinished (checksum offload: the "card"
 would do it, and a veth never has to). With offload off the kernel computes
@@ -43,32 +43,29 @@ def set_tx_checksum(interface: str, on: bool) -> None:
     _ethtool(interface, ETHTOOL_STXCSUM, int(on))
 
 
-def the_interface(names: list[str]) -> str:
-    """The one interface that is not loopback; ValueError if there are none or several."""
-    found = [n for n in names if n != "lo"]
-    if len(found) != 1:
-        raise ValueError(f"expected one network interface besides lo, found {found or 'none'}")
-    return found[0]
+def interfaces(names: list[str]) -> list[str]:
+    """The interfaces that are not loopback (none while the host is cut off)."""
+    return [n for n in names if n != "lo"]
 
 
 def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2) or argv[1:] not in ([], ["on"], ["off"]):
-        print("usage: python3 -m services.helpers.netadmin IFACE|auto [on|off]", file=sys.stderr)
+        print("usage: python3 -m services.helpers.netadmin IFACE|all [on|off]", file=sys.stderr)
         return 2
-    try:
-        interface = argv[0]
-        if interface == "auto":
-            interface = the_interface([name for _, name in socket.if_nameindex()])
-        before = tx_checksum(interface)
-        if argv[1:]:
-            set_tx_checksum(interface, argv[1] == "on")
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{argv[0]}: {exc.strerror}", file=sys.stderr)
-        return 1
-    print("on" if before else "off")
+    chosen = (
+        interfaces([name for _, name in socket.if_nameindex()])
+        if argv[0] in ("all", "auto")
+        else [argv[0]]
+    )
+    for interface in chosen:
+        try:
+            before = tx_checksum(interface)
+            if argv[1:]:
+                set_tx_checksum(interface, argv[1] == "on")
+        except OSError as exc:
+            print(f"{interface}: {exc.strerror}", file=sys.stderr)
+            return 1
+        print(f"{interface} {'on' if before else 'off'}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Sans-IO HTTP/1.1 for the http service: an incremental request parser and a response writer.
+"""Sans-IO HTTP/1.1: an incremental request parser and a response writer (the http
+service's), and a response splitter (what a client received, taken apart).
 
 Framing follows RFC 9112: a request line, header lines ending in CRLF, an empty
 line (so the headers end at the first ``\\r\\n\\r\\n``), then exactly
@@ -149,10 +150,10 @@ class RequestParser:
         for line in lines[1:]:
             if line[:1] in (b" ", b"\t"):
                 raise HttpError(400, "obsolete line folding is not accepted")
-            name, colon, value = line.partition(b":")
-            if not colon or not TOKEN.match(name):
+            field_ = header_field(line)
+            if field_ is None:
                 raise HttpError(400, "malformed header line")
-            request.headers.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
+            request.headers.append(field_)
         return request, self._body_length_of(request)
 
     def _body_length_of(self, request: Request) -> int:
@@ -176,7 +177,15 @@ class RequestParser:
         return length
 
 
-def _find_head_end(buf: bytearray) -> tuple[int, int]:
+def header_field(line: bytes) -> tuple[str, str] | None:
+    """``Name: value`` (line end removed) as (name, value); None if it is not one."""
+    name, colon, value = line.partition(b":")
+    if not colon or not TOKEN.match(name):
+        return None
+    return name.decode("ascii"), value.strip(b" \t").decode("latin-1")
+
+
+def _find_head_end(buf: bytes | bytearray) -> tuple[int, int]:
     """Index of the blank line ending the header section and its separator length."""
     crlf = buf.find(b"\r\n\r\n")
     lf = buf.find(b"\n\n")
@@ -203,3 +212,66 @@ def render_response(
     lines.extend(f"{k}: {v}" for k, v in extra_headers or [])
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head if head_only or status == 204 else head + body
+
+
+# --- responses, as a client received them ------------------------------------------
+
+
+class WireError(Exception):
+    """The bytes are not a sequence of complete, Content-Length framed responses."""
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """One response exactly as it arrived: line ends kept, so they can be shown and checked."""
+
+    head: bytes  # status line and header lines, each with its own line end, no blank line
+    separator: bytes  # the bytes that end the head: the last line end and the blank line
+    body: bytes
+    status: int
+    headers: dict[str, str]  # names lower-cased
+
+    @property
+    def head_lines(self) -> list[bytes]:
+        """Each head line with the line end it was sent with."""
+        return self.head.splitlines(keepends=True)
+
+
+def split_responses(data: bytes) -> list[RawResponse]:
+    """Every response in ``data``, in order; WireError for anything left over or malformed."""
+    responses = []
+    pos = 0
+    while pos < len(data):
+        end, sep = _find_head_end(data[pos:])
+        if end < 0:
+            raise WireError(f"no blank line (\\r\\n\\r\\n) after byte {pos}: head incomplete")
+        end += pos
+        line_end = 2 if data[end : end + 2] == b"\r\n" else 1
+        head = data[pos : end + line_end]
+        lines = [line.rstrip(b"\r") for line in data[pos:end].split(b"\n")]
+        try:
+            version, code, *_ = lines[0].decode("latin-1").split(" ", 2)
+            status = int(code)
+            if not VERSION.match(version.encode()):
+                raise ValueError(version)
+        except ValueError:
+            raise WireError(f"not a status line: {lines[0]!r}") from None
+        headers = {}
+        for line in lines[1:]:
+            parsed = header_field(line)
+            if parsed is None:
+                raise WireError(f"not a header line: {line!r}")
+            headers[parsed[0].lower()] = parsed[1]
+        length_text = headers.get("content-length", "0")
+        if not length_text.isdigit():
+            raise WireError(f"Content-Length is not a number: {length_text!r}")
+        length = int(length_text)
+        body_start = end + sep
+        if len(data) < body_start + length:
+            raise WireError(
+                f"Content-Length {length} but only {len(data) - body_start} body bytes arrived"
+            )
+        body = data[body_start : body_start + length]
+        responses.append(RawResponse(head, data[end:body_start], body, status, headers))
+        pos = body_start + length
+    return responses

@@ -20,7 +20,7 @@ import pytest
 
 from lab import topology
 from lab.engine.compose import Compose
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from lab.progress import silent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,13 +45,13 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> Lab:
+def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> Stack:
     topo = topology.load(ROOT, {**os.environ, **env}, project)
-    return Lab(client, topo, Compose(ROOT, project, env), ROOT)
+    return Stack(client, topo, Compose(ROOT, project, env), ROOT)
 
 
 @pytest.fixture(scope="session")
-def lab(docker_client: docker.DockerClient) -> Iterator[Lab]:
+def lab(docker_client: docker.DockerClient) -> Iterator[Stack]:
     lab = make_lab(docker_client, PROJECT, ENV)
     lab.down()  # a previous run killed half-way may have left something
     lab.up(silent, timeout=180)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from tests.docker.conftest import PROJECT, run_lab_cli
 
 
-def test_each_benchmark_runs_on_a_tiny_setting(lab: Lab, tmp_path: Path) -> None:
+def test_each_benchmark_runs_on_a_tiny_setting(lab: Stack, tmp_path: Path) -> None:
     proc = run_lab_cli(
         "-p",
         PROJECT,

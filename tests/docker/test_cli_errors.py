@@ -7,7 +7,7 @@ import socket
 
 import docker
 
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from lab.progress import silent
 from tests.docker.conftest import ENV, PROJECT, make_lab, start_lab_cli, wait_for
 
@@ -45,7 +45,7 @@ def test_ctrl_c_during_up_removes_what_was_started(docker_client: docker.DockerC
     assert not lab.owned(), f"left behind after Ctrl-C: {lab.owned()}"
 
 
-def test_a_service_that_is_down_is_one_line_and_exit_5(lab: Lab) -> None:
+def test_a_service_that_is_down_is_one_line_and_exit_5(lab: Stack) -> None:
     lab.container("db").kill()
     try:
         proc = start_lab_cli("-p", PROJECT, "run", "dispatch", env=ENV)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from lab.experiments.builtin.db_kill import DbKill
 from lab.experiments.model import run_experiment
 
 
-def test_no_acknowledged_write_is_lost_across_ten_kills(lab: Lab) -> None:
+def test_no_acknowledged_write_is_lost_across_ten_kills(lab: Stack) -> None:
     result = run_experiment(DbKill(kills=10, seconds_per_kill=1.0, seed=3), lab)
     checks = {c.id: c for c in result.checks}
     runs = result.facts["runs"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from lab.experiments import EXPERIMENTS, predictions
 from lab.experiments.model import run_experiment
 from tests.docker.conftest import PROJECT, ROOT, run_lab_cli
@@ -22,7 +22,7 @@ RUNS = 3
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_every_claim_holds_three_runs_in_a_row(lab: Lab, name: str) -> None:
+def test_every_claim_holds_three_runs_in_a_row(lab: Stack, name: str) -> None:
     for run in range(1, RUNS + 1):
         result = run_experiment(EXPERIMENTS[name], lab)
         failed = {c.id: c.observed for c in result.checks if not c.held}
@@ -31,7 +31,7 @@ def test_every_claim_holds_three_runs_in_a_row(lab: Lab, name: str) -> None:
         jsonschema.validate(json.loads(json.dumps(result.to_json())), SCHEMA)
 
 
-def test_example_predictions_are_scored_against_what_happened(lab: Lab) -> None:
+def test_example_predictions_are_scored_against_what_happened(lab: Stack) -> None:
     guess = predictions.load(ROOT / "examples/predictions/tcp-vs-udp.yaml", EXPERIMENTS)
     result = run_experiment(EXPERIMENTS["tcp-vs-udp"], lab, guess.answers, guess.by)
     assert result.predictions is not None
@@ -45,7 +45,7 @@ def test_example_predictions_are_scored_against_what_happened(lab: Lab) -> None:
     assert result.predictions["by_claim"]["tcp-no-boundaries"] is False
 
 
-def test_lab_run_all_writes_valid_results_and_exits_zero(lab: Lab, tmp_path: Path) -> None:
+def test_lab_run_all_writes_valid_results_and_exits_zero(lab: Stack, tmp_path: Path) -> None:
     proc = run_lab_cli(
         "-p",
         PROJECT,

@@ -8,7 +8,7 @@ import signal
 import subprocess
 
 from lab.chaos.faults import restore
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from lab.experiments.builtin.failures import DEFAULT_ROWS, Failures, Row
 from lab.experiments.model import Context
 from lab.progress import silent
@@ -19,7 +19,7 @@ def rows(*names: str) -> tuple[Row, ...]:
     return tuple(r for r in DEFAULT_ROWS if r.name in names)
 
 
-def test_the_seed_note_reproduced(lab: Lab) -> None:
+def test_the_seed_note_reproduced(lab: Stack) -> None:
     experiment = Failures(rows("process-crash", "restart"))
     ctx = Context(lab)
     experiment.run(ctx)
@@ -45,7 +45,7 @@ def test_the_seed_note_reproduced(lab: Lab) -> None:
     assert tcp_restart["new_socket_works"]
 
 
-def test_chaos_by_hand_then_restore(lab: Lab) -> None:
+def test_chaos_by_hand_then_restore(lab: Stack) -> None:
     def chaos(*args: str) -> subprocess.CompletedProcess[str]:
         return run_lab_cli("-p", PROJECT, "chaos", *args, timeout=180)
 
@@ -67,7 +67,7 @@ def test_chaos_by_hand_then_restore(lab: Lab) -> None:
     assert lab.container("shouthost").id in (lab.network().attrs.get("Containers") or {})
 
 
-def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Lab) -> None:
+def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Stack) -> None:
     proc = start_lab_cli("-p", PROJECT, "run", "failures", "--results", "/tmp/netlab-interrupted")
     try:
         # Interrupt while the first row's fault (killed processes) is in place.

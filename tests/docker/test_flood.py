@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from services.protocols.resp import encode_command
 
 FLOOD_SECONDS = 3.0
 MAX_GROWTH_KB = 20 * 1024
 
 
-def rss_kb(lab: Lab, service: str, port: int) -> int:
+def rss_kb(lab: Stack, service: str, port: int) -> int:
     host = lab.topology.host_of(service).name
     pid = next(r.pid for r in lab.port_table(host) if r.service == service and r.port == port)
     status = lab.run_in(host, ["cat", f"/proc/{pid}/status"]).decode()
@@ -35,7 +35,7 @@ def rss_kb(lab: Lab, service: str, port: int) -> int:
     ],
 )
 def test_memory_stays_flat_under_a_flood_nobody_reads(
-    lab: Lab, service: str, port: int, chunk: bytes
+    lab: Stack, service: str, port: int, chunk: bytes
 ) -> None:
     before = rss_kb(lab, service, port)
     sent = 0

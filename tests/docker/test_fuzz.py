@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from lab import fuzz
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 
 INPUTS = 150
 
 
 @pytest.mark.parametrize("service", list(fuzz.PORTS))
 def test_service_survives_a_fuzz_campaign(
-    lab: Lab, service: str, capsys: pytest.CaptureFixture[str]
+    lab: Stack, service: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     campaign = fuzz.run_campaign(lab, service, INPUTS, seed=1)
     with capsys.disabled():  # the counts belong in the CI log

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from lab.engine.helpers import ROLE, ROLE_LABEL
-from lab.engine.stack import PROJECT_LABEL, Lab
+from lab.engine.stack import PROJECT_LABEL, Stack
 from services.probes.sockscript import Event, Step
 from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
 
@@ -61,7 +61,7 @@ CHECK_ALL += ["-o", "udp.check_checksum:TRUE"]
 
 
 @pytest.fixture(scope="module")
-def captured(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def captured(lab: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One captured run of tcp-vs-udp and of the failure matrix: experiment -> pcap."""
     folder = tmp_path_factory.mktemp("captured")
     done = run_lab_cli(
@@ -163,7 +163,7 @@ def test_checksum_verdicts_agree_with_tshark(captured: dict[str, Path], experime
     assert verdicts["valid"] > 100
 
 
-def test_every_checksum_from_a_lab_host_holds(lab: Lab, captured: dict[str, Path]) -> None:
+def test_every_checksum_from_a_lab_host_holds(lab: Stack, captured: dict[str, Path]) -> None:
     """Offload is switched off while capturing; only the Docker host's frames stay unfinished."""
     hosts = {h.ip for h in lab.topology.hosts.values()}
     seen = 0
@@ -225,7 +225,7 @@ def test_a_corrupted_frame_is_caught(
         assert row[STATUS[protocol]] == "0"  # tshark calls it bad too
 
 
-def test_with_offload_on_host_checksums_are_offloaded_not_invalid(lab: Lab, tmp_path: Path) -> None:
+def test_with_offload_on_host_checksums_are_offloaded_not_invalid(lab: Stack, tmp_path: Path) -> None:
     done = run_lab_cli(
         "-p", PROJECT, "run", "dispatch", "--capture", "--offload", "--results", str(tmp_path),
         timeout=300,
@@ -239,23 +239,23 @@ def test_with_offload_on_host_checksums_are_offloaded_not_invalid(lab: Lab, tmp_
     assert all("invalid" not in by_verdict for by_verdict in counts.values())
 
 
-def helpers_left(lab: Lab) -> list[str]:
+def helpers_left(lab: Stack) -> list[str]:
     filters = {"label": [f"{PROJECT_LABEL}={PROJECT}", f"{ROLE_LABEL}={ROLE}"]}
     return [c["Names"][0] for c in lab.client.api.containers(all=True, filters=filters)]
 
 
-def offload_of(lab: Lab, host: str) -> str:
+def offload_of(lab: Stack, host: str) -> str:
     """A host's transmit checksum offload, read through a NET_ADMIN helper like the lab's."""
     out = lab.client.containers.run(
         lab.container(lab.topology.client.name).attrs["Config"]["Image"],
-        ["python3", "-m", "services.helpers.netadmin", "auto"],
+        ["python3", "-m", "services.helpers.netadmin", "all"],
         network_mode=f"container:{lab.container(host).id}",
         cap_drop=["ALL"],
         cap_add=["NET_ADMIN"],
         remove=True,
         labels={PROJECT_LABEL: PROJECT, ROLE_LABEL: "test"},
     )
-    return bytes(out).decode().strip()
+    return bytes(out).decode().split()[-1]  # "eth0 on": the state of its one interface
 
 
 def link_of(host: str) -> str:
@@ -265,7 +265,7 @@ def link_of(host: str) -> str:
 
 
 def test_after_a_captured_run_offload_is_back_and_no_helper_is_left(
-    lab: Lab, captured: dict[str, Path]
+    lab: Stack, captured: dict[str, Path]
 ) -> None:
     assert helpers_left(lab) == []
     assert {h: offload_of(lab, h) for h in lab.topology.hosts} == dict.fromkeys(
@@ -274,7 +274,7 @@ def test_after_a_captured_run_offload_is_back_and_no_helper_is_left(
 
 
 @pytest.fixture
-def interrupted_run(lab: Lab, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+def interrupted_run(lab: Stack, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     proc = start_lab_cli(
         "-p", PROJECT, "run", "impaired-delivery", "--capture", "--results", str(tmp_path)
     )  # fmt: skip
@@ -286,7 +286,7 @@ def interrupted_run(lab: Lab, tmp_path: Path) -> Iterator[subprocess.Popen[str]]
 
 
 def test_ctrl_c_removes_impairment_capture_and_helpers(
-    lab: Lab, interrupted_run: subprocess.Popen[str]
+    lab: Stack, interrupted_run: subprocess.Popen[str]
 ) -> None:
     # Interrupt while a lossy link (the 10% row) and both captures are in place.
     wait_for(
@@ -308,7 +308,7 @@ def test_ctrl_c_removes_impairment_capture_and_helpers(
     )
 
 
-def test_link_loss_by_hand_and_reset(lab: Lab) -> None:
+def test_link_loss_by_hand_and_reset(lab: Stack) -> None:
     def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
         return run_lab_cli("-p", PROJECT, *args, timeout=120)
 
@@ -326,7 +326,7 @@ def test_link_loss_by_hand_and_reset(lab: Lab) -> None:
     assert "ANYONE?" in back.stdout
 
 
-def udp_exchange(lab: Lab, data: str, answers: int, timeout: float) -> list[Event]:
+def udp_exchange(lab: Stack, data: str, answers: int, timeout: float) -> list[Event]:
     """One datagram from the client host to udp-shout, then ``answers`` recvs: its send
     and recv events."""
     steps: list[Step] = [
@@ -338,14 +338,14 @@ def udp_exchange(lab: Lab, data: str, answers: int, timeout: float) -> list[Even
     return lab.run_script(lab.topology.client.name, steps)[-1 - answers :]
 
 
-def round_trip_ms(lab: Lab) -> float:
+def round_trip_ms(lab: Stack) -> float:
     """One UDP round trip from the client host to udp-shout, as its socket saw it."""
     send, recv = udp_exchange(lab, "ping", answers=1, timeout=5.0)
     assert recv.outcome == "ok", recv
     return (recv.t + recv.dt - send.t) * 1000
 
 
-def test_link_delay_by_hand_and_reset(lab: Lab) -> None:
+def test_link_delay_by_hand_and_reset(lab: Stack) -> None:
     """tc-netem where the kernel has it, the lab's own user-space netem where not."""
     done = run_lab_cli("-p", PROJECT, "link", "shouthost", "delay", "200ms", timeout=120)
     try:
@@ -364,7 +364,7 @@ def test_link_delay_by_hand_and_reset(lab: Lab) -> None:
     assert round_trip_ms(lab) < 200
 
 
-def test_link_duplicate_by_hand_sends_every_answer_twice(lab: Lab) -> None:
+def test_link_duplicate_by_hand_sends_every_answer_twice(lab: Stack) -> None:
     done = run_lab_cli("-p", PROJECT, "link", "shouthost", "duplicate", "100%", timeout=120)
     try:
         assert done.returncode == 0, done.stderr

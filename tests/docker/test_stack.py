@@ -10,13 +10,13 @@ import subprocess
 import pytest
 import redis
 
-from lab.engine.stack import Lab
+from lab.engine.stack import Stack
 from lab.progress import silent
 from lab.traffic import clients as send
 from tests.docker.conftest import ENV
 
 
-def client_has(lab: Lab, tool: str) -> bool:
+def client_has(lab: Stack, tool: str) -> bool:
     try:
         lab.run_in("client", ["sh", "-c", f"command -v {tool}"])
     except Exception:
@@ -24,7 +24,7 @@ def client_has(lab: Lab, tool: str) -> bool:
     return True
 
 
-def test_every_service_is_healthy_on_its_fixed_address(lab: Lab) -> None:
+def test_every_service_is_healthy_on_its_fixed_address(lab: Stack) -> None:
     states = lab.states()
     assert {s: states[s].ready for s in lab.topology.services} == dict.fromkeys(
         lab.topology.services, True
@@ -35,7 +35,7 @@ def test_every_service_is_healthy_on_its_fixed_address(lab: Lab) -> None:
     assert states["client"].ip == f"{prefix}.100"
 
 
-def test_port_tables_show_one_ip_many_processes(lab: Lab) -> None:
+def test_port_tables_show_one_ip_many_processes(lab: Stack) -> None:
     report = {entry.host.name: entry for entry in lab.status()}
     for host, expected in {
         "apphost": {("tcp", 80): "http", ("tcp", 6379): "db"},
@@ -52,7 +52,7 @@ def test_port_tables_show_one_ip_many_processes(lab: Lab) -> None:
     assert shout[("tcp", 8080)] != shout[("udp", 8080)]
 
 
-def test_from_client_by_name_with_socket_scripts(lab: Lab) -> None:
+def test_from_client_by_name_with_socket_scripts(lab: Stack) -> None:
     shout_ip = lab.topology.hosts["shouthost"].ip
     tcp = lab.run_script("client", send.tcp_script("tcp-shout", 8080, "héllo"))
     udp = lab.run_script("client", send.udp_script("udp-shout", 8080, "héllo"))
@@ -63,7 +63,7 @@ def test_from_client_by_name_with_socket_scripts(lab: Lab) -> None:
     assert [e.op for e in udp] == ["socket", "connect", "send", "recv", "close"]
 
 
-def test_from_client_with_curl_sees_its_own_address(lab: Lab) -> None:
+def test_from_client_with_curl_sees_its_own_address(lab: Stack) -> None:
     if not client_has(lab, "curl"):
         pytest.skip("the client image has no curl (official python base)")
     out = lab.run_in("client", ["curl", "-sS", "--fail", "http://http/"])
@@ -74,7 +74,7 @@ def test_from_client_with_curl_sees_its_own_address(lab: Lab) -> None:
     assert info["peer"]["ip"] == lab.topology.client.ip
 
 
-def test_from_client_with_redis_cli(lab: Lab) -> None:
+def test_from_client_with_redis_cli(lab: Stack) -> None:
     if not client_has(lab, "redis-cli"):
         pytest.skip("the client image has no redis-cli (official python base)")
     assert lab.run_in("client", ["redis-cli", "-h", "db", "SET", "from-client", "yes"]) == b"OK\n"
@@ -82,7 +82,7 @@ def test_from_client_with_redis_cli(lab: Lab) -> None:
     assert lab.run_in("client", ["redis-cli", "-h", "db", "PING"]) == b"PONG\n"
 
 
-def test_from_docker_host_with_curl_through_the_published_port(lab: Lab) -> None:
+def test_from_docker_host_with_curl_through_the_published_port(lab: Stack) -> None:
     assert shutil.which("curl"), "curl is installed by scripts/setup"
     port = lab.published_port("http", 80)
     put = subprocess.run(
@@ -121,7 +121,7 @@ def test_from_docker_host_with_curl_through_the_published_port(lab: Lab) -> None
     assert who["peer"]["ip"].startswith(ENV["LAB_NET_PREFIX"] + ".")
 
 
-def test_from_docker_host_with_redis_cli(lab: Lab) -> None:
+def test_from_docker_host_with_redis_cli(lab: Stack) -> None:
     assert shutil.which("redis-cli"), "redis-cli is installed by scripts/setup"
     port = str(lab.published_port("db", 6379))
 
@@ -138,7 +138,7 @@ def test_from_docker_host_with_redis_cli(lab: Lab) -> None:
     assert redis_cli("GET", "missing") == b"\n"  # (nil), as redis-cli prints it when piped
 
 
-def test_from_docker_host_with_redis_py(lab: Lab) -> None:
+def test_from_docker_host_with_redis_py(lab: Stack) -> None:
     client = redis.Redis(host="127.0.0.1", port=lab.published_port("db", 6379), socket_timeout=5)
     try:
         assert client.set("k", "v") is True
@@ -148,7 +148,7 @@ def test_from_docker_host_with_redis_py(lab: Lab) -> None:
         client.close()
 
 
-def test_from_docker_host_with_plain_sockets(lab: Lab) -> None:
+def test_from_docker_host_with_plain_sockets(lab: Stack) -> None:
     tcp_port = lab.published_port("tcp-shout", 8080, "tcp")
     udp_port = lab.published_port("udp-shout", 8080, "udp")
     with socket.create_connection(("127.0.0.1", tcp_port), timeout=10) as s:
@@ -165,7 +165,7 @@ def test_from_docker_host_with_plain_sockets(lab: Lab) -> None:
         assert u.recv(4096) == b"OVER UDP"
 
 
-def test_http_relays_across_hosts_to_the_shout_servers(lab: Lab) -> None:
+def test_http_relays_across_hosts_to_the_shout_servers(lab: Stack) -> None:
     port = lab.published_port("http", 80)
     for protocol in ("tcp", "udp"):
         out = subprocess.run(
@@ -184,7 +184,7 @@ def test_http_relays_across_hosts_to_the_shout_servers(lab: Lab) -> None:
         assert out.stdout == b"RELAY ME", protocol
 
 
-def test_rebuilds_leave_no_untagged_service_images(lab: Lab) -> None:
+def test_rebuilds_leave_no_untagged_service_images(lab: Stack) -> None:
     from lab.engine.stack import IMAGE_LABEL
 
     lab.up(silent, timeout=120)  # a second up on a running lab: rebuild (cached), no leftovers

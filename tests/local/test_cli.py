@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -21,11 +22,23 @@ def run_lab(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def test_help_lists_every_command() -> None:
+def test_help_lists_every_command_and_every_command_has_help() -> None:
+    from lab.cli import build_parser
+
+    commands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices
     result = run_lab("--help")
     assert result.returncode == 0
-    for command in ("up", "down", "status", "send", "packets", "link"):
-        assert f"lab {command}" in result.stdout
+    summary = result.stdout.split("  COMMAND\n", 1)[1].split("\n\n", 1)[0]  # a line each
+    listed = [line.split()[0] for line in summary.splitlines() if line[4:5].isalpha()]
+    assert sorted(listed) == sorted(commands)
+    for command in commands:
+        assert f"\n  lab {command}" in result.stdout, f"no example of lab {command}"
+        sub = run_lab(command, "--help")
+        assert sub.returncode == 0, command
+        assert sub.stdout.startswith(f"usage: lab {command}")
+    assert "6 a claim did not hold" in result.stdout  # the exit codes, from lab.errors
 
 
 def test_no_docker_is_one_clear_line() -> None:
@@ -36,10 +49,12 @@ def test_no_docker_is_one_clear_line() -> None:
     assert "Docker Engine is not reachable at unix:///nonexistent/docker.sock" in lines[0]
 
 
-def test_bad_usage_is_exit_2() -> None:
-    result = run_lab("send", "carrier-pigeon", "hi")
-    assert result.returncode == 2
-    assert "invalid choice" in result.stderr
+def test_bad_usage_is_exit_2_before_docker_is_asked() -> None:
+    no_docker = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = run_lab("send", "carrier-pigeon", "hi", env=no_docker)
+    assert result.returncode == 2, result.stderr
+    assert "no process, host or address 'carrier-pigeon'" in result.stderr
+    assert run_lab("chaos", "explode", "db").returncode == 2
 
 
 def a_capture(path: Path) -> Path:

@@ -114,6 +114,6 @@ def test_binary_data_survives_the_json_form() -> None:
 
 def test_db_script_reply_as_redis_cli_shows_it(db_port: int) -> None:
     events = run(send.db_script("127.0.0.1", db_port, ["SET", "sk", "v"]))
-    assert send.reply_text("db", events) == "OK"
+    assert send.reply_text("resp", events) == "OK"
     events = run(send.db_script("127.0.0.1", db_port, ["GET", "sk"]))
-    assert send.reply_text("db", events) == '"v"'
+    assert send.reply_text("resp", events) == '"v"'

@@ -10,13 +10,29 @@ import jsonschema
 import pytest
 import yaml
 
+from lab.errors import ExperimentError, NothingJudged, PredictionsError
 from lab.experiments import EXPERIMENTS, predictions
-from lab.experiments.model import Check, Result, rename, score
+from lab.experiments.model import (
+    Check,
+    Claim,
+    Context,
+    Experiment,
+    Observations,
+    Result,
+    Verdict,
+    Verdicts,
+    judge_checks,
+    score,
+)
+from lab.topology import from_config
+from lab.traffic.script import Events, Script
 from lab.views.render import collapse
 from services.probes.sockscript import Event
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())
+TOPOLOGY = from_config(json.loads((ROOT / "tests/pure/fixtures/compose/default.json").read_text()))
+CLAIMS = {name: [c.id for c in e.claims_for(TOPOLOGY)] for name, e in EXPERIMENTS.items()}
 
 
 def event(op: str, outcome: str = "ok", nbytes: int | None = None, sock: str = "s") -> Event:
@@ -34,11 +50,14 @@ def test_every_experiment_has_a_question_and_unique_claim_ids() -> None:
         "impaired-delivery",
     ]
     for name, experiment in EXPERIMENTS.items():
-        ids = [c.id for c in experiment.claims]
+        claims = experiment.claims_for(TOPOLOGY)
+        ids = [c.id for c in claims]
         assert experiment.name == name
         assert experiment.question.endswith("?")
+        assert ids, name
         assert len(ids) == len(set(ids)), name
-        assert all(c.text for c in experiment.claims)
+        assert all(c.text for c in claims)
+        assert experiment.needs.missing(TOPOLOGY) == [], name
 
 
 def test_score_counts_only_predicted_claims() -> None:
@@ -62,8 +81,10 @@ def test_result_passes_only_when_every_check_held() -> None:
         [],
         {},
     )
+    nothing = Result("x", "q?", "2026-01-01T00:00:00+00:00", 0.1, {}, [], [], {})
     assert held.passed
     assert not failed.passed
+    assert not nothing.passed  # no check at all is never a pass
 
 
 def test_a_result_validates_against_the_published_schema() -> None:
@@ -93,12 +114,97 @@ def test_a_result_validates_against_the_published_schema() -> None:
         jsonschema.validate(broken, SCHEMA)
 
 
-def test_rename_gives_every_step_the_new_socket_name() -> None:
+def test_extend_renames_every_socket_of_the_steps_it_adds() -> None:
     steps = [{"op": "resolve", "host": "x"}, {"op": "socket", "sock": "c", "type": "tcp"}]
-    assert rename(steps, "z") == [
+    assert Script().extend(steps, rename="z").steps == [
         {"op": "resolve", "host": "x"},
         {"op": "socket", "sock": "z", "type": "tcp"},
     ]
+
+
+def test_the_script_builder_writes_the_steps_sockscript_reads() -> None:
+    script = Script()
+    c = script.tcp("c", timeout=2.0)
+    c.connect("tcp-shout", 8080).sendall("hi").shutdown().recv_all().close()
+    u = script.udp("u")
+    u.sendto("udp-shout", 8080, b"\x00\xff").recvfrom(1000)
+    u.send(fill=("x", 3))
+    assert script.steps == [
+        {"op": "socket", "sock": "c", "type": "tcp", "timeout": 2.0},
+        {"op": "connect", "sock": "c", "host": "tcp-shout", "port": 8080},
+        {"op": "sendall", "sock": "c", "data": "hi"},
+        {"op": "shutdown", "sock": "c", "how": "wr"},
+        {"op": "recv_all", "sock": "c", "size": 65536},
+        {"op": "close", "sock": "c"},
+        {"op": "socket", "sock": "u", "type": "udp"},
+        {"op": "sendto", "sock": "u", "host": "udp-shout", "port": 8080, "hex": "00ff"},
+        {"op": "recvfrom", "sock": "u", "size": 1000},
+        {"op": "send", "sock": "u", "fill": {"byte": "x", "count": 3}},
+    ]
+
+
+def test_events_answer_the_questions_judgements_ask() -> None:
+    events = Events(
+        [
+            event("connect", sock="a"),
+            Event(0.1, "client", "a", "tcp", "recv", "", "", "ok", 2, "HI"),
+            Event(0.2, "client", "b", "tcp", "recv", "", "", "ok", 3, "YOU"),
+            event("send", "EPIPE", sock="a"),
+        ]
+    )
+    assert events.received("a") == b"HI"
+    assert events.received() == b"HIYOU"
+    assert events.first("a", "connect").op == "connect"
+    assert len(events.every("a", "recv")) == 1
+    assert events.failure() == "send: EPIPE"
+    with pytest.raises(LookupError, match="no close on socket a"):
+        events.first("a", "close")
+
+
+class Tiny(Experiment):
+    name = "tiny"
+    question = "Does judging work?"
+    claims = (Claim("one", "the first"), Claim("two", "the second"))
+
+    def run(self, ctx: Context) -> None:
+        raise AssertionError("not run here")
+
+    def judge(self, seen: Observations) -> Verdicts:
+        v = Verdicts()
+
+        @v.claim("one")
+        def _() -> tuple[bool, str]:
+            return seen.facts["x"] == 1, f"x is {seen.facts['x']}"
+
+        @v.claim("two")
+        def _() -> tuple[bool, str]:
+            got = seen.events.first("s", "recv")  # absent: the claim fails, it does not crash
+            return True, got.outcome
+
+        return v
+
+
+def test_a_judgement_is_checks_in_claim_order_and_missing_evidence_fails_the_claim() -> None:
+    seen = Observations(Events(), {"x": 1}, {})
+    checks = judge_checks(Tiny(), Tiny.claims, seen)
+    assert [(c.id, c.held) for c in checks] == [("one", True), ("two", False)]
+    assert checks[1].observed == "not observed: no recv on socket s was recorded"
+    assert not judge_checks(Tiny(), Tiny.claims, Observations(Events(), {"x": 2}, {}))[0].held
+
+
+def test_an_experiment_that_judges_nothing_is_an_error_not_a_pass() -> None:
+    with pytest.raises(NothingJudged, match="judged nothing"):
+        judge_checks(Tiny(), (), Observations(Events(), {"x": 1}, {}))
+    assert NothingJudged("x").exit_code == 6
+
+
+def test_an_unjudged_claim_is_an_error() -> None:
+    class Forgetful(Tiny):
+        def judge(self, seen: Observations) -> dict[str, Verdict]:
+            return {"one": Verdict(True, "")}
+
+    with pytest.raises(ExperimentError, match="did not judge two"):
+        judge_checks(Forgetful(), Tiny.claims, Observations(Events(), {"x": 1}, {}))
 
 
 def test_collapse_folds_runs_of_alike_reads() -> None:
@@ -119,8 +225,8 @@ def test_collapse_folds_runs_of_alike_reads() -> None:
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples/predictions").glob("*.yaml")))
 def test_shipped_prediction_files_are_valid_and_complete(path: Path) -> None:
-    guess = predictions.load(path, EXPERIMENTS)
-    assert set(guess.answers) == {c.id for c in EXPERIMENTS[guess.experiment].claims}
+    guess = predictions.load(path, CLAIMS)
+    assert set(guess.answers) == set(CLAIMS[guess.experiment])
 
 
 @pytest.mark.parametrize(
@@ -134,8 +240,8 @@ def test_shipped_prediction_files_are_valid_and_complete(path: Path) -> None:
     ],
 )
 def test_bad_prediction_files_say_what_is_wrong(document: object, message: str) -> None:
-    with pytest.raises(predictions.PredictionsError, match=message):
-        predictions.parse(document, "f.yaml", EXPERIMENTS)
+    with pytest.raises(PredictionsError, match=message):
+        predictions.parse(document, "f.yaml", CLAIMS)
 
 
 def test_asking_covers_every_claim_and_round_trips_through_yaml() -> None:
@@ -146,15 +252,15 @@ def test_asking_covers_every_claim_and_round_trips_through_yaml() -> None:
         asked.append(claim)
         return len(asked) % 2 == 1
 
-    guess = predictions.ask(experiment, confirm, "ada")
+    guess = predictions.ask(experiment.name, experiment.claims, confirm, "ada")
     assert asked == [c.text for c in experiment.claims]
-    again = predictions.parse(yaml.safe_load(guess.to_yaml()), "saved", EXPERIMENTS)
+    again = predictions.parse(yaml.safe_load(guess.to_yaml()), "saved", CLAIMS)
     assert asdict(again) == asdict(guess)
 
 
 def test_a_yaml_boolean_key_is_reported_not_crashed_on() -> None:
     # YAML 1.1 reads a bare `no:` as the boolean false.
-    with pytest.raises(predictions.PredictionsError, match="has no claim False"):
+    with pytest.raises(PredictionsError, match="has no claim False"):
         predictions.parse(
-            yaml.safe_load("experiment: db-kill\npredictions:\n  no: true\n"), "f.yaml", EXPERIMENTS
+            yaml.safe_load("experiment: db-kill\npredictions:\n  no: true\n"), "f.yaml", CLAIMS
         )

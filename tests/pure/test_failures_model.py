@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from lab.errors import ScheduleError
 from lab.experiments.builtin.failures import (
-    CLIENTS,
     DEFAULT_ROWS,
     EXPECTED,
     Cell,
     Client,
+    Column,
     Expect,
     Failures,
     Row,
-    ScheduleError,
     answered_tags,
+    columns_of,
+    draw_targets,
     during_verdict,
     expectation,
     judge,
     load_schedule,
 )
+from lab.topology import from_config
 from services.probes.sockscript import Event
 
 ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGY = from_config(json.loads((ROOT / "tests/pure/fixtures/compose/default.json").read_text()))
+COLUMNS = {c.name: c for c in columns_of(TOPOLOGY)}
 
 
 def ev(op: str, outcome: str, nbytes: int | None = None, data: str | None = None) -> Event:
@@ -54,24 +60,40 @@ def test_during_verdict(events: list[Event], verdict: str) -> None:
     assert during_verdict(events) == verdict
 
 
+def client(name: str) -> Client:
+    return Client(COLUMNS[name], COLUMNS[name].sock)
+
+
+def test_the_columns_come_from_the_topology() -> None:
+    assert {(c.name, c.kind, c.protocol, c.process, c.host, c.port) for c in COLUMNS.values()} == {
+        ("db", "stream", "resp", "db", "apphost", 6379),
+        ("http", "stream", "http", "http", "apphost", 80),
+        ("tcp-shout", "stream", "shout", "tcp-shout", "shouthost", 8080),
+        ("udp-shout", "udp", "shout", "udp-shout", "shouthost", 8080),
+        ("udp-shout-connected", "udp-connected", "shout", "udp-shout", "shouthost", 8080),
+    }
+
+
 def test_answered_tags_per_protocol() -> None:
-    tcp = Client("tcp", "tcp")
+    tcp = client("tcp-shout")
     assert answered_tags(
         tcp, b"TCP-DURING1TCP-AFTER", ["tcp-during1", "tcp-during2", "tcp-after"]
     ) == ["tcp-during1", "tcp-after"]
-    resp = Client("resp", "resp")
+    resp = client("db")
     assert answered_tags(resp, b"$11\r\nresp-during\r\n", ["resp-during", "resp-after"]) == [
         "resp-during"
     ]
-    http = Client("http", "http")
-    two = b"HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"
+    http = client("http")
+    two = b"HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 404 Not Found\r\n\r\n"
     assert answered_tags(http, two, ["a", "b", "c"]) == ["a", "b"]  # in order, by count
+    echo = Client(Column("mine", "stream", "echo", "mine", "h", 9), "mine")
+    assert answered_tags(echo, b"a-1b-2", ["a-1", "A-2", "b-2"]) == ["a-1", "b-2"]
 
 
 def cell(**overrides: object) -> Cell:
     base: dict[str, object] = dict(
         row="r",
-        client="tcp",
+        client="tcp-shout",
         during="silent",
         noticed_after_s=None,
         old_socket_works=True,
@@ -97,27 +119,52 @@ def test_judge_compares_every_part_of_the_expectation() -> None:
     assert judge(cell(late=[], lost=[]), Expect("silent", True, None, ""))
 
 
+def resolved(rows: tuple[Row, ...], seed: int = 0) -> dict[str, Row]:
+    return {r.name: r for r in draw_targets(rows, seed, TOPOLOGY)}
+
+
 def test_every_default_cell_has_an_expectation_and_a_claim() -> None:
-    for row in DEFAULT_ROWS:
-        for client in CLIENTS:
-            assert expectation(row, client) is EXPECTED[(row.name, client)]
-    assert len(Failures().claims) == len(DEFAULT_ROWS) * len(CLIENTS)
+    rows = resolved(DEFAULT_ROWS)
+    for row in rows.values():
+        for column in COLUMNS.values():
+            assert expectation(row, column) is not None, (row.name, column.name)
+    claims = Failures().claims_for(TOPOLOGY)
+    assert len(claims) == len(DEFAULT_ROWS) * len(COLUMNS)
+    assert "process-crash.tcp-shout" in {c.id for c in claims}
 
 
 def test_the_seed_note_is_in_the_matrix() -> None:
     # "BrokenPipeError" writing to a dead TCP server; "udp works tho" after a restart.
-    assert EXPECTED[("process-crash", "tcp")].during == "eof-then-epipe"
-    assert EXPECTED[("restart", "udp")].during == "answered"
-    assert EXPECTED[("restart", "tcp")].old is False
+    rows = resolved(DEFAULT_ROWS)
+    assert (
+        expectation(rows["process-crash"], COLUMNS["tcp-shout"])
+        is EXPECTED[("kill", False, "stream")]
+    )
+    assert EXPECTED[("kill", False, "stream")].during == "eof-then-epipe"
+    assert expectation(rows["restart"], COLUMNS["udp-shout"]).during == "answered"  # type: ignore[union-attr]
+    assert EXPECTED[("restart", False, "stream")].old is False
 
 
-def test_a_scheduled_row_is_judged_only_where_it_strikes() -> None:
-    row = Row("crash-one", "", "kill", ("tcp-shout",))
-    assert expectation(row, "tcp") is EXPECTED[("process-crash", "tcp")]
-    assert expectation(row, "udp") is None  # udp-shout was not touched
-    host_row = Row("cut-app", "", "cut", ("apphost",))
-    assert expectation(host_row, "http") is EXPECTED[("partition", "http")]
-    assert expectation(host_row, "tcp") is None
+def test_a_scheduled_row_is_judged_where_it_strikes_and_only_there() -> None:
+    rows = resolved(
+        (Row("crash-one", "", "kill", ("tcp-shout",)), Row("cut-app", "", "cut", ("apphost",)))
+    )
+    assert (
+        expectation(rows["crash-one"], COLUMNS["tcp-shout"]) is EXPECTED[("kill", False, "stream")]
+    )
+    assert expectation(rows["crash-one"], COLUMNS["udp-shout"]) is None  # udp-shout untouched
+    assert expectation(rows["cut-app"], COLUMNS["http"]) is EXPECTED[("cut", True, "stream")]
+    assert expectation(rows["cut-app"], COLUMNS["tcp-shout"]) is None
+    schedule = Failures((Row("crash-one", "", "kill", ("tcp-shout",)),))
+    assert [c.id for c in schedule.claims_for(TOPOLOGY)] == ["crash-one.tcp-shout"]
+
+
+def test_every_fault_kind_predicts_something_wherever_it_strikes() -> None:
+    for fault in ("kill", "stop", "pause", "restart"):
+        for target in ("apphost", "shouthost", "db", "tcp-shout", "udp-shout", "http"):
+            claims = Failures((Row("r", "", fault, (target,)),)).claims_for(TOPOLOGY)
+            assert claims, (fault, target)
+    assert Failures((Row("r", "", "cut", ("shouthost",)),)).claims_for(TOPOLOGY)
 
 
 def test_schedule_file_and_seeded_choice_replay_exactly() -> None:
@@ -130,7 +177,11 @@ def test_schedule_file_and_seeded_choice_replay_exactly() -> None:
     assert rows[0] == Row(
         "crash-tcp-shout", "only tcp-shout is killed", "kill", ("tcp-shout",), 0.5
     )
-    assert len(rows[1].targets) == 1
+    drawn = draw_targets(tuple(rows), seed, TOPOLOGY)
+    assert drawn == draw_targets(tuple(rows), seed, TOPOLOGY)
+    assert len(drawn[1].targets) == 1
+    assert drawn[1].targets[0] in TOPOLOGY.processes
+    assert len(Failures(tuple(rows), seed).claims_for(TOPOLOGY)) > 0
 
 
 def test_bad_schedules_are_refused(tmp_path: Path) -> None:
@@ -141,6 +192,13 @@ def test_bad_schedules_are_refused(tmp_path: Path) -> None:
     bad.write_text("just text")
     with pytest.raises(ScheduleError, match="list of rows"):
         load_schedule(bad)
+    bad.write_text("rows:\n  - {fault: heal, targets: [apphost]}\n")
+    with pytest.raises(ScheduleError, match="no fault 'heal'"):
+        load_schedule(bad)
+    with pytest.raises(ScheduleError, match="no host or process 'nobody'"):
+        draw_targets((Row("r", "", "kill", ("nobody",)),), 0, TOPOLOGY)
+    with pytest.raises(ScheduleError, match="cut takes a host"):
+        draw_targets((Row("r", "", "cut", ("db",)),), 0, TOPOLOGY)
 
 
 def test_cell_round_trips_through_json_and_draws(tmp_path: Path) -> None:

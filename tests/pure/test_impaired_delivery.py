@@ -139,7 +139,7 @@ def healthy_runs() -> list[Run]:
 
 
 def test_judge_holds_for_what_the_textbook_says() -> None:
-    findings = Experiment().judge(healthy_runs())
+    findings = Experiment().judge_runs(healthy_runs())
     assert {k: held for k, (held, _) in findings.items()} == dict.fromkeys(findings, True)
     assert set(findings) == {c.id for c in Experiment.claims}
 
@@ -166,5 +166,5 @@ def test_judge_fails_each_claim_on_its_own_evidence(
 ) -> None:
     runs = healthy_runs()
     runs[index] = Run(**{**runs[index].__dict__, **change})
-    findings = Experiment().judge(runs)
+    findings = Experiment().judge_runs(runs)
     assert [k for k, (held, _) in findings.items() if not held] == [claim]

@@ -1,128 +1,197 @@
-"""compose.yaml as the driver reads it: interpolation, and the project's real file."""
+"""The topology model, read from Compose's resolved model (``docker compose config`` output).
+
+The fixture is the project's own compose.yaml as Compose resolved it; a Docker-tier
+test checks that the real files still resolve to the same topology.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from lab.errors import TopologyError
-from lab.topology import PublishedPort, from_document, interpolate, load, parse_env_file
+from lab.errors import TopologyError, UsageError
+from lab.experiments.model import Needs
+from lab.topology import Endpoint, Port, PublishedPort, Route, from_config
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def project_document() -> object:
-    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+FIXTURES = Path(__file__).parent / "fixtures" / "compose"
 
 
-@pytest.mark.parametrize(
-    ("text", "env", "expected"),
-    [
-        ("plain", {}, "plain"),
-        ("${A}", {"A": "1"}, "1"),
-        ("$A-x", {"A": "1"}, "1-x"),
-        ("${A}", {}, ""),
-        ("${A:-d}", {}, "d"),
-        ("${A:-d}", {"A": ""}, "d"),
-        ("${A-d}", {"A": ""}, ""),
-        ("${A-d}", {}, "d"),
-        ("${A:+alt}", {"A": "1"}, "alt"),
-        ("${A:+alt}", {"A": ""}, ""),
-        ("$${A}", {"A": "1"}, "${A}"),
-        ("127.0.0.1:${P-8000}:80", {"P": ""}, "127.0.0.1::80"),
-        ("${N:-10.203.0}.10", {"N": "10.9.9"}, "10.9.9.10"),
-    ],
-)
-def test_interpolate(text: str, env: dict[str, str], expected: str) -> None:
-    assert interpolate(text, env) == expected
+def default() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "default.json").read_text())
+    return data
 
 
-def test_required_variable() -> None:
-    with pytest.raises(TopologyError, match="X is required: say so"):
-        interpolate("${X:?say so}", {})
-
-
-def test_env_file() -> None:
-    text = "# comment\n\nA=1\nexport B = two \nC='quoted value'\nD=\"x\"\nnonsense\n"
-    assert parse_env_file(text) == {"A": "1", "B": "two", "C": "quoted value", "D": "x"}
-
-
-@pytest.mark.parametrize(
-    ("raw", "env", "expected"),
-    [
-        (
-            "127.0.0.1:${LAB_HTTP_PORT-8000}:80/tcp",
-            {},
-            PublishedPort("127.0.0.1", 8000, 80, "tcp", "LAB_HTTP_PORT"),
-        ),
-        (
-            "127.0.0.1:${LAB_HTTP_PORT-8000}:80/tcp",
-            {"LAB_HTTP_PORT": ""},
-            PublishedPort("127.0.0.1", None, 80, "tcp", "LAB_HTTP_PORT"),
-        ),
-        (
-            "127.0.0.1:${U-8080}:8080/udp",
-            {"U": "9999"},
-            PublishedPort("127.0.0.1", 9999, 8080, "udp", "U"),
-        ),
-    ],
-)
-def test_published_port(raw: str, env: dict[str, str], expected: PublishedPort) -> None:
-    assert PublishedPort.parse(raw, env) == expected
-
-
-def test_project_compose_file_defaults() -> None:
-    topo = from_document(project_document(), {})
+def test_the_default_lab() -> None:
+    topo = from_config(default())
     assert topo.project == "netlab"
-    assert topo.subnet == "10.203.0.0/24"
+    assert (topo.network, topo.subnet) == ("labnet", "10.203.0.0/24")
+    assert topo.networks["labnet"].docker_name == "netlab_labnet"
     apphost, shouthost = topo.hosts["apphost"], topo.hosts["shouthost"]
     # The seed's picture: two processes per host, one IP each.
-    assert (apphost.ip, apphost.processes) == ("10.203.0.10", ("http", "db"))
-    assert (shouthost.ip, shouthost.processes) == ("10.203.0.20", ("tcp-shout", "udp-shout"))
+    assert (apphost.ip, set(apphost.processes)) == ("10.203.0.10", {"http", "db"})
+    assert (shouthost.ip, set(shouthost.processes)) == ("10.203.0.20", {"tcp-shout", "udp-shout"})
+    assert topo.client.name == "client"
     assert topo.client.ip == "10.203.0.100"
-    assert set(topo.processes) == {"http", "db", "tcp-shout", "udp-shout"}
-    assert all(p.host_ip == "127.0.0.1" for h in topo.hosts.values() for p in h.published)
-    assert {(p.container_port, p.protocol, p.variable) for p in shouthost.published} == {
-        (8080, "tcp", "LAB_TCP_SHOUT_PORT"),
-        (8080, "udp", "LAB_UDP_SHOUT_PORT"),
+    assert topo.processes["tcp-shout"].ports == (Port(8080, "tcp", "shout"),)
+    assert topo.processes["udp-shout"].ports == (Port(8080, "udp", "shout"),)
+    assert topo.processes["db"].ports == (Port(6379, "tcp", "resp"),)
+    assert set(shouthost.published) == {
+        PublishedPort("127.0.0.1", 8080, 8080, "tcp"),
+        PublishedPort("127.0.0.1", 8080, 8080, "udp"),
+    }
+    assert shouthost.aliases == ("tcp-shout", "udp-shout")
+    assert topo.shortcuts == {"tcp": "tcp-shout", "udp": "udp-shout"}
+    assert (apphost.routes, apphost.link, apphost.forwarding) == ((), "", False)
+
+
+def test_the_service_catalogue_is_every_declared_port() -> None:
+    topo = from_config(default())
+    assert {
+        (e.process, e.port.number, e.port.transport, e.port.protocol) for e in topo.endpoints()
+    } == {
+        ("http", 80, "tcp", "http"),
+        ("db", 6379, "tcp", "resp"),
+        ("tcp-shout", 8080, "tcp", "shout"),
+        ("udp-shout", 8080, "udp", "shout"),
     }
 
 
-def test_environment_overrides_addresses_and_ports() -> None:
-    document = project_document()
-    env = {"LAB_NET_PREFIX": "10.9.8", "LAB_DB_PORT": "", "COMPOSE_PROJECT_NAME": "other"}
-    topo = from_document(document, env)
-    assert topo.project == "other"
-    assert topo.hosts["apphost"].ip == "10.9.8.10"
-    db_port = next(p for p in topo.hosts["apphost"].published if p.container_port == 6379)
-    assert db_port.host_port is None
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("db", Endpoint("apphost", Port(6379, "tcp", "resp"), "db")),
+        ("tcp", Endpoint("shouthost", Port(8080, "tcp", "shout"), "tcp-shout")),  # a shortcut
+        ("udp", Endpoint("shouthost", Port(8080, "udp", "shout"), "udp-shout")),
+        ("shouthost:8080/udp", Endpoint("shouthost", Port(8080, "udp", "shout"), "udp-shout")),
+        ("shouthost:8080", Endpoint("shouthost", Port(8080, "tcp", "shout"), "tcp-shout")),
+        ("10.203.0.10:80", Endpoint("apphost", Port(80, "tcp", "http"), "http")),
+        ("http:80", Endpoint("apphost", Port(80, "tcp", "http"), "http")),  # an alias as host
+        ("apphost:9", Endpoint("apphost", Port(9, "tcp", "raw"))),  # nobody declares it
+        ("apphost:9/udp", Endpoint("apphost", Port(9, "udp", "raw"))),
+    ],
+)
+def test_targets_resolve_to_endpoints(target: str, expected: Endpoint) -> None:
+    assert from_config(default()).endpoint(target) == expected
 
 
-def test_host_of_and_unknown_service() -> None:
-    topo = from_document(project_document(), {})
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("nope", "no process, host or address 'nope'"),
+        ("apphost", "is a host: add a port"),
+        ("db:x", "expected NAME"),
+        ("db:6379/sctp", "transport is tcp or udp"),
+    ],
+)
+def test_bad_targets_say_what_is_wrong(target: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        from_config(default()).endpoint(target)
+
+
+def test_host_of_names_the_known_ones() -> None:
+    topo = from_config(default())
     assert topo.host_of("db").name == "apphost"
     assert topo.host_of("shouthost").name == "shouthost"
-    with pytest.raises(TopologyError, match="no service named 'nope'"):
+    with pytest.raises(UsageError, match="no host or process named 'nope'") as raised:
         topo.host_of("nope")
+    assert "apphost" in raised.value.fix
 
 
-def test_load_reads_dot_env_under_the_environment(tmp_path: Path) -> None:
-    (tmp_path / "compose.yaml").write_text((ROOT / "compose.yaml").read_text())
-    (tmp_path / ".env").write_text("LAB_NET_PREFIX=10.1.1\nLAB_HTTP_PORT=9000\n")
-    topo = load(tmp_path, {"LAB_HTTP_PORT": "9001"})
-    assert topo.hosts["apphost"].ip == "10.1.1.10"
-    http_port = next(p for p in topo.hosts["apphost"].published if p.container_port == 80)
-    assert http_port.host_port == 9001
-
-
-def test_a_process_without_its_host_is_refused() -> None:
-    document = {
-        "services": {
-            "p": {"labels": {"lab.role": "process", "lab.host": "h"}, "network_mode": "service:h"}
-        },
-        "networks": {"n": {"ipam": {"config": [{"subnet": "10.0.0.0/24"}]}}},
+def test_a_host_on_two_networks_with_routes_and_a_declared_link() -> None:
+    config = default()
+    config["networks"]["backnet"] = {
+        "name": "netlab_backnet",
+        "ipam": {"config": [{"subnet": "10.9.0.0/24"}]},
     }
-    with pytest.raises(TopologyError, match="unknown host 'h'"):
-        from_document(document, {})
+    router = copy.deepcopy(config["services"]["client"])
+    router["labels"] = {"lab.link": "delay 20ms loss 1%"}
+    router["networks"] = {
+        "labnet": {"ipv4_address": "10.203.0.1"},
+        "backnet": {"ipv4_address": "10.9.0.1"},
+    }
+    router["sysctls"]["net.ipv4.ip_forward"] = "1"
+    config["services"]["router"] = router
+    config["services"]["client"]["labels"]["lab.routes"] = "10.9.0.0/24 via 10.203.0.1"
+    topo = from_config(config)
+    r = topo.hosts["router"]
+    assert (r.ip, r.networks, r.forwarding, r.link) == (
+        "10.203.0.1",
+        ("labnet", "backnet"),
+        True,
+        "delay 20ms loss 1%",
+    )
+    assert r.ip_on("backnet") == "10.9.0.1"
+    assert topo.client.routes == (Route("10.9.0.0/24", "10.203.0.1"),)
+    assert topo.name_of("10.9.0.1") == "router"
+    assert topo.name_of("10.1.1.1") == "10.1.1.1"
+
+
+def broken(change: Any) -> dict[str, Any]:
+    config = default()
+    change(config)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["services"]["db"].pop("pid"), "not its PID namespace"),
+        (
+            lambda c: c["services"]["db"]["labels"].update({"lab.ports": "6379/tcp gopher"}),
+            "unknown protocol 'gopher'",
+        ),
+        (
+            lambda c: c["services"]["db"]["labels"].update({"lab.ports": "99999/tcp"}),
+            "not a port number",
+        ),
+        (
+            lambda c: c["services"]["client"]["networks"]["labnet"].pop("ipv4_address"),
+            "client needs a fixed ipv4_address",
+        ),
+        (
+            lambda c: c["services"]["client"]["networks"]["labnet"].update(ipv4_address="10.1.1.1"),
+            "outside labnet",
+        ),
+        (
+            lambda c: c["services"]["client"]["networks"]["labnet"].update(
+                ipv4_address="10.203.0.10"
+            ),
+            "both claim 10.203.0.10",
+        ),
+        (
+            lambda c: c["services"]["client"]["labels"].update({"lab.routes": "10.9.0.0/24 to x"}),
+            "expected NETWORK via ADDRESS",
+        ),
+        (
+            lambda c: c["services"]["client"]["labels"].update({"lab.link": "loss lots"}),
+            "lab.link 'loss lots'",
+        ),
+        (
+            lambda c: c["services"]["client"]["labels"].update({"lab.role": "router"}),
+            "lab.role is 'router'",
+        ),
+        (lambda c: c["services"]["http"].update(network_mode="host"), "network_mode 'host'"),
+        (
+            lambda c: c["services"]["http"].update(network_mode="service:db", pid="service:db"),
+            "not a host",
+        ),
+        (lambda c: c["x-lab"]["shortcuts"].update(tcp="nobody"), "names no process"),
+        (lambda c: c["networks"]["labnet"].pop("ipam"), "network labnet has no subnet"),
+        (lambda c: c.update(services={}), "define no services"),
+    ],
+)
+def test_topologies_the_lab_cannot_keep_are_refused_in_one_line(change: Any, message: str) -> None:
+    with pytest.raises(TopologyError, match=message):
+        from_config(broken(change))
+
+
+def test_an_experiment_says_what_the_topology_lacks() -> None:
+    topo = from_config(default())
+    needs = Needs(processes={"db": ("6379/tcp",), "cache": ("11211/tcp",)}, hosts=("edge",))
+    assert needs.missing(topo) == ["host edge", "process cache on 11211/tcp"]
+    assert Needs(processes={"db": ("6379/udp",)}).missing(topo) == ["process db on 6379/udp"]
+    assert Needs(processes={"db": ("6379/tcp",)}).missing(topo) == []

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 
-from lab.experiments.model import Claim, Context, Experiment, every, first, ip_of, rename
-from lab.httpwire import RawResponse, WireError, split_responses
-from lab.traffic import clients as send
-from lab.traffic.clients import received
-from services.probes.sockscript import Event
+from lab.experiments.model import (
+    Claim,
+    Context,
+    Experiment,
+    Needs,
+    Observations,
+    Verdicts,
+    ip_of,
+)
+from lab.traffic import clients
+from lab.traffic.script import Events, Script
+from services.protocols.http11 import RawResponse, WireError, split_responses
 
 
 class CrossHost(Experiment):
     name = "cross-host"
     question = "How does a message get from one host to another, and what does each end see?"
+    needs = Needs(
+        processes={"http": ("80/tcp",), "db": ("6379/tcp",), "tcp-shout": ("8080/tcp",)},
+        hosts=("apphost", "shouthost"),
+    )
     claims = (
         Claim("distinct-ips", "Every host has an IP address of its own on the lab network"),
         Claim(
@@ -38,88 +50,102 @@ class CrossHost(Experiment):
         ),
     )
 
-    def run(self, ctx: Context) -> dict[str, tuple[bool, str]]:
-        topo = ctx.lab.topology
-        states = ctx.lab.states()
-        ips = {h: states[h].ip for h in topo.hosts if h in states}
-        ctx.facts["hosts"] = ips
-        subnet = ipaddress.ip_network(topo.subnet)
-        findings: dict[str, tuple[bool, str]] = {}
-        findings["distinct-ips"] = (
-            len(set(ips.values())) == len(topo.hosts)
-            and all(ipaddress.ip_address(ip) in subnet for ip in ips.values() if ip),
-            ", ".join(f"{h} {ip}" for h, ip in ips.items()) + f" (network {subnet})",
+    def run(self, ctx: Context) -> None:
+        lab = ctx.lab
+        ctx.facts["hosts"] = {h: s.ip for h, s in lab.states().items() if h in lab.topology.hosts}
+        ctx.facts["subnet"] = lab.topology.subnet
+        since = time.time() - 1  # db's log from here on: the lines this run caused
+        client = Script().resolve("tcp-shout")
+        client.extend(clients.tcp_script("tcp-shout", 8080, "across"), rename="shout")
+        client.extend(clients.http_script("http", 80, "PUT", "/kv/cross-host", "hop"), rename="put")
+        client.extend(clients.http_script("http", 80, "GET", "/"), rename="whoami")
+        ctx.on(lab.topology.client.name, client)
+        ctx.facts["db_log"] = lab.process("db").logs(since=since).splitlines()
+        port = lab.published_port("http", 80)
+        ctx.on_docker_host(
+            Script().extend(clients.http_script("127.0.0.1", port, "GET", "/"), rename="published")
         )
+        ctx.facts["gateway"] = lab.gateway()
 
-        events = ctx.on(
-            "client",
-            [
-                {"op": "resolve", "host": "tcp-shout"},
-                *rename(send.tcp_script("tcp-shout", 8080, "across"), "shout"),
-                *rename(send.http_script("http", 80, "PUT", "/kv/cross-host", "hop"), "put"),
-                *rename(send.http_script("http", 80, "GET", "/"), "whoami"),
-            ],
-        )
-        resolved = next(e for e in events if e.op == "resolve")
-        shout = first(events, "shout", "connect")
-        reply = received(every(events, "shout", "recv_all"))
-        findings["dns-by-name"] = (
-            resolved.outcome == "ok"
-            and resolved.data == ips.get("shouthost")
-            and ip_of(shout.remote) == ips.get("shouthost")
-            and ip_of(shout.local) == ips.get("client")
-            and reply == b"ACROSS",
-            f"tcp-shout resolved to {resolved.data} ({resolved.outcome}); "
-            f"{shout.local} -> {shout.remote} answered {reply!r}",
-        )
+    def judge(self, seen: Observations) -> Verdicts:
+        events, facts = seen.events, seen.facts
+        ips: dict[str, str] = facts["hosts"]
+        client = ips.get(seen.client)
+        v = Verdicts()
 
-        put = first(events, "put", "connect")
-        put_response = _one_response(every(events, "put", "recv_all"))
-        db_local = put_response.headers.get("x-lab-db-local", "") if put_response else ""
-        db_remote = put_response.headers.get("x-lab-db-remote", "") if put_response else ""
-        db_saw = db_local != "" and f"connect {db_local}" in ctx.lab.logs("db")
-        findings["two-hops"] = (
-            put_response is not None
-            and put_response.status == 200
-            and ip_of(db_remote) == ips.get("apphost")
-            and db_remote.endswith(":6379")
-            and db_saw,
-            f"hop 1: {put.local} -> {put.remote} (client to http); "
-            f"hop 2: {db_local or '?'} -> {db_remote or '?'} (http to db), "
-            + ("which db logged as a connect" if db_saw else "which db did not log"),
-        )
+        @v.claim("distinct-ips")
+        def _() -> tuple[bool, str]:
+            subnet = ipaddress.ip_network(facts["subnet"])
+            return (
+                len(set(ips.values())) == len(ips) == len(seen.hosts)
+                and all(ip and ipaddress.ip_address(ip) in subnet for ip in ips.values()),
+                ", ".join(f"{h} {ip}" for h, ip in ips.items()) + f" (network {subnet})",
+            )
 
-        inside = _whoami(every(events, "whoami", "recv_all"))
-        inside_peer = inside.get("peer", {}).get("ip")
-        findings["peer-inside"] = (
-            inside_peer == ips.get("client"),
-            f"http saw the peer {inside_peer}; the client host is {ips.get('client')}",
-        )
+        @v.claim("dns-by-name")
+        def _() -> tuple[bool, str]:
+            resolved = next(e for e in events if e.op == "resolve")
+            shout = events.first("shout", "connect")
+            reply = events.received("shout")
+            return (
+                resolved.outcome == "ok"
+                and resolved.data == ips.get("shouthost")
+                and ip_of(shout.remote) == ips.get("shouthost")
+                and ip_of(shout.local) == client
+                and reply == b"ACROSS",
+                f"tcp-shout resolved to {resolved.data} ({resolved.outcome}); "
+                f"{shout.local} -> {shout.remote} answered {reply!r}",
+            )
 
-        port = ctx.lab.published_port("http", 80)
-        outside_events = ctx.on_docker_host(
-            rename(send.http_script("127.0.0.1", port, "GET", "/"), "published")
-        )
-        outside = _whoami(every(outside_events, "published", "recv_all"))
-        outside_peer = outside.get("peer", {}).get("ip")
-        gateway = ctx.lab.gateway()
-        findings["publish-rewrites"] = (
-            outside_peer is not None and outside_peer != "127.0.0.1" and outside_peer == gateway,
-            f"sent from 127.0.0.1 to 127.0.0.1:{port}; http saw the peer {outside_peer} "
-            f"(the network's gateway is {gateway})",
-        )
-        return findings
+        @v.claim("two-hops")
+        def _() -> tuple[bool, str]:
+            put = events.first("put", "connect")
+            response = _one_response(events.of("put"))
+            db_local = response.headers.get("x-lab-db-local", "") if response else ""
+            db_remote = response.headers.get("x-lab-db-remote", "") if response else ""
+            # The very connection http reported, arriving at db: db logs each as
+            # "connect PEER", PEER being http's end of it (db_local).
+            arrived = [line for line in facts["db_log"] if line.endswith(f" connect {db_local}")]
+            return (
+                response is not None
+                and response.status == 200
+                and ip_of(db_remote) == ips.get("apphost")
+                and db_remote.endswith(":6379")
+                and bool(db_local)
+                and len(arrived) == 1,
+                f"hop 1: {put.local} -> {put.remote} (client to http); "
+                f"hop 2: {db_local or '?'} -> {db_remote or '?'} (http to db), "
+                + (f"which db logged: {arrived[0]!r}" if arrived else "which db did not log"),
+            )
+
+        @v.claim("peer-inside")
+        def _() -> tuple[bool, str]:
+            peer = _whoami(events.of("whoami")).get("peer", {}).get("ip")
+            return peer == client, f"http saw the peer {peer}; the client host is {client}"
+
+        @v.claim("publish-rewrites")
+        def _() -> tuple[bool, str]:
+            sent = events.first("published", "connect")
+            peer = _whoami(events.of("published")).get("peer", {}).get("ip")
+            gateway = facts["gateway"]
+            return (
+                peer is not None and peer != "127.0.0.1" and peer == gateway,
+                f"sent from {sent.local} to {sent.remote}; http saw the peer {peer} "
+                f"(the network's gateway is {gateway})",
+            )
+
+        return v
 
 
-def _one_response(events: list[Event]) -> RawResponse | None:
+def _one_response(events: Events) -> RawResponse | None:
     try:
-        responses = split_responses(received(events))
+        responses = split_responses(events.received())
     except WireError:
         return None
     return responses[0] if len(responses) == 1 else None
 
 
-def _whoami(events: list[Event]) -> dict[str, dict[str, str]]:
+def _whoami(events: Events) -> dict[str, dict[str, str]]:
     response = _one_response(events)
     if response is None or response.status != 200:
         return {}

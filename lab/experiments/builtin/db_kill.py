@@ -15,8 +15,8 @@ import random
 import time
 
 from lab.engine.session import AttachedExec
-from lab.experiments.model import Claim, Context, Experiment, ExperimentError
-from lab.progress import silent
+from lab.errors import ExperimentError
+from lab.experiments.model import Claim, Context, Experiment, Needs, Observations, Verdicts
 from lab.traffic import clients as send
 from lab.traffic.clients import received
 from services.protocols.resp import parse_reply
@@ -27,6 +27,7 @@ TORN = "*3\\r\\n$3\\r\\nSET\\r\\n$4\\r\\ntorn"  # printf text: a SET cut off mid
 
 class DbKill(Experiment):
     name = "db-kill"
+    needs = Needs(processes={"db": ("6379/tcp",)})
     question = "What does an acknowledgement promise when the db process is killed mid-write?"
 
     def __init__(self, kills: int = 4, seconds_per_kill: float = 1.5, seed: int = 1) -> None:
@@ -57,33 +58,52 @@ class DbKill(Experiment):
             ),
         )
 
-    def run(self, ctx: Context) -> dict[str, tuple[bool, str]]:
-        findings: dict[str, tuple[bool, str]] = {}
+    def run(self, ctx: Context) -> None:
         rng = random.Random(self.seed)
-        runs = {}
+        ctx.facts["kills_planned"] = self.kills
+        ctx.facts["runs"] = {
+            policy: self._writes_through_kills(ctx, policy, rng) for policy in POLICIES
+        }
+        ctx.facts["torn"] = self._torn_record(ctx)
+
+    def judge(self, seen: Observations) -> Verdicts:
+        runs, planned = seen.facts["runs"], seen.facts["kills_planned"]
+        v = Verdicts()
         for policy in POLICIES:
-            outcome = self._writes_through_kills(ctx, policy, rng)
-            runs[policy] = outcome
-            findings[f"fsync-{policy}"] = (
-                outcome["lost"] == 0 and outcome["acked"] > 0 and outcome["kills"] == self.kills,
-                f"{outcome['acked']} writes acknowledged through {outcome['kills']} kills "
-                f"({outcome['broken']} broken connections); {outcome['lost']} of them missing "
-                f"afterwards",
+
+            @v.claim(f"fsync-{policy}")
+            def _(policy: str = policy) -> tuple[bool, str]:
+                outcome = runs[policy]
+                return (
+                    outcome["lost"] == 0 and outcome["acked"] > 0 and outcome["kills"] == planned,
+                    f"{outcome['acked']} writes acknowledged through {outcome['kills']} kills "
+                    f"({outcome['broken']} broken connections); {outcome['lost']} of them "
+                    f"missing afterwards",
+                )
+
+        @v.claim("torn-record")
+        def _() -> tuple[bool, str]:
+            torn = seen.facts["torn"]
+            dropped = "dropped a torn tail of" in torn["said"]
+            return (
+                dropped and torn["before"] == torn["after"],
+                f"keys before {torn['before']}, after the restart {torn['after']}; db said: "
+                f"{torn['said'] or 'nothing about its log'}",
             )
-        ctx.facts["runs"] = runs
-        findings["torn-record"] = self._torn_record(ctx)
-        return findings
+
+        return v
 
     def _writes_through_kills(
         self, ctx: Context, policy: str, rng: random.Random
     ) -> dict[str, int]:
         lab = ctx.lab
+        db = lab.process("db")
         prefix = f"dbkill:{policy}:{int(time.time() * 1000)}"
         self._set_policy(ctx, policy)
         seconds = self.seconds_per_kill * (self.kills + 1)
         writer = AttachedExec(
-            lab.client,
-            lab.container(lab.topology.client.name),
+            lab.stack.client,
+            lab.stack.container(lab.topology.client.name),
             ["python3", "-m", "services.probes.writer", "db", "6379", prefix, str(seconds)],
         )
         started = time.monotonic()
@@ -93,10 +113,10 @@ class DbKill(Experiment):
                 # A moment inside this kill's slice of the writing window, drawn with the seed.
                 at = self.seconds_per_kill * (k + rng.uniform(0.4, 0.9))
                 ctx.wait(at - (time.monotonic() - started))
-                lab.container("db").kill()
+                db.kill()
                 kills += 1
-                lab.container("db").start()
-                lab.wait_healthy(silent)
+                db.start()
+                lab.wait_healthy()
                 self._set_policy(ctx, policy)  # a restart reads the default from its environment
             report = json.loads(writer.read_to_end())
         finally:
@@ -113,16 +133,17 @@ class DbKill(Experiment):
 
     def _set_policy(self, ctx: Context, policy: str) -> None:
         events = ctx.on(
-            "client", send.db_script("db", 6379, ["CONFIG", "SET", "appendfsync", policy])
+            ctx.lab.topology.client.name,
+            send.db_script("db", 6379, ["CONFIG", "SET", "appendfsync", policy]),
         )
-        if send.reply_text("db", events) != "OK":
+        if send.reply_text("resp", events) != "OK":
             raise ExperimentError(
-                f"db refused appendfsync {policy}: {send.reply_text('db', events)}"
+                f"db refused appendfsync {policy}: {send.reply_text('resp', events)}"
             )
 
     @staticmethod
     def _present(ctx: Context, prefix: str) -> set[int]:
-        events = ctx.lab.run_script("client", send.db_script("db", 6379, ["KEYS", f"{prefix}:*"]))
+        events = ctx.lab.run(send.db_script("db", 6379, ["KEYS", f"{prefix}:*"]))
         parsed = parse_reply(received(events))
         if parsed is None or not isinstance(parsed[0], list):
             raise ExperimentError(f"KEYS {prefix}:* did not answer with a list")
@@ -130,22 +151,17 @@ class DbKill(Experiment):
 
     @staticmethod
     def _dbsize(ctx: Context) -> str:
-        return send.reply_text(
-            "db", ctx.lab.run_script("client", send.db_script("db", 6379, ["DBSIZE"]))
-        )
+        return send.reply_text("resp", ctx.lab.run(send.db_script("db", 6379, ["DBSIZE"])))
 
-    def _torn_record(self, ctx: Context) -> tuple[bool, str]:
+    def _torn_record(self, ctx: Context) -> dict[str, str]:
         lab = ctx.lab
+        db = lab.process("db")
         before = self._dbsize(ctx)
-        lab.run_in("db", ["sh", "-c", f"printf '{TORN}' >> /data/appendonly.aof"])
-        lab.container("db").kill()
-        lab.container("db").start()
-        lab.wait_healthy(silent)
+        db.exec(["sh", "-c", f"printf '{TORN}' >> /data/appendonly.aof"])
+        db.kill()
+        db.start()
+        lab.wait_healthy()
         after = self._dbsize(ctx)
-        startup = [line for line in lab.logs("db").splitlines() if "replayed" in line][-1:]
-        dropped = bool(startup) and "dropped a torn tail of" in startup[0]
-        return (
-            dropped and before == after,
-            f"keys before {before}, after the restart {after}; db said: "
-            f"{startup[0].split('] ', 1)[-1] if startup else 'nothing about its log'}",
-        )
+        startup = [line for line in db.logs().splitlines() if "replayed" in line][-1:]
+        said = startup[0].split("] ", 1)[-1] if startup else ""
+        return {"before": before, "after": after, "said": said}

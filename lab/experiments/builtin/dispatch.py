@@ -5,12 +5,24 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-from lab.experiments.model import Claim, Context, Experiment, every, first, ip_of, rename
-from lab.httpwire import WireError, split_responses
-from lab.traffic import clients as send
-from lab.traffic.clients import received
-from services.probes.sockscript import Step
+from lab.experiments.model import (
+    Claim,
+    Context,
+    Experiment,
+    Needs,
+    Observations,
+    Result,
+    Verdicts,
+    ip_of,
+)
+from lab.traffic import clients
+from lab.traffic.script import Script
+from services.protocols.http11 import WireError, split_responses
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 NO_LISTENER = 9  # the discard port: nothing in the lab listens on it
 
@@ -18,6 +30,15 @@ NO_LISTENER = 9  # the discard port: nothing in the lab listens on it
 class Dispatch(Experiment):
     name = "dispatch"
     question = "One IP address, several processes: how does a message find its process?"
+    needs = Needs(
+        processes={
+            "http": ("80/tcp",),
+            "db": ("6379/tcp",),
+            "tcp-shout": ("8080/tcp",),
+            "udp-shout": ("8080/udp",),
+        },
+        hosts=("apphost", "shouthost"),
+    )
     claims = (
         Claim("same-ip", "http (TCP 80) and db (TCP 6379) are reached at one and the same IP"),
         Claim(
@@ -47,112 +68,133 @@ class Dispatch(Experiment):
         ),
     )
 
-    def run(self, ctx: Context) -> dict[str, tuple[bool, str]]:
-        apphost, shouthost = ctx.ip("apphost"), ctx.ip("shouthost")
-        client_steps: list[Step] = [
-            *rename(send.http_script("http", 80, "GET", "/"), "http"),
-            *rename(send.db_script("db", 6379, ["INFO", "server"]), "db"),
-            *rename(send.tcp_script("tcp-shout", 8080, "tcp?"), "tcp8080"),
-            *rename(send.udp_script("udp-shout", 8080, "udp?"), "udp8080"),
-            {"op": "socket", "sock": "refused", "type": "tcp"},
-            {"op": "connect", "sock": "refused", "host": "apphost", "port": NO_LISTENER},
-            {"op": "close", "sock": "refused"},
-            *rename(send.udp_script("apphost", NO_LISTENER, "anyone?", timeout=1.0), "udp-conn"),
-            *rename(
-                send.udp_script("apphost", NO_LISTENER, "anyone?", connected=False, timeout=1.0),
-                "udp-unconn",
-            ),
-        ]
-        events = ctx.on("client", client_steps)
-        # Binding is asked of apphost's own kernel: the host container shares its network.
-        binds = ctx.on(
-            "apphost",
-            [
-                {"op": "socket", "sock": "tcp80", "type": "tcp"},
-                {"op": "bind", "sock": "tcp80", "host": "0.0.0.0", "port": 80},
-                {"op": "close", "sock": "tcp80"},
-                {"op": "socket", "sock": "udp80", "type": "udp"},
-                {"op": "bind", "sock": "udp80", "host": "0.0.0.0", "port": 80},
-                {"op": "close", "sock": "udp80"},
-            ],
+    def run(self, ctx: Context) -> None:
+        client = Script()
+        client.extend(clients.http_script("http", 80, "GET", "/"), rename="http")
+        client.extend(clients.db_script("db", 6379, ["INFO", "server"]), rename="db")
+        client.extend(clients.tcp_script("tcp-shout", 8080, "tcp?"), rename="tcp8080")
+        client.extend(clients.udp_script("udp-shout", 8080, "udp?"), rename="udp8080")
+        client.tcp("refused").connect("apphost", NO_LISTENER).close()
+        client.extend(
+            clients.udp_script("apphost", NO_LISTENER, "anyone?", timeout=1.0), rename="udp-conn"
         )
-        tables = {h: ctx.lab.port_table(h) for h in ("apphost", "shouthost")}
-        ctx.facts["port_tables"] = {h: [asdict(r) for r in rows] for h, rows in tables.items()}
+        client.extend(
+            clients.udp_script("apphost", NO_LISTENER, "anyone?", connected=False, timeout=1.0),
+            rename="udp-unconn",
+        )
+        ctx.on(ctx.lab.topology.client.name, client)
+        # Binding is asked of apphost's own kernel: the host container shares its network.
+        binds = Script()
+        binds.tcp("tcp80").bind("0.0.0.0", 80).close()
+        binds.udp("udp80").bind("0.0.0.0", 80).close()
+        ctx.on("apphost", binds)
+        ctx.facts["port_tables"] = {
+            h: [asdict(r) for r in ctx.lab.host(h).port_table()] for h in ("apphost", "shouthost")
+        }
+
+    def judge(self, seen: Observations) -> Verdicts:
+        events, tables = seen.events, seen.facts["port_tables"]
+        apphost, shouthost = seen.ip("apphost"), seen.ip("shouthost")
 
         def owner(host: str, protocol: str, port: int) -> int | None:
             return next(
                 (
-                    r.pid
+                    int(r["pid"])
                     for r in tables[host]
-                    if (r.protocol, r.port) == (protocol, port) and r.pid is not None
+                    if (r["protocol"], r["port"]) == (protocol, port) and r["pid"] is not None
                 ),
                 None,
             )
 
-        findings: dict[str, tuple[bool, str]] = {}
+        v = Verdicts()
 
-        http_ip = ip_of(first(events, "http", "connect").remote)
-        db_ip = ip_of(first(events, "db", "connect").remote)
-        findings["same-ip"] = (
-            http_ip == db_ip == apphost,
-            f"http answered at {http_ip}, db at {db_ip}; apphost is {apphost}",
-        )
+        @v.claim("same-ip")
+        def _() -> tuple[bool, str]:
+            http_ip = ip_of(events.first("http", "connect").remote)
+            db_ip = ip_of(events.first("db", "connect").remote)
+            return (
+                http_ip == db_ip == apphost,
+                f"http answered at {http_ip}, db at {db_ip}; apphost is {apphost}",
+            )
 
-        http_pid = _http_pid(received(every(events, "http", "recv_all")))
-        db_pid = _db_pid(received(every(events, "db", "recv_all")))
-        table_http, table_db = owner("apphost", "tcp", 80), owner("apphost", "tcp", 6379)
-        findings["different-processes"] = (
-            http_pid is not None
-            and db_pid is not None
-            and http_pid != db_pid
-            and (http_pid, db_pid) == (table_http, table_db),
-            f"http said pid {http_pid}, db said pid {db_pid}; the port table owns "
-            f"tcp/80 by pid {table_http} and tcp/6379 by pid {table_db}",
-        )
+        @v.claim("different-processes")
+        def _() -> tuple[bool, str]:
+            http_pid = _http_pid(events.received("http"))
+            db_pid = _db_pid(events.received("db"))
+            table_http, table_db = owner("apphost", "tcp", 80), owner("apphost", "tcp", 6379)
+            return (
+                http_pid is not None
+                and db_pid is not None
+                and http_pid != db_pid
+                and (http_pid, db_pid) == (table_http, table_db),
+                f"http said pid {http_pid}, db said pid {db_pid}; the port table owns "
+                f"tcp/80 by pid {table_http} and tcp/6379 by pid {table_db}",
+            )
 
-        tcp_reply = received(every(events, "tcp8080", "recv_all"))
-        udp_reply = received(every(events, "udp8080", "recv"))
-        tcp_pid, udp_pid = owner("shouthost", "tcp", 8080), owner("shouthost", "udp", 8080)
-        tcp_ip = ip_of(first(events, "tcp8080", "connect").remote)
-        udp_ip = ip_of(first(events, "udp8080", "connect").remote)
-        findings["tcp-udp-8080"] = (
-            tcp_pid is not None
-            and udp_pid is not None
-            and tcp_pid != udp_pid
-            and tcp_reply == b"TCP?"
-            and udp_reply == b"UDP?"
-            and tcp_ip == udp_ip == shouthost,
-            f"at {tcp_ip}: tcp/8080 owned by pid {tcp_pid} answered {tcp_reply!r}; "
-            f"udp/8080 owned by pid {udp_pid} answered {udp_reply!r}",
-        )
+        @v.claim("tcp-udp-8080")
+        def _() -> tuple[bool, str]:
+            tcp_reply, udp_reply = events.received("tcp8080"), events.received("udp8080")
+            tcp_pid, udp_pid = owner("shouthost", "tcp", 8080), owner("shouthost", "udp", 8080)
+            tcp_ip = ip_of(events.first("tcp8080", "connect").remote)
+            udp_ip = ip_of(events.first("udp8080", "connect").remote)
+            return (
+                tcp_pid is not None
+                and udp_pid is not None
+                and tcp_pid != udp_pid
+                and tcp_reply == b"TCP?"
+                and udp_reply == b"UDP?"
+                and tcp_ip == udp_ip == shouthost,
+                f"at {tcp_ip}: tcp/8080 owned by pid {tcp_pid} answered {tcp_reply!r}; "
+                f"udp/8080 owned by pid {udp_pid} answered {udp_reply!r}",
+            )
 
-        refused = first(events, "refused", "connect")
-        findings["tcp-refused"] = (
-            refused.outcome == "ECONNREFUSED",
-            f"connect to {refused.remote}: {refused.outcome}",
-        )
-        conn_send = first(events, "udp-conn", "send")
-        conn_recv = first(events, "udp-conn", "recv")
-        findings["udp-connected-refused"] = (
-            conn_send.outcome == "ok" and conn_recv.outcome == "ECONNREFUSED",
-            f"send: {conn_send.outcome}, then recv: {conn_recv.outcome}",
-        )
-        unconn_send = first(events, "udp-unconn", "sendto")
-        unconn_recv = first(events, "udp-unconn", "recvfrom")
-        findings["udp-unconnected-silent"] = (
-            unconn_send.outcome == "ok" and unconn_recv.outcome == "timeout",
-            f"sendto: {unconn_send.outcome}, then recvfrom: {unconn_recv.outcome}",
-        )
-        tcp_bind, udp_bind = first(binds, "tcp80", "bind"), first(binds, "udp80", "bind")
-        findings["eaddrinuse"] = (
-            tcp_bind.outcome == "EADDRINUSE",
-            f"bind 0.0.0.0:80/tcp on apphost: {tcp_bind.outcome}",
-        )
-        findings["separate-port-spaces"] = (
-            tcp_bind.outcome == "EADDRINUSE" and udp_bind.outcome == "ok",
-            f"bind 0.0.0.0:80/tcp: {tcp_bind.outcome}; bind 0.0.0.0:80/udp: {udp_bind.outcome}",
-        )
-        return findings
+        @v.claim("tcp-refused")
+        def _() -> tuple[bool, str]:
+            refused = events.first("refused", "connect")
+            return (
+                refused.outcome == "ECONNREFUSED",
+                f"connect to {refused.remote}: {refused.outcome}",
+            )
+
+        @v.claim("udp-connected-refused")
+        def _() -> tuple[bool, str]:
+            sent, got = events.first("udp-conn", "send"), events.first("udp-conn", "recv")
+            return (
+                sent.outcome == "ok" and got.outcome == "ECONNREFUSED",
+                f"send: {sent.outcome}, then recv: {got.outcome}",
+            )
+
+        @v.claim("udp-unconnected-silent")
+        def _() -> tuple[bool, str]:
+            sent = events.first("udp-unconn", "sendto")
+            got = events.first("udp-unconn", "recvfrom")
+            return (
+                sent.outcome == "ok" and got.outcome == "timeout",
+                f"sendto: {sent.outcome}, then recvfrom: {got.outcome}",
+            )
+
+        @v.claim("eaddrinuse")
+        def _() -> tuple[bool, str]:
+            tcp_bind = events.first("tcp80", "bind")
+            return (
+                tcp_bind.outcome == "EADDRINUSE",
+                f"bind 0.0.0.0:80/tcp on apphost: {tcp_bind.outcome}",
+            )
+
+        @v.claim("separate-port-spaces")
+        def _() -> tuple[bool, str]:
+            tcp_bind, udp_bind = events.first("tcp80", "bind"), events.first("udp80", "bind")
+            return (
+                tcp_bind.outcome == "EADDRINUSE" and udp_bind.outcome == "ok",
+                f"bind 0.0.0.0:80/tcp: {tcp_bind.outcome}; bind 0.0.0.0:80/udp: {udp_bind.outcome}",
+            )
+
+        return v
+
+    def tables(self, result: Result) -> list[RenderableType]:
+        from lab.views import render
+
+        return list(render.recorded_port_tables(result.facts["port_tables"]))
 
 
 def _http_pid(raw: bytes) -> int | None:

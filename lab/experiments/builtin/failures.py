@@ -1,15 +1,18 @@
 """failures: what each client sees when a process dies, a host vanishes, a process freezes,
 a network is cut, or a server restarts.
 
-Each row of the matrix is one fault, applied to every server at once and then
+Each row of the matrix is one fault, applied to its targets at once and then
 undone; each column is one client on the client host, holding its socket open
-across the fault:
+across the fault. The columns come from the topology: one per port a process
+declares in a protocol the matrix can recognise an answer in (shout, echo,
+http, resp); a UDP port gets two, an unconnected socket and a connected one
+(``NAME-connected``). On the default lab:
 
-  tcp            an established TCP connection to tcp-shout
-  udp            an unconnected UDP socket (sendto/recvfrom) to udp-shout
-  udp-connected  a connected UDP socket to udp-shout
-  http           a kept-alive HTTP/1.1 connection to http
-  resp           a RESP connection to db
+  tcp-shout            an established TCP connection
+  udp-shout            an unconnected UDP socket (sendto/recvfrom)
+  udp-shout-connected  a connected UDP socket
+  http                 a kept-alive HTTP/1.1 connection
+  db                   a RESP connection
 
 For every cell the timeline records what the next receive and sends returned
 after the fault, when the client first noticed, which messages were lost or
@@ -22,17 +25,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from lab.chaos.faults import injected
-from lab.engine.session import ScriptSession
-from lab.errors import LabError
-from lab.experiments.model import Claim, Context, Experiment
-from lab.progress import silent
+from lab.errors import ScheduleError
+from lab.experiments.model import (
+    Claim,
+    Context,
+    Experiment,
+    Observations,
+    Result,
+    Verdict,
+)
+from lab.topology import Topology
 from lab.traffic.clients import http_request
 from services.probes.sockscript import Event, raw
 from services.protocols.resp import encode_command
@@ -42,8 +50,10 @@ PROBE_TIMEOUT = 1.0  # how long a client waits for an answer while the fault is 
 # partition is resent on a timer that doubles each time (0.2 s, 0.4 s, ... 6.4 s, 12.8 s):
 # after a cut of ~8 s the next resend can be ~13 s away. Nothing comes sooner.
 AFTER_TIMEOUT = 15.0
-PROCESSES = ("tcp-shout", "udp-shout", "http", "db")
-HOSTS = ("apphost", "shouthost")
+MATRIX_PROTOCOLS = ("shout", "echo", "http", "resp")  # answers the matrix can recognise
+FAULTS = ("kill", "stop", "pause", "cut", "restart")  # what a row may do (mending is undoing)
+EVERY_PROCESS = "every-process"  # row targets resolved against the topology
+EVERY_HOST = "every-host"
 
 
 # --- the matrix ---------------------------------------------------------------------
@@ -62,23 +72,68 @@ class Row:
 
 
 DEFAULT_ROWS = (
-    Row("process-crash", "process killed (SIGKILL), host alive", "kill", PROCESSES),
-    Row("graceful-stop", "process stopped (SIGTERM)", "stop", PROCESSES),
-    Row("host-crash", "host killed: its IP is gone", "kill", HOSTS),
-    Row("freeze", "process frozen (docker pause), then resumed", "pause", PROCESSES),
-    Row("partition", "host cut off the network, then reconnected", "cut", HOSTS),
-    Row("restart", "process restarted on the same IP and port", "restart", PROCESSES, settle=True),
+    Row("process-crash", "process killed (SIGKILL), host alive", "kill", (EVERY_PROCESS,)),
+    Row("graceful-stop", "process stopped (SIGTERM)", "stop", (EVERY_PROCESS,)),
+    Row("host-crash", "host killed: its IP is gone", "kill", (EVERY_HOST,)),
+    Row("freeze", "process frozen (docker pause), then resumed", "pause", (EVERY_PROCESS,)),
+    Row("partition", "host cut off the network, then reconnected", "cut", (EVERY_HOST,)),
+    Row(
+        "restart",
+        "process restarted on the same IP and port",
+        "restart",
+        (EVERY_PROCESS,),
+        settle=True,
+    ),
 )
 
-CLIENTS = ("tcp", "udp", "udp-connected", "http", "resp")
-SERVER = {
-    "tcp": "tcp-shout",
-    "udp": "udp-shout",
-    "udp-connected": "udp-shout",
-    "http": "http",
-    "resp": "db",
-}
-STREAM = ("tcp", "http", "resp")
+
+@dataclass(frozen=True)
+class Column:
+    """One client of the matrix: a socket kind towards one port of one process."""
+
+    name: str  # also the claim id's second part
+    kind: str  # stream, udp or udp-connected
+    protocol: str  # shout, echo, http or resp
+    process: str
+    host: str
+    port: int
+
+    @property
+    def sock(self) -> str:
+        return self.name.replace("-", "_").replace(":", "_")
+
+
+def columns_of(topology: Topology) -> list[Column]:
+    """The matrix's clients on a topology: every declared port it can recognise answers on."""
+    columns = []
+    for e in topology.endpoints():
+        if e.port.protocol not in MATRIX_PROTOCOLS or topology.hosts[e.host].role == "client":
+            continue
+        several = len(topology.processes[e.process].ports) > 1
+        name = f"{e.process}-{e.port.number}{e.port.transport}" if several else e.process
+        if e.port.transport == "tcp":
+            columns.append(
+                Column(name, "stream", e.port.protocol, e.process, e.host, e.port.number)
+            )
+        else:
+            for kind, label in (("udp", name), ("udp-connected", f"{name}-connected")):
+                columns.append(
+                    Column(label, kind, e.port.protocol, e.process, e.host, e.port.number)
+                )
+    return columns
+
+
+def resolve_rows(rows: tuple[Row, ...], columns: list[Column]) -> tuple[Row, ...]:
+    """Rows with ``every-process``/``every-host`` replaced by the servers of the columns."""
+    processes = tuple(dict.fromkeys(c.process for c in columns))
+    hosts = tuple(dict.fromkeys(c.host for c in columns))
+    resolved = []
+    for row in rows:
+        targets: list[str] = []
+        for target in row.targets:
+            targets += {EVERY_PROCESS: processes, EVERY_HOST: hosts}.get(target, (target,))
+        resolved.append(replace(row, targets=tuple(dict.fromkeys(targets))))
+    return tuple(resolved)
 
 
 @dataclass(frozen=True)
@@ -93,7 +148,9 @@ class Expect:
     why: str
 
 
-# The expected outcome of every cell, as the Linux kernel behaves (Docker bridge network).
+# The expected outcome of every kind of cell, as the Linux kernel behaves (Docker bridge
+# network): by the fault's kind, whether it struck the server's host or only the server
+# process, and the client's kind of socket.
 _TCP_DEATH = Expect(
     "eof-then-epipe",
     False,
@@ -108,111 +165,124 @@ _SILENT_TCP = Expect(
     "nothing comes back, not even an error; the data waits in kernel buffers "
     "and is answered once the peer is back",
 )
-EXPECTED: dict[tuple[str, str], Expect] = {
-    **{("process-crash", c): _TCP_DEATH for c in STREAM},
-    ("process-crash", "udp"): Expect(
+_HOST_GONE_TCP = Expect(
+    "eof-then-silent",
+    False,
+    False,
+    "the dying process's FIN still gets out (EOF), but then the address is gone: sends "
+    "succeed into the void, no RST, no error; after the host returns, its new kernel "
+    "knows no such connection and resets it",
+)
+_UNTOUCHED = Expect(
+    "answered",
+    True,
+    None,
+    "pausing a host's container freezes only its own init: the processes are containers "
+    "of their own, so they and the host's kernel go on answering",
+)
+EXPECTED: dict[tuple[str, bool, str], Expect] = {
+    # (fault kind, struck the server's host, client kind)
+    ("kill", False, "stream"): _TCP_DEATH,
+    ("kill", False, "udp"): Expect(
         "silent",
         True,
         False,
         "the ICMP port unreachable is ignored by an unconnected socket; "
         "the datagram is lost; after restart the same socket works",
     ),
-    ("process-crash", "udp-connected"): Expect(
+    ("kill", False, "udp-connected"): Expect(
         "refused",
         True,
         False,
         "ICMP port unreachable comes back and a connected socket "
         "reports it as ECONNREFUSED; after restart the same socket works",
     ),
-    **{("graceful-stop", c): _TCP_DEATH for c in STREAM},
-    ("graceful-stop", "udp"): Expect("silent", True, False, "as for a crash: no socket, no reply"),
-    ("graceful-stop", "udp-connected"): Expect(
+    ("stop", False, "stream"): _TCP_DEATH,
+    ("stop", False, "udp"): Expect("silent", True, False, "as for a crash: no socket, no reply"),
+    ("stop", False, "udp-connected"): Expect(
         "refused", True, False, "as for a crash: ICMP port unreachable"
     ),
-    **{
-        ("host-crash", c): Expect(
-            "eof-then-silent",
-            False,
-            False,
-            "the dying process's FIN still gets out (EOF), but then the address is gone: sends "
-            "succeed into the void, no RST, no error; after the host returns, its new kernel "
-            "knows no such connection and resets it",
-        )
-        for c in STREAM
-    },
-    ("host-crash", "udp"): Expect("silent", True, False, "no host, no ICMP: only silence"),
-    ("host-crash", "udp-connected"): Expect(
+    ("kill", True, "stream"): _HOST_GONE_TCP,
+    ("kill", True, "udp"): Expect("silent", True, False, "no host, no ICMP: only silence"),
+    ("kill", True, "udp-connected"): Expect(
         "silent",
         True,
         False,
         "no host, so no ICMP either: even a connected socket hears "
         "nothing; the same socket works once the host is back",
     ),
-    **{("freeze", c): _SILENT_TCP for c in STREAM},
-    ("freeze", "udp"): Expect(
+    ("stop", True, "stream"): _HOST_GONE_TCP,
+    ("stop", True, "udp"): Expect("silent", True, False, "as for a host crash: silence"),
+    ("stop", True, "udp-connected"): Expect(
+        "silent", True, False, "as for a host crash: no host, no ICMP"
+    ),
+    ("pause", False, "stream"): _SILENT_TCP,
+    ("pause", False, "udp"): Expect(
         "silent",
         True,
         True,
         "the datagram waits in the frozen process's socket buffer and is answered after resume",
     ),
-    ("freeze", "udp-connected"): Expect(
+    ("pause", False, "udp-connected"): Expect(
         "silent", True, True, "the socket still exists, so no ICMP: a late answer"
     ),
-    **{
-        ("partition", c): Expect(
-            "silent",
-            True,
-            True,
-            "TCP retransmits into the cut; after the cable is back the "
-            "retransmission gets through and the same connection carries on",
-        )
-        for c in STREAM
-    },
-    ("partition", "udp"): Expect(
+    ("pause", True, "stream"): _UNTOUCHED,
+    ("pause", True, "udp"): _UNTOUCHED,
+    ("pause", True, "udp-connected"): _UNTOUCHED,
+    ("cut", True, "stream"): Expect(
+        "silent",
+        True,
+        True,
+        "TCP retransmits into the cut; after the cable is back the "
+        "retransmission gets through and the same connection carries on",
+    ),
+    ("cut", True, "udp"): Expect(
         "silent", True, False, "the datagram is lost in the cut; UDP never resends it"
     ),
-    ("partition", "udp-connected"): Expect(
+    ("cut", True, "udp-connected"): Expect(
         "silent", True, False, "lost in the cut, and no ICMP either"
     ),
-    **{("restart", c): _TCP_DEATH for c in STREAM},
-    ("restart", "udp"): Expect(
+    ("restart", False, "stream"): _TCP_DEATH,
+    ("restart", False, "udp"): Expect(
         "answered",
         True,
         None,
         "a new process on the same port answers the same socket: "
         'UDP keeps no connection to lose ("udp works tho")',
     ),
-    ("restart", "udp-connected"): Expect(
+    ("restart", False, "udp-connected"): Expect(
         "answered", True, None, "the same: the restarted server answers at once"
+    ),
+    ("restart", True, "stream"): _TCP_DEATH,
+    ("restart", True, "udp"): Expect(
+        "answered", True, None, "host and process are back on the same address: it answers"
+    ),
+    ("restart", True, "udp-connected"): Expect(
+        "answered", True, None, "the same, for a connected socket"
     ),
 }
 
 
-# Which default row a scheduled fault behaves like, by its kind and what it targets.
-LIKE = {
-    ("kill", False): "process-crash",
-    ("kill", True): "host-crash",
-    ("stop", False): "graceful-stop",
-    ("pause", False): "freeze",
-    ("cut", True): "partition",
-    ("restart", False): "restart",
-}
-HOST_OF_SERVER = {
-    "tcp-shout": "shouthost",
-    "udp-shout": "shouthost",
-    "http": "apphost",
-    "db": "apphost",
-}
-
-
-def expectation(row: Row, client: str) -> Expect | None:
+def expectation(row: Row, column: Column) -> Expect | None:
     """What a client should see in a row; None when the row does not touch its server."""
-    server = SERVER[client]
-    hits_host = HOST_OF_SERVER[server] in row.targets
-    if server not in row.targets and not hits_host:
+    hits_host = column.host in row.targets
+    if column.process not in row.targets and not hits_host:
         return None
-    like = LIKE.get((row.fault, hits_host))
-    return EXPECTED.get((like, client)) if like else None
+    return EXPECTED.get((row.fault, hits_host, column.kind))
+
+
+def claims_of(rows: tuple[Row, ...], columns: list[Column]) -> tuple[Claim, ...]:
+    """A claim for every cell a row strikes, from what its fault kind predicts there."""
+    claims = []
+    for row in rows:
+        for column in columns:
+            expect = expectation(row, column)
+            if expect is not None:
+                title = row.title or f"{row.fault} {', '.join(row.targets)}"
+                claims.append(
+                    Claim(f"{row.name}.{column.name}", f"{title} / {column.name}: {expect.why}")
+                )
+    return tuple(claims)
 
 
 # --- one client's conversation, as session steps ----------------------------------------
@@ -220,60 +290,63 @@ def expectation(row: Row, client: str) -> Expect | None:
 
 @dataclass
 class Client:
-    name: str
+    column: Column
     sock: str
     sent: list[str] = field(default_factory=list)  # tags of messages sent, in order
     address: str = ""  # udp: the server's IP, looked up once (a dead host has no DNS name)
 
+    @property
+    def name(self) -> str:
+        return self.column.name
+
     def message(self, tag: str) -> dict[str, Any]:
         """The payload of one message, tagged so its answer can be recognised."""
         self.sent.append(tag)
-        if self.name == "http":
-            return {"data": http_request("GET", f"/healthz?{tag}", "http", close=False)}
-        if self.name == "resp":
+        if self.column.protocol == "http":
+            return {"data": http_request("GET", f"/healthz?{tag}", "lab", close=False)}
+        if self.column.protocol == "resp":
             return {"hex": encode_command("ECHO", tag).hex()}
         return {"data": tag}
 
 
 def answered_tags(client: Client, received: bytes, waiting: list[str]) -> list[str]:
     """Which of the messages ``waiting`` for an answer the received bytes answer."""
-    if client.name == "http":
-        return waiting[: received.count(b"HTTP/1.1 200 ")]  # answers come strictly in order
-    if client.name == "resp":
+    protocol = client.column.protocol
+    if protocol == "http":
+        # Answers come strictly in order, one status line each (whatever the status).
+        return waiting[: received.count(b"HTTP/1.1 ") + received.count(b"HTTP/1.0 ")]
+    if protocol == "resp":
         return [t for t in waiting if f"${len(t)}\r\n{t}\r\n".encode() in received]
-    return [t for t in waiting if t.upper().encode() in received]
+    if protocol == "shout":
+        return [t for t in waiting if t.upper().encode() in received]
+    return [t for t in waiting if t.encode() in received]
 
 
 def connect_steps(client: Client, timeout: float) -> list[dict[str, Any]]:
-    sock = client.sock
-    host, port = {
-        "tcp": ("tcp-shout", 8080),
-        "udp": ("udp-shout", 8080),
-        "udp-connected": ("udp-shout", 8080),
-        "http": ("http", 80),
-        "resp": ("db", 6379),
-    }[client.name]
-    kind = "udp" if client.name.startswith("udp") else "tcp"
-    steps: list[dict[str, Any]] = [{"op": "socket", "sock": sock, "type": kind, "timeout": timeout}]
-    if client.name != "udp":
-        steps.append({"op": "connect", "sock": sock, "host": host, "port": port})
+    c = client.column
+    kind = "tcp" if c.kind == "stream" else "udp"
+    steps: list[dict[str, Any]] = [
+        {"op": "socket", "sock": client.sock, "type": kind, "timeout": timeout}
+    ]
+    if c.kind != "udp":
+        steps.append({"op": "connect", "sock": client.sock, "host": client.address, "port": c.port})
     return steps
 
 
 def send_step(client: Client, tag: str) -> dict[str, Any]:
-    if client.name == "udp":
+    if client.column.kind == "udp":
         return {
             "op": "sendto",
             "sock": client.sock,
             "host": client.address,
-            "port": 8080,
+            "port": client.column.port,
             **client.message(tag),
         }
     return {"op": "send", "sock": client.sock, **client.message(tag)}
 
 
 def recv_step(client: Client) -> dict[str, Any]:
-    return {"op": "recvfrom" if client.name == "udp" else "recv", "sock": client.sock}
+    return {"op": "recvfrom" if client.column.kind == "udp" else "recv", "sock": client.sock}
 
 
 # --- verdicts from observations -------------------------------------------------------------
@@ -354,19 +427,15 @@ def judge(cell: Cell, expect: Expect) -> bool:
 # --- schedules -----------------------------------------------------------------------------
 
 
-class ScheduleError(LabError):
-    exit_code = 2
-
-
 def load_schedule(path: Path) -> tuple[list[Row], int]:
     """Rows from a YAML fault schedule, and its seed.
 
     seed: 7
     rows:
       - name: crash-one
-        fault: kill                  # a lab.chaos.faults kind
-        targets: [tcp-shout]         # or "random-process" / "random-host"
-        at: 0.5                      # seconds after the clients connected
+        fault: kill                  # kill, stop, pause, cut (a host) or restart
+        targets: [tcp-shout]         # or "random-process" / "random-host" (drawn with
+        at: 0.5                      #   the seed), "every-process" / "every-host"
     """
     try:
         document = yaml.safe_load(path.read_text())
@@ -375,27 +444,54 @@ def load_schedule(path: Path) -> tuple[list[Row], int]:
     if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
         raise ScheduleError(f"{path}: expected a mapping with a list of rows")
     seed = int(document.get("seed", 0))
-    rng = random.Random(seed)
     rows = []
     for i, item in enumerate(document["rows"]):
         try:
             targets = item["targets"]
-            if targets == "random-process":
-                targets = [rng.choice(PROCESSES)]
-            elif targets == "random-host":
-                targets = [rng.choice(HOSTS)]
+            fault = str(item["fault"])
             rows.append(
                 Row(
                     str(item.get("name", f"row-{i + 1}")),
                     str(item.get("title", "")),
-                    str(item["fault"]),
-                    tuple(targets),
+                    fault,
+                    (targets,) if isinstance(targets, str) else tuple(map(str, targets)),
                     float(item.get("at", 0.0)),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ScheduleError(f"{path}: row {i + 1} is incomplete ({exc})") from None
+        if fault not in FAULTS:
+            raise ScheduleError(
+                f"{path}: row {i + 1}: no fault {fault!r}", f"one of: {', '.join(FAULTS)}"
+            )
     return rows, seed
+
+
+def draw_targets(rows: tuple[Row, ...], seed: int, topology: Topology) -> tuple[Row, ...]:
+    """``random-process``/``random-host`` drawn with the seed (a run replays exactly), and
+    every named target checked against the topology."""
+    columns = columns_of(topology)
+    processes = list(dict.fromkeys(c.process for c in columns))
+    hosts = list(dict.fromkeys(c.host for c in columns))
+    rng = random.Random(seed)
+    drawn = []
+    for row in rows:
+        targets: list[str] = []
+        for target in row.targets:
+            if target == "random-process":
+                targets.append(rng.choice(processes))
+            elif target == "random-host":
+                targets.append(rng.choice(hosts))
+            elif target in (EVERY_PROCESS, EVERY_HOST) or target in topology.services:
+                targets.append(target)
+            else:
+                raise ScheduleError(
+                    f"row {row.name}: no host or process {target!r}", f"known: {topology.known()}"
+                )
+        if row.fault == "cut" and any(t in topology.processes for t in targets):
+            raise ScheduleError(f"row {row.name}: cut takes a host, not a process")
+        drawn.append(replace(row, targets=tuple(targets)))
+    return resolve_rows(tuple(drawn), columns)
 
 
 # --- the experiment --------------------------------------------------------------------
@@ -407,48 +503,73 @@ class Failures(Experiment):
         "What does each client see when a process dies, a host vanishes, a process "
         "freezes, the network is cut, or the server restarts?"
     )
+    timeline = False  # hundreds of events: the matrix and its pictures tell it better
 
     def __init__(self, rows: tuple[Row, ...] = DEFAULT_ROWS, seed: int = 0) -> None:
         self.rows = rows
         self.seed = seed
-        self.claims = tuple(
-            Claim(
-                f"{row.name}.{client}",
-                f"{row.title} / {client}: {EXPECTED[(row.name, client)].why}",
-            )
-            for row in rows
-            for client in CLIENTS
-            if (row.name, client) in EXPECTED
-        )
         self.on_cell: Callable[[Cell], None] = lambda cell: None
 
-    def run(self, ctx: Context) -> dict[str, tuple[bool, str]]:
-        findings: dict[str, tuple[bool, str]] = {}
+    def plan(self, topology: Topology) -> tuple[tuple[Row, ...], list[Column]]:
+        return draw_targets(self.rows, self.seed, topology), columns_of(topology)
+
+    def claims_for(self, topology: Topology) -> tuple[Claim, ...]:
+        return claims_of(*self.plan(topology))
+
+    def run(self, ctx: Context) -> None:
+        rows, columns = self.plan(ctx.lab.topology)
         cells: list[Cell] = []
-        for row in self.rows:
-            for cell in self.run_row(ctx, row):
+        for row in rows:
+            for cell in self.run_row(ctx, row, columns):
                 cells.append(cell)
                 self.on_cell(cell)
-                expect = expectation(row, cell.client)
-                if expect is not None:
-                    findings[f"{row.name}.{cell.client}"] = (judge(cell, expect), cell.summary())
         ctx.facts["seed"] = self.seed
-        ctx.facts["rows"] = [asdict(r) for r in self.rows]
+        ctx.facts["rows"] = [asdict(r) for r in rows]
+        ctx.facts["columns"] = [asdict(c) for c in columns]
         ctx.facts["cells"] = [asdict(c) for c in cells]
-        return findings
 
-    def run_row(self, ctx: Context, row: Row) -> list[Cell]:
+    def judge(self, seen: Observations) -> dict[str, Verdict]:
+        rows = {r["name"]: Row(**{**r, "targets": tuple(r["targets"])}) for r in seen.facts["rows"]}
+        columns = {c["name"]: Column(**c) for c in seen.facts["columns"]}
+        verdicts = {}
+        for data in seen.facts["cells"]:
+            cell = Cell.from_dict(data)
+            expect = expectation(rows[cell.row], columns[cell.client])
+            if expect is not None:
+                verdicts[f"{cell.row}.{cell.client}"] = Verdict(judge(cell, expect), cell.summary())
+        return verdicts
+
+    def tables(self, result: Result) -> list[Any]:
+        from lab.views import render
+
+        verdicts = {c.id: c.held for c in result.checks}
+        return [render.matrix_table(result.facts["cells"], verdicts)]
+
+    def pictures(self, result: Result, folder: Path, frames: list[Any] | None = None) -> list[Path]:
+        """One PNG timeline per cell (with its frames, when captured)."""
+        from lab.packets import report as packet_report
+        from lab.views import plots
+
+        paths = []
+        capture = result.capture or {}
+        for data in result.facts["cells"]:
+            cell = Cell.from_dict(data)
+            marks = (
+                packet_report.span_packets(
+                    cell.events, cell.t0, frames, capture, result.lab["hosts"]
+                )
+                if frames
+                else []
+            )
+            paths.append(plots.cell_timeline(cell, folder / f"{cell.row}-{cell.client}.png", marks))
+        return paths
+
+    def run_row(self, ctx: Context, row: Row, columns: list[Column]) -> list[Cell]:
         lab = ctx.lab
         t0 = ctx.clock()
-        shout_ip = lab.topology.host_of("udp-shout").ip
-        clients = [Client(name, name.replace("-", "_"), address=shout_ip) for name in CLIENTS]
-        client_host = lab.container(lab.topology.client.name)
-        with ScriptSession(lab.client, client_host, t0) as session:
-
-            def step(**s: Any) -> list[Event]:
-                events = session.step(**s)
-                ctx.events.extend(events)
-                return events
+        clients = [Client(c, c.sock, address=lab.topology.hosts[c.host].ip) for c in columns]
+        with ctx.session(lab.topology.client.name, t0) as session:
+            step = session.step
 
             # 1. connect, and one exchange each so every connection is known to work
             before: dict[str, list[Event]] = {}
@@ -458,16 +579,14 @@ class Failures(Experiment):
                 before[c.name] += step(**recv_step(c))
             ctx.wait(row.at)
             # 2. the fault, undone however this block ends
-            with injected(lab) as chaos:
-                for target in row.targets:
-                    chaos.apply(row.fault, target)
+            with lab.fault(row.fault, *row.targets):
                 fault_at = ctx.clock() - t0
                 if row.settle:
-                    lab.wait_healthy(silent)
+                    lab.wait_healthy()
                 during: dict[str, list[Event]] = {}
                 for c in clients:
                     probe: list[Event] = []
-                    if c.name in STREAM:
+                    if c.column.kind == "stream":
                         probe += step(**recv_step(c))
                         probe += step(**send_step(c, f"{c.sock}-during1"))
                         probe += step(**send_step(c, f"{c.sock}-during2"))
@@ -489,7 +608,7 @@ class Failures(Experiment):
                     if got[-1].outcome != "ok":
                         break
                     step(op="timeout", sock=c.sock, seconds=PROBE_TIMEOUT)
-                fresh = Client(c.name, c.sock + "_new", address=shout_ip)
+                fresh = Client(c.column, c.sock + "_new", address=c.address)
                 new_events = [e for s in connect_steps(fresh, AFTER_TIMEOUT) for e in step(**s)]
                 new_events += step(**send_step(fresh, f"{fresh.sock}-check"))
                 new_events += step(**recv_step(fresh))

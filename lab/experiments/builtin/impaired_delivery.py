@@ -17,14 +17,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.chaos import links
-from lab.experiments.model import Claim, Context, Experiment
-from lab.packets.capture import capturing
+from lab.chaos.impairment import Impairment
+from lab.experiments.model import Claim, Context, Experiment, Needs, Observations, Result
 from services.probes.loadgen import percentile
 from services.probes.sockscript import Event
 from services.protocols.sequence import encode, number_of
 
 if TYPE_CHECKING:  # scapy loads slowly: imported where the capture is read
+    from rich.console import RenderableType
+
     from lab.packets.dissect import Frame, Layer
 
 LOSSES = (0, 10, 30)  # percent, on shouthost's link
@@ -179,8 +180,16 @@ def tolerance(loss_percent: float, count: int) -> float:
     return 100 * SIGMAS * math.sqrt(p * (1 - p) / count) if count else 100.0
 
 
+def run_of(data: dict[str, Any]) -> Run:
+    """A recorded run back as a Run (JSON has no NaN: null stands for it)."""
+    values: dict[str, Any] = {k: float("nan") if v is None else v for k, v in data.items()}
+    return Run(**values)
+
+
 class ImpairedDelivery(Experiment):
     name = "impaired-delivery"
+    needs = Needs(processes={"tcp-shout": ("8080/tcp",), "udp-shout": ("8080/udp",)})
+    timeline = False  # thousands of numbered messages: the table and picture say it
     question = "What does a lossy link do to TCP and to UDP?"
     claims = (
         Claim(
@@ -225,7 +234,7 @@ class ImpairedDelivery(Experiment):
         self.losses = losses
         self.count = count
 
-    def run(self, ctx: Context) -> dict[str, tuple[bool, str]]:
+    def run(self, ctx: Context) -> None:
         from lab.packets import dissect
 
         lab = ctx.lab
@@ -233,14 +242,14 @@ class ImpairedDelivery(Experiment):
         server = lab.topology.host_of("tcp-shout")
         client_ip = ctx.ip(client)
         runs: list[Run] = []
-        settings = [(f"loss {x}%", links.Impairment(loss=x), float(x)) for x in self.losses]
-        settings.append((f"delay {DELAY_MS}ms", links.Impairment(delay=DELAY_MS), 0.0))
+        settings = [(f"loss {x}%", Impairment(loss=x), float(x)) for x in self.losses]
+        settings.append((f"delay {DELAY_MS}ms", Impairment(delay=DELAY_MS), 0.0))
         with tempfile.TemporaryDirectory(prefix="netlab-impaired-") as folder:
             for label, impairment, loss in settings:
                 pcap = Path(folder) / "link.pcap"
                 with (
-                    links.impaired(lab, server.name, impairment) as how,
-                    capturing(lab, pcap, offload=True, purpose="capture-impaired"),
+                    lab.impaired(server.name, impairment) as how,
+                    lab.capture(pcap, offload=True, purpose="capture-impaired"),
                 ):
                     reports = {p: self._send(ctx, client, p, server.ip) for p in ("tcp", "udp")}
                 if how:
@@ -261,15 +270,29 @@ class ImpairedDelivery(Experiment):
                     runs.append(run)
         ctx.facts["deliveries"] = [plain(asdict(r)) for r in runs]
         ctx.facts["count"] = self.count
-        return self.judge(runs)
 
     def _send(self, ctx: Context, host: str, protocol: str, server_ip: str) -> dict[str, Any]:
         argv = ["python3", "-m", "services.protocols.sequence", protocol, server_ip, "8080"]
         argv += [str(self.count), str(INTERVAL_MS), str(DRAIN_S), repr(ctx.t0)]
-        report: dict[str, Any] = json.loads(ctx.lab.run_in(host, argv))
+        report: dict[str, Any] = json.loads(ctx.lab.host(host).exec(argv, timeout=120))
         return report
 
-    def judge(self, runs: list[Run]) -> dict[str, tuple[bool, str]]:
+    def judge(self, seen: Observations) -> dict[str, tuple[bool, str]]:
+        return self.judge_runs([run_of(d) for d in seen.facts["deliveries"]])
+
+    def tables(self, result: Result) -> list[RenderableType]:
+        from lab.views import render
+
+        return [render.deliveries_table(result.facts["deliveries"])]
+
+    def pictures(
+        self, result: Result, folder: Path, frames: list[Frame] | None = None
+    ) -> list[Path]:
+        from lab.views import plots  # matplotlib loads slowly; only pictures need it
+
+        return [plots.delivery(result.facts["deliveries"], folder / "delivery.png")]
+
+    def judge_runs(self, runs: list[Run]) -> dict[str, tuple[bool, str]]:
         by = {(r.protocol, r.loss): r for r in runs if r.link.startswith("loss")}
         tcp = [by[("tcp", float(x))] for x in self.losses]
         udp = [by[("udp", float(x))] for x in self.losses]

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from lab.experiments.model import Claim, Context, Experiment, every, first
+from lab.experiments.model import Claim, Context, Experiment, Needs, Observations, Verdicts
 from services.probes.sockscript import Step
 
 NO_LISTENER = 9
 UDP_MAX = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)
 BIG = 200_000
 SMALL_RCVBUF = 4096  # the kernel doubles it; still far below BIG
+MESSAGES = ("one", "two", "three")
 
 
 class TcpVsUdp(Experiment):
     name = "tcp-vs-udp"
     question = "What do TCP and UDP each do for you, and what don't they?"
+    needs = Needs(
+        processes={"tcp-shout": ("8080/tcp",), "udp-shout": ("8080/udp",)}, hosts=("shouthost",)
+    )
     claims = (
         Claim(
             "udp-no-handshake",
-            "UDP needs no handshake: a datagram to a port nobody listens on is sent anyway",
+            "UDP needs no handshake: the very first datagram of a fresh socket carries the "
+            "data, reaches the process and is answered, with nothing exchanged before it",
         ),
         Claim(
             "tcp-needs-connection",
@@ -48,19 +53,15 @@ class TcpVsUdp(Experiment):
         ),
     )
 
-    def run(self, ctx: Context) -> dict[str, tuple[bool, str]]:
-        messages = ["one", "two", "three"]
+    def run(self, ctx: Context) -> None:
+        messages = list(MESSAGES)
         steps: list[Step] = [
-            # Both transports towards a port with no listener.
-            {"op": "socket", "sock": "u0", "type": "udp"},
-            {
-                "op": "sendto",
-                "sock": "u0",
-                "host": "shouthost",
-                "port": NO_LISTENER,
-                "data": "hello?",
-            },
+            # A fresh UDP socket's first datagram, with nothing before it, and its answer.
+            {"op": "socket", "sock": "u0", "type": "udp", "timeout": 2.0},
+            {"op": "sendto", "sock": "u0", "host": "udp-shout", "port": 8080, "data": "hello?"},
+            {"op": "recvfrom", "sock": "u0"},
             {"op": "close", "sock": "u0"},
+            # TCP towards a port with no listener: its first packet is a SYN, refused.
             {"op": "socket", "sock": "t0", "type": "tcp"},
             {"op": "connect", "sock": "t0", "host": "shouthost", "port": NO_LISTENER},
             {"op": "close", "sock": "t0"},
@@ -105,70 +106,103 @@ class TcpVsUdp(Experiment):
             {"op": "send", "sock": "ue", "fill": {"byte": "m", "count": UDP_MAX + 1}},
             {"op": "close", "sock": "ue"},
         ]
-        events = ctx.on("client", steps)
-        findings: dict[str, tuple[bool, str]] = {}
+        ctx.on(ctx.lab.topology.client.name, steps)
 
-        udp_sent = first(events, "u0", "sendto")
-        tcp_conn = first(events, "t0", "connect")
-        findings["udp-no-handshake"] = (
-            udp_sent.outcome == "ok" and udp_sent.nbytes == 6,
-            f"sendto {udp_sent.remote}: {udp_sent.outcome}, {udp_sent.nbytes} bytes handed over",
-        )
-        findings["tcp-needs-connection"] = (
-            tcp_conn.outcome == "ECONNREFUSED",
-            f"connect {tcp_conn.remote}: {tcp_conn.outcome}",
-        )
+    def judge(self, seen: Observations) -> Verdicts:
+        events = seen.events
+        v = Verdicts()
 
-        sends = every(events, "t3", "send")
-        (recv,) = every(events, "t3", "recv")
-        findings["tcp-no-boundaries"] = (
-            all(s.outcome == "ok" for s in sends) and recv.data == "ONETWOTHREE",
-            f"{len(sends)} sends of {[s.nbytes for s in sends]} bytes; one recv got "
-            f"{recv.nbytes} bytes: {recv.data!r}",
-        )
+        @v.claim("udp-no-handshake")
+        def _() -> tuple[bool, str]:
+            u0 = events.of("u0")
+            first_op = next(e for e in u0 if e.op != "socket")
+            reply = events.first("u0", "recvfrom")
+            return (
+                first_op.op == "sendto"
+                and first_op.outcome == "ok"
+                and reply.outcome == "ok"
+                and reply.data == "HELLO?",
+                f"the socket's first operation: {first_op.op} to {first_op.remote} "
+                f"({first_op.outcome}, {first_op.nbytes} bytes); the process answered "
+                f"{reply.data!r} ({reply.outcome})",
+            )
 
-        pieces = [e for e in every(events, "tbig", "recv_all") if e.outcome == "ok"]
-        total = sum(e.nbytes or 0 for e in pieces)
-        sizes = [e.nbytes or 0 for e in pieces]
-        findings["tcp-stream-pieces"] = (
-            total == BIG and len(pieces) > 1,
-            f"one send of {BIG} bytes; {len(pieces)} recvs brought {total} bytes "
-            f"(largest {max(sizes, default=0)}, smallest {min(sizes, default=0)})",
-        )
+        @v.claim("tcp-needs-connection")
+        def _() -> tuple[bool, str]:
+            tcp_conn = events.first("t0", "connect")
+            return (
+                tcp_conn.outcome == "ECONNREFUSED",
+                f"connect {tcp_conn.remote}: {tcp_conn.outcome}",
+            )
 
-        replies = [e.data for e in every(events, "u3", "recv")]
-        findings["udp-boundaries"] = (
-            sorted(r or "" for r in replies) == sorted(m.upper() for m in messages),
-            f"3 datagrams sent; recvs returned {replies}",
-        )
+        @v.claim("tcp-no-boundaries")
+        def _() -> tuple[bool, str]:
+            sends = events.every("t3", "send")
+            (recv,) = events.every("t3", "recv")
+            return (
+                len(sends) == len(MESSAGES)
+                and all(s.outcome == "ok" for s in sends)
+                and recv.data == "".join(MESSAGES).upper(),
+                f"{len(sends)} sends of {[s.nbytes for s in sends]} bytes; one recv got "
+                f"{recv.nbytes} bytes: {recv.data!r}",
+            )
 
-        sent = first(events, "ut", "sendto")
-        cut, after = every(events, "ut", "recvfrom")
-        lost = (sent.nbytes or 0) - (cut.nbytes or 0)
-        findings["udp-truncation"] = (
-            sent.nbytes == 1500
-            and cut.nbytes == 1000
-            and cut.note == "truncated"
-            and after.outcome == "timeout",
-            f"{sent.nbytes} bytes sent; recvfrom(1000) got {cut.nbytes} ({cut.note or 'whole'}), "
-            f"{lost} bytes lost; the next recvfrom: {after.outcome}",
-        )
+        @v.claim("tcp-stream-pieces")
+        def _() -> tuple[bool, str]:
+            pieces = [e for e in events.every("tbig", "recv_all") if e.outcome == "ok"]
+            total = sum(e.nbytes or 0 for e in pieces)
+            sizes = [e.nbytes or 0 for e in pieces]
+            return (
+                total == BIG and len(pieces) > 1,
+                f"one send of {BIG} bytes; {len(pieces)} recvs brought {total} bytes "
+                f"(largest {max(sizes, default=0)}, smallest {min(sizes, default=0)})",
+            )
 
-        ue_sends = every(events, "ue", "send")
-        ue_recvs = every(events, "ue", "recv")
-        empty_send, empty_recv = ue_sends[0], ue_recvs[0]
-        findings["udp-empty"] = (
-            empty_send.outcome == "ok" and empty_recv.outcome == "ok" and empty_recv.nbytes == 0,
-            f"send of 0 bytes: {empty_send.outcome}; reply: {empty_recv.outcome}, "
-            f"{empty_recv.nbytes} bytes",
-        )
-        max_send, too_big = ue_sends[1], ue_sends[2]
-        max_recv = ue_recvs[1]
-        findings["udp-max"] = (
-            max_send.outcome == "ok"
-            and max_recv.nbytes == UDP_MAX
-            and too_big.outcome == "EMSGSIZE",
-            f"{UDP_MAX} bytes: {max_send.outcome}, reply of {max_recv.nbytes}; "
-            f"{UDP_MAX + 1} bytes: {too_big.outcome}",
-        )
-        return findings
+        @v.claim("udp-boundaries")
+        def _() -> tuple[bool, str]:
+            replies = [e.data for e in events.every("u3", "recv")]
+            return (
+                sorted(r or "" for r in replies) == sorted(m.upper() for m in MESSAGES),
+                f"{len(MESSAGES)} datagrams sent; recvs returned {replies}",
+            )
+
+        @v.claim("udp-truncation")
+        def _() -> tuple[bool, str]:
+            sent = events.first("ut", "sendto")
+            cut, after = events.every("ut", "recvfrom")
+            lost = (sent.nbytes or 0) - (cut.nbytes or 0)
+            return (
+                sent.nbytes == 1500
+                and cut.nbytes == 1000
+                and cut.note == "truncated"
+                and after.outcome == "timeout",
+                f"{sent.nbytes} bytes sent; recvfrom(1000) got {cut.nbytes} "
+                f"({cut.note or 'whole'}), {lost} bytes lost; the next recvfrom: {after.outcome}",
+            )
+
+        @v.claim("udp-empty")
+        def _() -> tuple[bool, str]:
+            empty_send = events.every("ue", "send")[0]
+            empty_recv = events.every("ue", "recv")[0]
+            return (
+                empty_send.outcome == "ok"
+                and empty_send.nbytes == 0
+                and empty_recv.outcome == "ok"
+                and empty_recv.nbytes == 0,
+                f"send of {empty_send.nbytes} bytes: {empty_send.outcome}; reply: "
+                f"{empty_recv.outcome}, {empty_recv.nbytes} bytes",
+            )
+
+        @v.claim("udp-max")
+        def _() -> tuple[bool, str]:
+            max_send, too_big = events.every("ue", "send")[1:3]
+            max_recv = events.every("ue", "recv")[1]
+            return (
+                max_send.outcome == "ok"
+                and max_recv.nbytes == UDP_MAX
+                and too_big.outcome == "EMSGSIZE",
+                f"{UDP_MAX} bytes: {max_send.outcome}, reply of {max_recv.nbytes}; "
+                f"{UDP_MAX + 1} bytes: {too_big.outcome}",
+            )
+
+        return v

@@ -1,0 +1,459 @@
+"""The lab as a Python object: what a lab script, the REPL or a notebook holds.
+
+    import lab
+
+    net = lab.open()                      # the lab of this folder (or the lab's own)
+    net.process("db").kill()              # left broken, as `lab chaos kill db`
+    with net.fault("pause", "tcp-shout"): # undone at the end of the block, whatever happens
+        print(net.send("tcp", "hello"))
+    with lab.started() as net:            # up for the block, and removed after it
+        ...
+
+Nothing here prints or exits: errors are ``lab.LabError`` with a ``line()`` to
+show, results are objects that print well. The command line (``lab.cli``) is a
+thin layer over this module.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+
+from lab.chaos import declared, faults, impairment, links
+from lab.engine import base_image
+from lab.engine.compose import COMPOSE_FILES, Compose
+from lab.engine.session import ScriptSession
+from lab.engine.stack import HostStatus, Removed, ServiceState, Stack
+from lab.errors import NotRunning, UsageError
+from lab.progress import Progress, silent
+from lab.topology import Endpoint, Topology
+from lab.traffic import clients
+from lab.traffic.script import Events, Script, steps_of
+from services.probes.porttable import Entry
+from services.probes.sockscript import Runner, Step
+
+if TYPE_CHECKING:
+    from lab.packets.capture import CaptureInfo
+
+CHECKOUT = Path(__file__).resolve().parent.parent  # the lab's own compose.yaml is here
+DOCKER_HOST = "docker-host"  # where `send --from docker-host` runs: this machine
+
+
+def workdir_for(files: Iterable[Path] = ()) -> Path:
+    """Where Compose should start looking, by its own conventions: this folder if it
+    names or holds Compose files, else the lab's own checkout."""
+    here = Path.cwd()
+    if list(files) or os.environ.get("COMPOSE_FILE"):
+        return here
+    if any((here / name).exists() for name in COMPOSE_FILES):
+        return here
+    return CHECKOUT
+
+
+def open(
+    project_dir: str | Path | None = None,
+    *,
+    files: Iterable[str | Path] = (),
+    project: str | None = None,
+    env: Mapping[str, str] | None = None,
+    client: docker.DockerClient | None = None,
+) -> Lab:
+    """The lab the Compose files describe, running or not (``up()`` starts it). Docker
+    Engine is connected to on first use.
+
+    ``project_dir``: where Compose runs (default: this folder if it holds Compose
+    files, else the lab's own checkout); ``files``: as ``docker compose -f``;
+    ``project``: as ``-p``; ``env``: variables for Compose on top of the environment.
+    """
+    paths = tuple(Path(f) for f in files)
+    workdir = Path(project_dir).resolve() if project_dir else workdir_for(paths)
+    compose = Compose(workdir, project, paths, dict(env or {}))
+    Compose.version()
+    topology = compose.topology()
+    stack = Stack(client, topology, compose.named(topology.project), workdir)
+    return Lab(stack)
+
+
+@contextlib.contextmanager
+def started(
+    project_dir: str | Path | None = None,
+    *,
+    files: Iterable[str | Path] = (),
+    project: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 180.0,
+    progress: Progress = silent,
+) -> Iterator[Lab]:
+    """A lab that is up for the block. One this started is removed after it, whatever
+    happens; one that was already running is left running."""
+    net = open(project_dir, files=files, project=project, env=env)
+    already = net.is_running()
+    net.up(timeout=timeout, progress=progress)
+    try:
+        yield net
+    finally:
+        if not already:
+            net.down()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One conversation with a target: every socket event, and what came back."""
+
+    endpoint: Endpoint
+    address: str  # where it was sent: NAME:PORT inside the lab, 127.0.0.1:PORT from outside
+    origin: str
+    events: Events
+
+    @property
+    def reply(self) -> str:
+        return clients.reply_text(self.endpoint.port.protocol, self.events)
+
+    @property
+    def error(self) -> str:
+        return self.events.failure()
+
+    def __repr__(self) -> str:
+        head = f"{self.endpoint.label} at {self.address} (from {self.origin})"
+        return f"{head}: {self.error or 'ok'}\n{self.events!r}\n{self.reply}"
+
+
+class Lab:
+    """A lab: its topology, its hosts and processes, and what can be done to them."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    @property
+    def topology(self) -> Topology:
+        return self.stack.topology
+
+    @property
+    def project(self) -> str:
+        return self.topology.project
+
+    def __repr__(self) -> str:
+        t = self.topology
+        return f"<Lab {t.project}: hosts {', '.join(t.hosts)}; processes {', '.join(t.processes)}>"
+
+    # --- parts ------------------------------------------------------------------
+
+    @property
+    def hosts(self) -> dict[str, HostView]:
+        return {name: HostView(self, name) for name in self.topology.hosts}
+
+    @property
+    def processes(self) -> dict[str, ProcessView]:
+        return {name: ProcessView(self, name) for name in self.topology.processes}
+
+    def host(self, name: str) -> HostView:
+        self.topology.host(name)
+        return HostView(self, name)
+
+    def process(self, name: str) -> ProcessView:
+        if name not in self.topology.processes:
+            raise UsageError(
+                f"no process named {name!r}", f"one of: {', '.join(self.topology.processes)}"
+            )
+        return ProcessView(self, name)
+
+    @property
+    def client(self) -> HostView:
+        """The workbench host (``lab.role: client``)."""
+        return HostView(self, self.topology.client.name)
+
+    # --- state --------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return bool(self.stack.states())
+
+    def states(self) -> dict[str, ServiceState]:
+        return self.stack.states()
+
+    def status(self) -> list[HostStatus]:
+        """Every host: its state, processes, port table and published ports."""
+        return self.stack.status()
+
+    def wait_healthy(self, timeout: float = 30.0, progress: Progress = silent) -> None:
+        if not self.is_running():
+            raise NotRunning(f"the lab (project {self.project})")
+        self.stack.wait_healthy(progress, timeout)
+
+    def published_port(self, service: str, port: int, transport: str = "tcp") -> int:
+        """Where a port of a host (or of a process, on its host) is published on 127.0.0.1."""
+        return self.stack.published_port(service, port, transport)
+
+    def gateway(self) -> str:
+        """The client host's default gateway: the Docker host's side of the network."""
+        return self.stack.gateway()
+
+    # --- the lab's life --------------------------------------------------------------
+
+    def up(self, timeout: float = 180.0, progress: Progress = silent) -> base_image.Plan:
+        """Build, start, wait for health, then put declared routes and links in place.
+        A failure or Ctrl-C part-way removes what it started."""
+        return self.stack.up(
+            progress, timeout=timeout, then=lambda: declared.apply_all(self.stack, progress)
+        )
+
+    def down(self) -> Removed:
+        """Remove every container, network and volume of the lab (helpers too)."""
+        return self.stack.down()
+
+    def restore(self, progress: Progress = silent) -> list[str]:
+        """Mend whatever differs from the topology: states, addresses, names, routes, links."""
+        from lab.engine import helpers
+
+        done = faults.restore(self.stack, progress)
+        done += [f"removed {name}" for name in helpers.remove_all(self.stack)]
+        declared.apply_all(self.stack, reset_links=True)
+        return done
+
+    # --- traffic ---------------------------------------------------------------------
+
+    def run(
+        self, script: Script | builtins.list[Step], on: str | None = None, t0: float | None = None
+    ) -> Events:
+        """Run a socket script on a host (the client by default) or on the Docker host
+        (``on="docker-host"``); its events. ``t0``: a CLOCK_MONOTONIC time to count from."""
+        steps = steps_of(script)
+        if on == DOCKER_HOST:
+            runner = Runner(hostname=DOCKER_HOST)
+            if t0 is not None:
+                runner.started = t0
+            return Events(runner.run(steps))
+        host = on or self.topology.client.name
+        self.topology.host(host)
+        return Events(self.stack.run_script(host, steps, t0))
+
+    @contextlib.contextmanager
+    def session(self, on: str | None = None, t0: float = 0.0) -> Iterator[ScriptSession]:
+        """A socket session on a host whose sockets outlive each step: act on the lab
+        between steps and see what the very same socket does next."""
+        host = on or self.topology.client.name
+        with ScriptSession(self.stack.client, self.stack.container(host), t0) as s:
+            yield s
+
+    def send(
+        self,
+        target: str,
+        *words: str,
+        origin: str | None = None,
+        data: str = "",
+        unconnected: bool = False,
+    ) -> Sent:
+        """One conversation with ``target`` (a process, ``NAME:PORT[/udp]``, or a shortcut),
+        in the protocol it declares. ``origin``: a host (the client by default) or
+        ``"docker-host"``, which goes through the port published on 127.0.0.1."""
+        endpoint = self.topology.endpoint(target)
+        origin = origin or self.topology.client.name
+        port = endpoint.port
+        if origin == DOCKER_HOST:
+            name, number = (
+                "127.0.0.1",
+                self.published_port(endpoint.host, port.number, port.transport),
+            )
+        else:
+            self.topology.host(origin)
+            name, number = self._name_inside(endpoint), port.number
+        steps = clients.conversation(
+            port.protocol,
+            port.transport,
+            name,
+            number,
+            list(words),
+            data=data,
+            unconnected=unconnected,
+        )
+        events = self.run(steps, on=origin)
+        return Sent(endpoint, f"{name}:{number}", origin, events)
+
+    def _name_inside(self, endpoint: Endpoint) -> str:
+        """How a host inside the lab reaches the endpoint: by a DNS name if it has one."""
+        host = self.topology.hosts[endpoint.host]
+        if endpoint.process and endpoint.process in host.aliases:
+            return endpoint.process
+        return host.name
+
+    # --- breaking and mending ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def fault(
+        self, kind: str, *targets: str, progress: Progress = silent
+    ) -> Iterator[faults.Chaos]:
+        """A fault (kill, stop, pause, cut, restart) on each target for the block; undone
+        however the block ends, Ctrl-C included, and the lab healthy again after."""
+        with faults.injected(self.stack, progress) as chaos:
+            for target in targets:
+                chaos.apply(kind, target)
+            yield chaos
+
+    def chaos(self, kind: str, target: str) -> None:
+        """Apply one fault (or its undoing: start, resume, heal) and leave it in place."""
+        faults.Chaos(self.stack).apply(kind, target)
+
+    def link(self, host: str, spec: str | impairment.Impairment) -> str:
+        """Impair a host's link (``"loss 10% delay 50ms"``) until ``unlink``; which netem."""
+        imp = impairment.parse(spec.split()) if isinstance(spec, str) else spec
+        return links.apply(self.stack, self.topology.host(host).name, imp)
+
+    def unlink(self, host: str) -> None:
+        """Back to the link the topology declares (a clean one unless it declares one)."""
+        declared.apply_link(self.stack, self.topology.host(host))
+
+    def link_state(self, host: str) -> str:
+        return links.show(self.stack, self.topology.host(host).name)
+
+    @contextlib.contextmanager
+    def impaired(self, host: str, spec: str | impairment.Impairment) -> Iterator[str]:
+        """An impaired link for the block; put back as declared however it ends."""
+        imp = impairment.parse(spec.split()) if isinstance(spec, str) else spec
+        try:
+            with links.impaired(self.stack, self.topology.host(host).name, imp) as how:
+                yield how
+        finally:
+            declared.apply(self.stack, host)
+
+    @contextlib.contextmanager
+    def capture(
+        self,
+        path: str | Path,
+        *,
+        offload: bool = False,
+        progress: Progress = silent,
+        purpose: str = "capture",
+    ) -> Iterator[CaptureInfo]:
+        """Every frame on the lab's networks into a pcap file while the block runs.
+        ``lab.packets.dissect.read(info.path)`` takes it apart afterwards. ``offload``:
+        leave the hosts' checksum offload on (their sums are then left unfinished)."""
+        from lab.packets.capture import capturing
+
+        with capturing(
+            self.stack, Path(path), offload=offload, progress=progress, purpose=purpose
+        ) as info:
+            yield info
+
+
+class HostView:
+    """One host of a lab: a kernel with addresses, running processes."""
+
+    def __init__(self, lab: Lab, name: str) -> None:
+        self.lab = lab
+        self.name = name
+
+    @property
+    def spec(self) -> Any:
+        return self.lab.topology.hosts[self.name]
+
+    @property
+    def ip(self) -> str:
+        return str(self.spec.ip)
+
+    @property
+    def ips(self) -> dict[str, str]:
+        """Its address on each of its networks."""
+        return {i.network: i.ip for i in self.spec.interfaces}
+
+    @property
+    def processes(self) -> builtins.list[ProcessView]:
+        return [ProcessView(self.lab, p) for p in self.spec.processes]
+
+    @property
+    def state(self) -> ServiceState | None:
+        return self.lab.states().get(self.name)
+
+    def port_table(self) -> builtins.list[Entry]:
+        """Its listening TCP and bound UDP sockets and their owners, read from /proc inside."""
+        return self.lab.stack.port_table(self.name)
+
+    def run(self, script: Script | builtins.list[Step], t0: float | None = None) -> Events:
+        return self.lab.run(script, on=self.name, t0=t0)
+
+    def exec(self, argv: builtins.list[str], timeout: float = 60.0) -> bytes:
+        """Run a command inside the host (as its unprivileged user); its output."""
+        return self.lab.stack.run_in(self.name, argv, timeout)
+
+    def kill(self) -> None:
+        self.lab.chaos("kill", self.name)
+
+    def stop(self) -> None:
+        self.lab.chaos("stop", self.name)
+
+    def start(self) -> None:
+        self.lab.chaos("start", self.name)
+
+    def pause(self) -> None:
+        self.lab.chaos("pause", self.name)
+
+    def resume(self) -> None:
+        self.lab.chaos("resume", self.name)
+
+    def restart(self) -> None:
+        self.lab.chaos("restart", self.name)
+
+    def cut(self) -> None:
+        self.lab.chaos("cut", self.name)
+
+    def heal(self) -> None:
+        self.lab.chaos("heal", self.name)
+
+    def __repr__(self) -> str:
+        processes = ", ".join(self.spec.processes) or "no processes"
+        return f"<Host {self.name} {', '.join(self.ips.values())}: {processes}>"
+
+
+class ProcessView:
+    """One process of a lab: a program in a host's namespaces, listening on its ports."""
+
+    def __init__(self, lab: Lab, name: str) -> None:
+        self.lab = lab
+        self.name = name
+
+    @property
+    def host(self) -> HostView:
+        return HostView(self.lab, self.lab.topology.processes[self.name].host)
+
+    @property
+    def ports(self) -> tuple[Any, ...]:
+        return self.lab.topology.processes[self.name].ports
+
+    @property
+    def state(self) -> ServiceState | None:
+        return self.lab.states().get(self.name)
+
+    def logs(self, since: float | None = None) -> str:
+        """What the process has written to its standard output and error
+        (``since``: only what it wrote from that Unix time, ``time.time()``, on)."""
+        return self.lab.stack.logs(self.name, since)
+
+    def exec(self, argv: builtins.list[str], timeout: float = 60.0) -> bytes:
+        return self.lab.stack.run_in(self.name, argv, timeout)
+
+    def kill(self) -> None:
+        self.lab.chaos("kill", self.name)
+
+    def stop(self) -> None:
+        self.lab.chaos("stop", self.name)
+
+    def start(self) -> None:
+        self.lab.chaos("start", self.name)
+
+    def pause(self) -> None:
+        self.lab.chaos("pause", self.name)
+
+    def resume(self) -> None:
+        self.lab.chaos("resume", self.name)
+
+    def restart(self) -> None:
+        self.lab.chaos("restart", self.name)
+
+    def __repr__(self) -> str:
+        ports = ", ".join(str(p) for p in self.ports) or "no declared ports"
+        return f"<Process {self.name} on {self.host.name}: {ports}>"

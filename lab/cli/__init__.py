@@ -1,0 +1,138 @@
+"""The ``lab`` command: a thin layer over the Python API (``lab.api``).
+
+Each group of commands is a module under ``lab.cli.commands`` that registers its
+parsers and handlers. This module is the one boundary where errors become a
+line of text and an exit code (``lab.errors.ExitCode``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import docker.errors
+
+from lab.cli.commands import GROUPS
+from lab.cli.context import Session
+from lab.engine import helpers
+from lab.engine.stack import ctrl_c_ignored
+from lab.errors import ExitCode, LabError
+
+DESCRIPTION = """\
+A containerised networking lab. Hosts that own IP addresses run real processes
+(an HTTP server, a Redis-protocol db, TCP and UDP shout servers, or your own);
+`lab` starts and stops the lab, shows which process owns which port on which
+host, sends traffic whose every socket call is recorded as the kernel answered
+it, breaks things on purpose, and runs experiments whose claims are judged from
+what was observed. The topology is the Compose files (compose.yaml and
+compose.override.yaml, or -f / COMPOSE_FILE), read as Compose resolves them.
+"""
+
+EXAMPLES = """\
+examples:
+  lab up                          build, start, wait until every service is healthy
+  lab status                      each host's IPs, processes, port table, link and routes
+  lab send tcp "hello"            TCP round trip to tcp-shout via its published port
+  lab send udp "hello" --from client
+                                  the same over UDP, from the client host inside the network
+  lab send http GET /             which process answered, and the peer address it saw
+  lab send db SET greeting hi     a Redis-protocol command to db
+  lab send shouthost:8080/udp hi --from apphost
+                                  any port of any host, from any host
+  lab list                        the experiments and their questions (yours too)
+  lab run dispatch                run one experiment: claims, observations, timeline
+  lab run --all                   run every built-in experiment; results as JSON under results/
+  lab run experiments/mine.py     run an experiment file of your own (docs/scripting.md)
+  lab run dispatch --ask          predict each claim first, then see how you did
+  lab run failures                the failure matrix, with one timeline picture per cell
+  lab run failures --schedule examples/schedules/one-at-a-time.yaml
+  lab run tcp-vs-udp --capture    ...and capture its frames: a ladder diagram, checksums, a pcap
+  lab packets results/X.pcap -f 4 frame 4 layer by layer: fields, checksums, marked-up hex
+  lab chaos kill tcp-shout        break something by hand (the fault stays)
+  lab chaos restore               mend whatever differs from the topology (links too)
+  lab link shouthost loss 10%     drop a tenth of the frames arriving at shouthost
+  lab fuzz --inputs 500           malformed input at every declared port; all must survive
+  lab bench --tiny                benchmarks against real peers, on tiny sizes (BENCHMARKS.md)
+  lab -f examples/topologies/router/compose.yaml up
+                                  another topology: two networks joined by a router host
+  lab down                        remove every container, network and volume of the lab
+"""
+
+log = logging.getLogger("lab")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lab",
+        description=DESCRIPTION,
+        epilog=EXAMPLES + "\nexit codes: " + ExitCode.table() + "\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="where Compose runs (default: this folder if it holds Compose files or -f "
+        "names some, else the lab's own checkout)",
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="a Compose file, as `docker compose -f` (repeatable; COMPOSE_FILE works too)",
+    )
+    parser.add_argument(
+        "-p",
+        "--project",
+        default=None,
+        help="Compose project name (default: COMPOSE_PROJECT_NAME, else `name:` in the files)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="say what the driver does (Compose commands, helpers, faults); -vv: more",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(
+            stream=sys.stderr,
+            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+            format="lab: %(message)s",
+        )
+    session = Session(args)
+    try:
+        return int(args.handler(session, args))
+    except LabError as exc:
+        log.debug("failed", exc_info=True)
+        return fail(exc.line(), exc.exit_code)
+    except docker.errors.DockerException as exc:
+        return fail(f"Docker said: {' '.join(str(exc).split())}", ExitCode.ERROR)
+    except KeyboardInterrupt:
+        # `up` has already removed what it started; faults, links and captures are
+        # undone by their own blocks; a helper caught half-started is removed below.
+        return fail("interrupted", ExitCode.INTERRUPTED)
+    finally:
+        if session.opened is not None:
+            with ctrl_c_ignored(), contextlib.suppress(docker.errors.DockerException):
+                helpers.remove_mine(session.opened.stack)
+
+
+def fail(line: str, code: int) -> int:
+    """The one line a user gets for any error: never wrapped, never a traceback."""
+    print(f"lab: {line}", file=sys.stderr)
+    return code

@@ -1,0 +1,7 @@
+"""One module per group of commands; each has ``register`` (its parsers) and handlers."""
+
+from __future__ import annotations
+
+from lab.cli.commands import bench, chaos, experiments, fuzz, packets, send, stack
+
+GROUPS = (stack, send, experiments, chaos, packets, fuzz, bench)

@@ -1,0 +1,97 @@
+"""lab bench: the lab's services measured against real peers, on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from lab import bench as bench_module
+from lab.cli.context import Session
+from lab.errors import NotRunning, UsageError
+
+
+def register(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks against real peers: redis, c10k, udp, cycle",
+        description=bench_module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default: all): {', '.join(bench_module.BENCHES)}",
+    )
+    bench.add_argument("--tiny", action="store_true", help="tiny sizes: checks that each runs")
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results"),
+        help="folder for JSON and pictures (default: benchmarks/results)",
+    )
+    bench.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="also write the table as Markdown (BENCHMARKS.md)",
+    )
+    bench.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(s: Session, args: argparse.Namespace) -> int:
+    names = args.names or list(bench_module.DEFAULT)
+    unknown = [n for n in names if n not in bench_module.BENCHES]
+    if unknown:
+        raise UsageError(
+            f"no benchmark {', '.join(unknown)}", f"one of: {', '.join(bench_module.BENCHES)}"
+        )
+    sizes = bench_module.Sizes.tiny() if args.tiny else bench_module.Sizes()
+    lab = s.lab
+    if not lab.is_running():
+        raise NotRunning(f"the lab (project {lab.project})")
+    lab.wait_healthy(timeout=30)
+    results = []
+    reporter = s.reporter()
+    try:
+        for name in names:
+            with reporter.running(f"benchmark {name}"):
+                extra = {"plot": args.out / "udp-loss.png"} if name == "udp" else {}
+                results.append(bench_module.BENCHES[name](lab.stack, sizes, reporter, **extra))
+    finally:
+        bench_module.cleanup(lab.stack)
+    table = Table(title="benchmarks", title_justify="left", show_lines=True)
+    for column in ("benchmark", "target", "met", "measured"):
+        table.add_column(column)
+    for b in results:
+        table.add_row(
+            b.name, b.target, {True: "[green]yes", False: "[red]no", None: "-"}[b.met], b.summary
+        )
+    s.print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(bench_module.to_json(results), indent=2))
+    s.print(f"JSON in {args.out / 'latest.json'}")
+    if args.markdown:
+        command = "lab bench" + "".join(f" {n}" for n in args.names) + (" --tiny" * args.tiny)
+        args.markdown.write_text(bench_module.markdown(results, machine_line(), command))
+        s.print(f"table written to {args.markdown}")
+    return 0
+
+
+def machine_line() -> str:
+    """What the numbers were measured on."""
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB"
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs{memory}, "
+        f"Python {platform.python_version()}"
+    )

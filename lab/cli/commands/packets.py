@@ -1,0 +1,72 @@
+"""lab packets: take a capture apart (no Docker needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lab.cli.context import Session
+from lab.errors import UsageError
+from lab.packets import report as packet_report
+from lab.packets import view as packet_view
+
+
+def register(commands: Any) -> None:
+    packets = commands.add_parser(
+        "packets",
+        help="take a capture apart: frames, layers, checksums, hex, ladder diagram",
+        description="Read a pcap file (from `lab run --capture`, tcpdump or Wireshark) and show "
+        "each frame layer by layer: Ethernet, ARP or IPv4, TCP, UDP or ICMP, and the "
+        "application bytes, with every checksum recomputed. Needs no Docker.",
+    )
+    packets.add_argument("file", type=Path, metavar="FILE", help="a pcap file")
+    packets.add_argument(
+        "-f",
+        "--frame",
+        action="append",
+        type=int,
+        default=[],
+        metavar="N",
+        help="show frame N layer by layer, with a hex view (repeatable)",
+    )
+    packets.add_argument("--all", action="store_true", help="show every frame layer by layer")
+    packets.add_argument(
+        "--ladder",
+        action="store_true",
+        help="the conversation as a ladder diagram, with the experiment's socket calls "
+        "and faults (from the result saved beside the capture)",
+    )
+    packets.add_argument("--json", action="store_true", help="print frames as JSON")
+    packets.set_defaults(handler=cmd_packets, needs_docker=False)
+
+
+def cmd_packets(s: Session, args: argparse.Namespace) -> int:
+    from lab.packets import dissect  # scapy loads slowly: only here
+
+    frames = dissect.read(args.file)
+    result = packet_report.result_beside(args.file)
+    names = ((result or {}).get("capture") or {}).get("names", {})
+    start = frames[0].time if frames else 0.0
+    if args.json:
+        print(json.dumps([packet_view.frame_json(f) for f in frames], indent=2))
+        return 0
+    chosen = frames if args.all else [f for f in frames if f.number in args.frame]
+    missing = sorted(set(args.frame) - {f.number for f in frames})
+    if missing:
+        raise UsageError(f"{args.file} has {len(frames)} frames; no frame {missing[0]}")
+    if args.ladder:
+        if result is None:
+            raise UsageError(
+                f"--ladder needs the experiment result beside the capture "
+                f"({args.file.with_suffix('.json')})"
+            )
+        for line in packet_report.ladder_of(frames, result):
+            s.print(line, plain=True)
+    elif not chosen:
+        s.print(packet_view.overview(frames, names, start))
+    for frame in chosen:
+        s.print(packet_view.frame_detail(frame, names, start))
+    s.print(*packet_view.checksum_summary(frames, names))
+    return 0
