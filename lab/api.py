@@ -262,7 +262,7 @@ class Lab:
             )
         else:
             self.topology.host(origin)
-            name, number = self._name_inside(endpoint), port.number
+            name, number = self._name_inside(endpoint, origin), port.number
         steps = clients.conversation(
             port.protocol,
             port.transport,
@@ -275,9 +275,13 @@ class Lab:
         events = self.run(steps, on=origin)
         return Sent(endpoint, f"{name}:{number}", origin, events)
 
-    def _name_inside(self, endpoint: Endpoint) -> str:
-        """How a host inside the lab reaches the endpoint: by a DNS name if it has one."""
+    def _name_inside(self, endpoint: Endpoint, origin: str) -> str:
+        """How a lab host reaches the endpoint: by a DNS name where Docker's DNS has one for
+        it (they share a network), else by address (through a router, say)."""
         host = self.topology.hosts[endpoint.host]
+        shared = set(host.networks) & set(self.topology.hosts[origin].networks)
+        if not shared:
+            return host.ip
         if endpoint.process and endpoint.process in host.aliases:
             return endpoint.process
         return host.name
@@ -364,6 +368,12 @@ class HostView:
     @property
     def processes(self) -> builtins.list[ProcessView]:
         return [ProcessView(self.lab, p) for p in self.spec.processes]
+
+    @property
+    def macs(self) -> dict[str, str]:
+        """Its interfaces' MAC addresses, by network, as Docker reports them (running only)."""
+        state = self.state
+        return {key: a.mac for key, a in state.attached.items()} if state else {}
 
     @property
     def state(self) -> ServiceState | None:

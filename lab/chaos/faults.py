@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import docker.errors
 
 from lab.chaos import declared
-from lab.engine.stack import Stack, ctrl_c_ignored
+from lab.engine.stack import Attachment, Stack, ctrl_c_ignored
 from lab.errors import FaultError, Unhealthy, UsageError
 from lab.progress import Progress, silent
 from lab.topology import Host, Interface
@@ -126,8 +126,8 @@ class Chaos:
         container = self.lab.container(target)
         for interface in host.interfaces:
             if interface.network in attached:
-                ip, aliases = attached[interface.network]
-                if ip == interface.ip and set(names(host, interface)) <= set(aliases):
+                now = attached[interface.network]
+                if now.ip == interface.ip and set(names(host, interface)) <= set(now.aliases):
                     continue  # as promised
                 self.lab.network(interface.network).disconnect(container)
             self.lab.network(interface.network).connect(
@@ -187,17 +187,17 @@ def names(host: Host, interface: Interface) -> list[str]:
     return [host.name, *interface.aliases]
 
 
-def unlike_promised(host: Host, attached: dict[str, tuple[str, tuple[str, ...]]]) -> list[str]:
+def unlike_promised(host: Host, attached: dict[str, Attachment]) -> list[str]:
     """How a running host's attachments differ from its topology: [] when they do not."""
     wrong = []
     for interface in host.interfaces:
         if interface.network not in attached:
             wrong.append(f"off {interface.network}")
             continue
-        ip, aliases = attached[interface.network]
-        if ip != interface.ip:
-            wrong.append(f"{ip or 'no address'} on {interface.network}, not {interface.ip}")
-        missing = sorted(set(names(host, interface)) - set(aliases))
+        now = attached[interface.network]
+        if now.ip != interface.ip:
+            wrong.append(f"{now.ip or 'no address'} on {interface.network}, not {interface.ip}")
+        missing = sorted(set(names(host, interface)) - set(now.aliases))
         if missing:
             wrong.append(f"no DNS name {', '.join(missing)} on {interface.network}")
     return wrong

@@ -78,6 +78,9 @@ class Compose:
         command, and every label the lab filters by, agrees on it)."""
         return Compose(self.workdir, project, self.files, self.env)
 
+    def with_env(self, key: str, value: str) -> Compose:
+        return Compose(self.workdir, self.project, self.files, {**self.env, key: value})
+
     def command(self, *args: str) -> list[str]:
         files = [arg for f in self.files for arg in ("-f", str(f))]
         project = ["-p", self.project] if self.project else []

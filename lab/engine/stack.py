@@ -50,6 +50,15 @@ POLL = 0.25
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A container on one lab network, as Docker reports it."""
+
+    ip: str
+    aliases: tuple[str, ...]  # its DNS names there (Docker adds its short id too)
+    mac: str
+
+
+@dataclass(frozen=True)
 class ServiceState:
     service: str
     container: str
@@ -57,8 +66,8 @@ class ServiceState:
     health: str  # healthy, starting, unhealthy, or "none" without a healthcheck
     exit_code: int
     ip: str  # on its first lab network, as Docker reports it; "" when it has none
-    # every lab network it is attached to: key -> (address, DNS aliases), as Docker reports it
-    attached: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # every lab network it is attached to, by the network's key in the topology
+    attached: dict[str, Attachment] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -70,9 +79,10 @@ class ServiceState:
         state = container.attrs["State"]
         nets = container.attrs["NetworkSettings"].get("Networks") or {}
         attached = {
-            key: (
+            key: Attachment(
                 str(nets[n.docker_name].get("IPAddress", "")),
                 tuple(nets[n.docker_name].get("Aliases") or ()),
+                str(nets[n.docker_name].get("MacAddress", "")),
             )
             for key, n in networks.items()
             if n.docker_name in nets
@@ -83,7 +93,7 @@ class ServiceState:
             status=state["Status"],
             health=(state.get("Health") or {}).get("Status", "none"),
             exit_code=state.get("ExitCode", 0),
-            ip=next((ip for ip, _ in attached.values()), ""),
+            ip=next((a.ip for a in attached.values()), ""),
             attached=attached,
         )
 
@@ -290,7 +300,10 @@ class Stack:
         chosen = base_image.ensure(self.client, self.project_dir, progress)
         progress(f"building the service image on {chosen.image}")
         with self._undo_on_failure(unless=already_there):
-            self.compose.build()  # reads the base chosen above from .env
+            # The base chosen above, for Compose files wherever they are (.env holds it
+            # too, for a plain `docker compose` in the project folder).
+            self.compose = self.compose.with_env(base_image.ENV_KEY, chosen.image)
+            self.compose.build()
             self.prune_old_images()
             progress("starting containers")
             try:

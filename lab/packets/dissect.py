@@ -24,7 +24,12 @@ from lab.packets.checksum import Verdict, icmp_verdict, ipv4_verdict, verdict
 ETH_HEADER = 14
 MAX_FRAME = 262144  # the capture's snap length
 TCP_FLAGS = "FSRPAUEC"  # bit 0 (FIN) to bit 7 (CWR)
-ICMP_NAMES = {(0, 0): "echo reply", (8, 0): "echo request", (3, 3): "port unreachable"}
+ICMP_NAMES = {
+    (0, 0): "echo reply",
+    (8, 0): "echo request",
+    (3, 3): "port unreachable",
+    (11, 0): "time exceeded",
+}
 
 
 @dataclass(frozen=True)

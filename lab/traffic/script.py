@@ -98,21 +98,35 @@ class Script:
         self.steps: list[Step] = list(steps)
 
     def socket(
-        self, name: str, kind: str = "tcp", *, timeout: float | None = None, rcvbuf: int = 0
+        self,
+        name: str,
+        kind: str = "tcp",
+        *,
+        timeout: float | None = None,
+        rcvbuf: int = 0,
+        ttl: int = 0,
     ) -> Sock:
+        """A new socket. ``timeout``: how long each call may block (default 3 s);
+        ``rcvbuf``: SO_RCVBUF; ``ttl``: IP_TTL, how many routers its packets may cross."""
         step: Step = {"op": "socket", "sock": name, "type": kind}
         if timeout is not None:
             step["timeout"] = timeout
         if rcvbuf:
             step["rcvbuf"] = rcvbuf
+        if ttl:
+            step["ttl"] = ttl
         self.steps.append(step)
         return Sock(self, name)
 
-    def tcp(self, name: str, *, timeout: float | None = None, rcvbuf: int = 0) -> Sock:
-        return self.socket(name, "tcp", timeout=timeout, rcvbuf=rcvbuf)
+    def tcp(
+        self, name: str, *, timeout: float | None = None, rcvbuf: int = 0, ttl: int = 0
+    ) -> Sock:
+        return self.socket(name, "tcp", timeout=timeout, rcvbuf=rcvbuf, ttl=ttl)
 
-    def udp(self, name: str, *, timeout: float | None = None, rcvbuf: int = 0) -> Sock:
-        return self.socket(name, "udp", timeout=timeout, rcvbuf=rcvbuf)
+    def udp(
+        self, name: str, *, timeout: float | None = None, rcvbuf: int = 0, ttl: int = 0
+    ) -> Sock:
+        return self.socket(name, "udp", timeout=timeout, rcvbuf=rcvbuf, ttl=ttl)
 
     def resolve(self, host: str) -> Script:
         """Look ``host`` up (Docker's DNS inside the lab); the address is the event's data."""

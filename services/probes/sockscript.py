@@ -2,7 +2,7 @@
 
 A script is a JSON list of steps; each names a socket and one operation:
 
-  {"op": "socket", "sock": "a", "type": "tcp"|"udp", "timeout": 3.0, "rcvbuf": N}
+  {"op": "socket", "sock": "a", "type": "tcp"|"udp", "timeout": 3.0, "rcvbuf": N, "ttl": N}
   {"op": "bind", "sock": "a", "host": "0.0.0.0", "port": 80}
   {"op": "listen", "sock": "a"}
   {"op": "accept", "sock": "a", "as": "b"}
@@ -203,6 +203,8 @@ class Runner:
         s.settimeout(float(step.get("timeout", DEFAULT_TIMEOUT)))
         if "rcvbuf" in step:  # a small receive buffer makes a stream arrive in small pieces
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(step["rcvbuf"]))
+        if "ttl" in step:  # how many routers the packets may cross (IP time to live)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, int(step["ttl"]))
         self.socks[step["sock"]] = _Sock(s, step["type"])
         self._record(step, lambda: None)
 

@@ -1,9 +1,12 @@
 """Container healthchecks: ``python3 -m services.runtime.healthcheck KIND PORT``.
 
-Each check is a real request over loopback inside the host, so "healthy" means
-the process answers its protocol, not merely that it is running.
-KIND is one of: http, db, tcp-shout, udp-shout. (A host's healthcheck is `true`:
-it is ready as soon as its init runs.)
+Each check of the lab's own servers is a real request over loopback inside the
+host, so "healthy" means the process answers its protocol, not merely that it
+is running. KIND is one of: http, db, tcp-shout, udp-shout; or ``listening`` with
+PORT/tcp or PORT/udp, for a server of your own in any language: healthy once its
+host's kernel holds a listening (TCP) or bound (UDP) socket on that port, read
+from /proc/net like ``ss -ltun``. (A host's healthcheck is `true`: it is ready as
+soon as its init runs.)
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ def _read_all(s: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def listening(port: int, transport: str = "tcp", proc: str = "/proc") -> bool:
+    """Whether this network namespace has a listening TCP (or bound UDP) socket on ``port``."""
+    from services.probes.porttable import read_sockets
+
+    return any(s.port == port and s.protocol.rstrip("6") == transport for s in read_sockets(proc))
+
+
 CHECKS = {
     "http": check_http,
     "db": check_db,
@@ -57,8 +67,18 @@ CHECKS = {
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "listening":
+        number, _, transport = argv[1].partition("/")
+        if number.isdigit() and transport in ("", "tcp", "udp"):
+            healthy = listening(int(number), transport or "tcp")
+            if not healthy:
+                print(f"nothing listens on {argv[1]}", file=sys.stderr)
+            return 0 if healthy else 1
     if len(argv) != 2 or argv[0] not in CHECKS or not argv[1].isdigit():
-        print(f"usage: healthcheck {{{','.join(CHECKS)}}} PORT", file=sys.stderr)
+        print(
+            f"usage: healthcheck {{{','.join(CHECKS)}}} PORT | listening PORT[/tcp|/udp]",
+            file=sys.stderr,
+        )
         return 2
     try:
         healthy = CHECKS[argv[0]](int(argv[1]))

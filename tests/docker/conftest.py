@@ -18,10 +18,9 @@ import docker
 import docker.errors
 import pytest
 
-from lab import topology
+import lab as netlab
 from lab.engine.compose import Compose
 from lab.engine.stack import Stack
-from lab.progress import silent
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "netlab-test"
@@ -45,19 +44,37 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
+def open_lab(
+    client: docker.DockerClient,
+    project: str,
+    env: dict[str, str],
+    files: tuple[Path, ...] = (),
+) -> netlab.Lab:
+    """A lab of the project's own files (or ``files``), as a lab script opens one."""
+    return netlab.open(ROOT, project=project, env=env, files=files, client=client)
+
+
 def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> Stack:
-    topo = topology.load(ROOT, {**os.environ, **env}, project)
-    return Stack(client, topo, Compose(ROOT, project, env), ROOT)
+    stack: Stack = open_lab(client, project, env).stack
+    return stack
 
 
 @pytest.fixture(scope="session")
-def lab(docker_client: docker.DockerClient) -> Iterator[Stack]:
-    lab = make_lab(docker_client, PROJECT, ENV)
-    lab.down()  # a previous run killed half-way may have left something
-    lab.up(silent, timeout=180)
-    yield lab
-    lab.down()
-    assert not lab.owned(), f"left behind: {lab.owned()}"
+def net(docker_client: docker.DockerClient) -> Iterator[netlab.Lab]:
+    """The test lab, through the public API."""
+    opened = open_lab(docker_client, PROJECT, ENV)
+    opened.down()  # a previous run killed half-way may have left something
+    opened.up(timeout=180)
+    yield opened
+    opened.down()
+    assert not opened.stack.owned(), f"left behind: {opened.stack.owned()}"
+
+
+@pytest.fixture(scope="session")
+def lab(net: netlab.Lab) -> Stack:
+    """The same lab, as the driver's engine sees it (containers, states, exec)."""
+    stack: Stack = net.stack
+    return stack
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from lab.engine.stack import Stack
+import lab as netlab
 from lab.experiments.builtin.db_kill import DbKill
 from lab.experiments.model import run_experiment
 
 
-def test_no_acknowledged_write_is_lost_across_ten_kills(lab: Stack) -> None:
-    result = run_experiment(DbKill(kills=10, seconds_per_kill=1.0, seed=3), lab)
+def test_no_acknowledged_write_is_lost_across_ten_kills(net: netlab.Lab) -> None:
+    result = run_experiment(DbKill(kills=10, seconds_per_kill=1.0, seed=3), net)
     checks = {c.id: c for c in result.checks}
     runs = result.facts["runs"]
     assert runs["always"]["kills"] == 10

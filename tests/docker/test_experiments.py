@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from lab.engine.stack import Stack
+import lab as netlab
 from lab.experiments import EXPERIMENTS, predictions
 from lab.experiments.model import run_experiment
 from tests.docker.conftest import PROJECT, ROOT, run_lab_cli
@@ -22,18 +22,19 @@ RUNS = 3
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_every_claim_holds_three_runs_in_a_row(lab: Stack, name: str) -> None:
+def test_every_claim_holds_three_runs_in_a_row(net: netlab.Lab, name: str) -> None:
     for run in range(1, RUNS + 1):
-        result = run_experiment(EXPERIMENTS[name], lab)
+        result = run_experiment(EXPERIMENTS[name], net)
         failed = {c.id: c.observed for c in result.checks if not c.held}
         assert not failed, f"run {run} of {name}: claims that did not hold: {failed}"
         assert result.events, "an experiment that sent nothing observed nothing"
         jsonschema.validate(json.loads(json.dumps(result.to_json())), SCHEMA)
 
 
-def test_example_predictions_are_scored_against_what_happened(lab: Stack) -> None:
-    guess = predictions.load(ROOT / "examples/predictions/tcp-vs-udp.yaml", EXPERIMENTS)
-    result = run_experiment(EXPERIMENTS["tcp-vs-udp"], lab, guess.answers, guess.by)
+def test_example_predictions_are_scored_against_what_happened(net: netlab.Lab) -> None:
+    claims = {name: [c.id for c in e.claims_for(net.topology)] for name, e in EXPERIMENTS.items()}
+    guess = predictions.load(ROOT / "examples/predictions/tcp-vs-udp.yaml", claims)
+    result = run_experiment(EXPERIMENTS["tcp-vs-udp"], net, guess.answers, guess.by)
     assert result.predictions is not None
     held = {c.id: c.held for c in result.checks}
     expected_right = sum(guess.answers[k] == held[k] for k in guess.answers)
@@ -45,7 +46,7 @@ def test_example_predictions_are_scored_against_what_happened(lab: Stack) -> Non
     assert result.predictions["by_claim"]["tcp-no-boundaries"] is False
 
 
-def test_lab_run_all_writes_valid_results_and_exits_zero(lab: Stack, tmp_path: Path) -> None:
+def test_lab_run_all_writes_valid_results_and_exits_zero(net: netlab.Lab, tmp_path: Path) -> None:
     proc = run_lab_cli(
         "-p",
         PROJECT,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 
+import lab as netlab
 from lab.chaos.faults import restore
 from lab.engine.stack import Stack
 from lab.experiments.builtin.failures import DEFAULT_ROWS, Failures, Row
@@ -19,14 +20,14 @@ def rows(*names: str) -> tuple[Row, ...]:
     return tuple(r for r in DEFAULT_ROWS if r.name in names)
 
 
-def test_the_seed_note_reproduced(lab: Stack) -> None:
+def test_the_seed_note_reproduced(net: netlab.Lab) -> None:
     experiment = Failures(rows("process-crash", "restart"))
-    ctx = Context(lab)
+    ctx = Context(net)
     experiment.run(ctx)
     cells = {(c["row"], c["client"]): c for c in ctx.facts["cells"]}
 
     # "BrokenPipeError when writing to a dead TCP server": EOF, then EPIPE on a later send.
-    tcp = cells[("process-crash", "tcp")]
+    tcp = cells[("process-crash", "tcp-shout")]
     outcomes = [
         (e["op"], e["outcome"])
         for e in tcp["events"]
@@ -37,7 +38,7 @@ def test_the_seed_note_reproduced(lab: Stack) -> None:
     assert outcomes.index(("recv", "eof")) < outcomes.index(("send", "EPIPE"))
 
     # "can terminate the server and restart and still receive. cant for tcp"
-    udp, tcp_restart = cells[("restart", "udp")], cells[("restart", "tcp")]
+    udp, tcp_restart = cells[("restart", "udp-shout")], cells[("restart", "tcp-shout")]
     assert udp["during"] == "answered"
     assert udp["old_socket_works"]
     assert tcp_restart["during"] == "eof-then-epipe"

@@ -225,7 +225,9 @@ def test_a_corrupted_frame_is_caught(
         assert row[STATUS[protocol]] == "0"  # tshark calls it bad too
 
 
-def test_with_offload_on_host_checksums_are_offloaded_not_invalid(lab: Stack, tmp_path: Path) -> None:
+def test_with_offload_on_host_checksums_are_offloaded_not_invalid(
+    lab: Stack, tmp_path: Path
+) -> None:
     done = run_lab_cli(
         "-p", PROJECT, "run", "dispatch", "--capture", "--offload", "--results", str(tmp_path),
         timeout=300,

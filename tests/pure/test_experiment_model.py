@@ -200,8 +200,10 @@ def test_an_experiment_that_judges_nothing_is_an_error_not_a_pass() -> None:
 
 def test_an_unjudged_claim_is_an_error() -> None:
     class Forgetful(Tiny):
-        def judge(self, seen: Observations) -> dict[str, Verdict]:
-            return {"one": Verdict(True, "")}
+        def judge(self, seen: Observations) -> Verdicts:
+            v = Verdicts()
+            v["one"] = Verdict(True, "")
+            return v
 
     with pytest.raises(ExperimentError, match="did not judge two"):
         judge_checks(Forgetful(), Tiny.claims, Observations(Events(), {"x": 1}, {}))

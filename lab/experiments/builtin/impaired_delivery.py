@@ -8,6 +8,7 @@ and its retransmission), a lost UDP datagram shows up once and is never answered
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import tempfile
@@ -32,7 +33,10 @@ LOSSES = (0, 10, 30)  # percent, on shouthost's link
 DELAY_MS = 50  # the delay row, where the kernel has netem
 COUNT = 300
 INTERVAL_MS = 5
-DRAIN_S = 3.0  # after the last send: room for TCP's retransmission timeouts (200 ms and up)
+# UDP: how long to wait for late answers after the last send (a datagram is never resent).
+# TCP: how long to wait once the kernel has nothing left unacknowledged; until then the
+# sender waits as long as TCP goes on resending (see services/probes/numbered.py).
+DRAIN_S = 3.0
 SIGMAS = 4  # UDP's loss must be within this many binomial standard deviations of the setting
 SLOWER = 5  # resent TCP messages: their median latency against the loss-free median
 UDP_SAME_MS = 5.0  # delivered UDP datagrams stay this close to the loss-free median
@@ -53,6 +57,11 @@ class Run:
     p99_ms: float
     min_ms: float = float("nan")
     retransmissions: int = 0  # TCP: data segments sent again (from the capture)
+    timeouts: int = 0  # TCP: retransmission timeouts the sender's kernel counted
+    loss_probes: int = 0  # TCP: tail loss probes the sender's kernel counted
+    waited_s: float = 0.0  # how long the sender watched after its last send
+    backoff_ms: list[float] = field(default_factory=list)  # TCP: the gaps between the sends
+    # of the segment sent most often: a retransmission timer that doubles
     resent_p50_ms: float = float("nan")  # TCP: median latency of the messages sent again
     on_wire: int = 0  # frames carrying a message from the client, as captured
     sent_twice: list[int] = field(default_factory=list)  # UDP: numbers seen twice on the wire
@@ -86,6 +95,9 @@ def judge_run(protocol: str, link: str, loss: float, report: dict[str, Any]) -> 
         p99_ms=round(percentile(latencies, 0.99), 3),
         min_ms=round(min(latencies, default=float("nan")), 3),
         error=str(report.get("error", "")),
+        timeouts=int(report.get("kernel", {}).get("TCPTimeouts", 0)),
+        loss_probes=int(report.get("kernel", {}).get("TCPLossProbes", 0)),
+        waited_s=float(report.get("waited_after_last_send_s", 0.0)),
     )
 
 
@@ -138,13 +150,21 @@ def toward(
             yield f, layer
 
 
-def tcp_retransmissions(
-    frames: list[Frame], src: str, dst: str, port: int
-) -> tuple[int, int, list[int]]:
-    """Data segments src->dst:port: (how many, how many repeated bytes already sent,
-    the numbers of the messages those repeats carried)."""
+@dataclass(frozen=True)
+class Resent:
+    """What a capture shows of one TCP flow's data segments."""
+
+    segments: int  # data segments on the wire
+    repeats: int  # ...of which repeated bytes already sent
+    numbers: list[int]  # the messages those repeats carried
+    backoff_ms: list[float]  # gaps between the sends of the segment sent most often
+
+
+def tcp_retransmissions(frames: list[Frame], src: str, dst: str, port: int) -> Resent:
+    """Data segments src->dst:port, and which of them were sent again."""
     highest: dict[int, int] = {}  # client port -> end of the highest byte seen, relative
     first: dict[int, int] = {}
+    sends: dict[tuple[int, int], list[float]] = {}  # (flow, start) -> when it was sent
     segments = repeats = 0
     resent: set[int] = set()
     for f, tcp in toward(frames, "TCP", src, dst, port):
@@ -155,13 +175,16 @@ def tcp_retransmissions(
         seq = int(tcp.fields["seq"])
         start = (seq - first.setdefault(flow, seq)) % 2**32
         segments += 1
+        sends.setdefault((flow, start), []).append(f.time)
         if flow in highest and start < highest[flow]:
             repeats += 1
             resent.update(
                 n for line in f.payload.split(b"\n") if (n := number_of(line)) is not None
             )
         highest[flow] = max(highest.get(flow, 0), start + size)
-    return segments, repeats, sorted(resent)
+    times = max(sends.values(), key=len, default=[])
+    gaps = [round((b - a) * 1000, 1) for a, b in itertools.pairwise(times)]
+    return Resent(segments, repeats, sorted(resent), gaps)
 
 
 def udp_numbers(frames: list[Frame], src: str, dst: str, port: int) -> Counter[int]:
@@ -200,8 +223,10 @@ class ImpairedDelivery(Experiment):
         ),
         Claim(
             "tcp-retransmits",
-            "...because the sender retransmits: the capture shows no segment sent twice "
-            "without loss, and segments sent again at every loss rate",
+            "...because the sender retransmits: at every loss rate the capture shows segments "
+            "sent again, and without loss every segment sent twice is one the sender's own "
+            "timers sent (a tail loss probe, or a retransmission timeout), as its kernel "
+            "counted: nothing repaired a loss that did not happen",
         ),
         Claim(
             "tcp-pays-in-time",
@@ -259,10 +284,10 @@ class ImpairedDelivery(Experiment):
                     ctx.events.extend(sender_events(report, protocol, label, client, server.ip))
                     run = judge_run(protocol, label, loss, report)
                     if protocol == "tcp":
-                        run.on_wire, run.retransmissions, resent = tcp_retransmissions(
-                            frames, client_ip, server.ip, 8080
-                        )
-                        run.resent_p50_ms = latency_of(report, resent)
+                        resent = tcp_retransmissions(frames, client_ip, server.ip, 8080)
+                        run.on_wire, run.retransmissions = resent.segments, resent.repeats
+                        run.backoff_ms = resent.backoff_ms
+                        run.resent_p50_ms = latency_of(report, resent.numbers)
                     else:
                         seen = udp_numbers(frames, client_ip, server.ip, 8080)
                         run.on_wire = sum(seen.values())
@@ -272,9 +297,9 @@ class ImpairedDelivery(Experiment):
         ctx.facts["count"] = self.count
 
     def _send(self, ctx: Context, host: str, protocol: str, server_ip: str) -> dict[str, Any]:
-        argv = ["python3", "-m", "services.protocols.sequence", protocol, server_ip, "8080"]
+        argv = ["python3", "-m", "services.probes.numbered", protocol, server_ip, "8080"]
         argv += [str(self.count), str(INTERVAL_MS), str(DRAIN_S), repr(ctx.t0)]
-        report: dict[str, Any] = json.loads(ctx.lab.host(host).exec(argv, timeout=120))
+        report: dict[str, Any] = json.loads(ctx.lab.host(host).exec(argv, timeout=180))
         return report
 
     def judge(self, seen: Observations) -> dict[str, tuple[bool, str]]:
@@ -302,15 +327,30 @@ class ImpairedDelivery(Experiment):
             all(r.delivered == r.sent and r.in_order and not r.error for r in tcp),
             "; ".join(
                 f"{r.link}: {r.delivered}/{r.sent} delivered, "
-                f"{'in order' if r.in_order else 'OUT OF ORDER'}{', ' + r.error if r.error else ''}"
+                f"{'in order' if r.in_order else 'OUT OF ORDER'}"
+                f"{', ' + r.error if r.error else ''}"
+                + (f" (the last {r.waited_s:.1f} s after the last send)" if r.waited_s > 1 else "")
+                + (
+                    f"; one segment sent {len(r.backoff_ms) + 1} times, "
+                    f"{' then '.join(f'{g:.0f}' for g in r.backoff_ms)} ms apart"
+                    if len(r.backoff_ms) > 1
+                    else ""
+                )
                 for r in tcp
             ),
         )
-        repeats = [r.retransmissions for r in tcp]
+        clean = tcp[0]
         findings["tcp-retransmits"] = (
-            repeats[0] == 0 and all(x > 0 for x in repeats[1:]),
+            clean.retransmissions <= clean.timeouts + clean.loss_probes
+            and all(r.retransmissions > 0 for r in tcp[1:]),
             "; ".join(
                 f"{r.link}: {r.retransmissions} of {r.on_wire} data segments were retransmissions"
+                + (
+                    f" ({r.loss_probes} tail loss probes, {r.timeouts} timeouts counted by "
+                    f"the sender's kernel)"
+                    if r is clean
+                    else ""
+                )
                 for r in tcp
             ),
         )

@@ -1,0 +1,296 @@
+"""Every built-in judgement, on results recorded from real runs: each claim holds on what was
+observed, and fails when one observation is changed so that the kernel's truth it states
+is not what was seen. (Fixtures: tests/pure/fixtures/README.md.)"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.experiments import EXPERIMENTS
+from lab.experiments.model import judge_result
+
+FIXTURES = Path(__file__).parent / "fixtures" / "results"
+Data = dict[str, Any]
+
+
+def recorded(name: str) -> Data:
+    data: Data = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+def verdicts(name: str, data: Data) -> dict[str, bool]:
+    return {c.id: c.held for c in judge_result(EXPERIMENTS[name], data)}
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_claim_holds_on_the_recorded_run_as_it_did_then(name: str) -> None:
+    data = recorded(name)
+    again = judge_result(EXPERIMENTS[name], data)
+    assert [(c.id, c.held, c.observed) for c in again] == [
+        (c["id"], c["held"], c["observed"]) for c in data["checks"]
+    ]
+    assert all(c.held for c in again)
+
+
+def event(data: Data, sock: str, op: str, nth: int = 0) -> dict[str, Any]:
+    """The nth recorded ``op`` on ``sock``, to change in place."""
+    found = [e for e in data["events"] if e["sock"] == sock and e["op"] == op]
+    return found[nth]  # type: ignore[no-any-return]
+
+
+def replace_in(data: Data, sock: str, old: str, new: str) -> None:
+    """Change received bytes on ``sock`` (same length keeps the framing intact)."""
+    for e in data["events"]:
+        if e["sock"] == sock and e["op"].startswith("recv") and e["data"] and old in e["data"]:
+            e["data"] = e["data"].replace(old, new, 1)
+            return
+    raise AssertionError(f"{old!r} not received on {sock}")
+
+
+Change = Callable[[Data], None]
+
+
+def only_fails(name: str, claim: str, change: Change) -> None:
+    data = copy.deepcopy(recorded(name))
+    change(data)
+    judged = verdicts(name, data)
+    assert judged[claim] is False, f"{claim} still holds"
+    assert all(held for other, held in judged.items() if other != claim), judged
+
+
+def set_outcome(sock: str, op: str, outcome: str, nth: int = 0) -> Change:
+    return lambda d: event(d, sock, op, nth).update(outcome=outcome)
+
+
+def set_fact(path: list[str], value: Any) -> Change:
+    def change(d: Data) -> None:
+        target = d["facts"]
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
+
+
+def _db_owned_by_http(d: Data) -> None:
+    http_pid = next(r["pid"] for r in d["facts"]["port_tables"]["apphost"] if r["port"] == 80)
+    for r in d["facts"]["port_tables"]["apphost"]:
+        if r["port"] == 6379:
+            r["pid"] = http_pid
+
+
+def _udp_answered_lowercase(d: Data) -> None:
+    replace_in(d, "udp8080", "UDP?", "udp?")
+
+
+@pytest.mark.parametrize(
+    ("claim", "change"),
+    [
+        ("same-ip", lambda d: event(d, "db", "connect").update(remote="10.203.0.20:6379")),
+        ("different-processes", _db_owned_by_http),
+        ("tcp-udp-8080", _udp_answered_lowercase),
+        ("tcp-refused", set_outcome("refused", "connect", "ok")),
+        ("udp-connected-refused", set_outcome("udp-conn", "recv", "timeout")),
+        ("udp-unconnected-silent", set_outcome("udp-unconn", "recvfrom", "ECONNREFUSED")),
+        ("eaddrinuse", set_outcome("tcp80", "bind", "ok")),
+        ("separate-port-spaces", set_outcome("udp80", "bind", "EADDRINUSE")),
+    ],
+)
+def test_dispatch_claims_can_fail(claim: str, change: Change) -> None:
+    if claim == "eaddrinuse":  # the two bind claims share their evidence
+        data = copy.deepcopy(recorded("dispatch"))
+        change(data)
+        judged = verdicts("dispatch", data)
+        assert not judged["eaddrinuse"]
+        assert not judged["separate-port-spaces"]
+        return
+    only_fails("dispatch", claim, change)
+
+
+def _db_never_saw_it(d: Data) -> None:
+    d["facts"]["db_log"] = [line for line in d["facts"]["db_log"] if " connect " not in line]
+
+
+def _db_saw_another_connection(d: Data) -> None:
+    """db logged a connection from another port of http's (not the one http reported)."""
+    d["facts"]["db_log"] = [
+        line[:-1] + ("1" if line[-1] != "1" else "2") if " connect " in line else line
+        for line in d["facts"]["db_log"]
+    ]
+
+
+def _client_shares_an_address(d: Data) -> None:
+    d["facts"]["hosts"]["client"] = d["facts"]["hosts"]["apphost"]
+
+
+@pytest.mark.parametrize(
+    ("claim", "change"),
+    [
+        ("distinct-ips", lambda d: d["facts"].update(subnet="10.9.9.0/24")),
+        (
+            "dns-by-name",
+            lambda d: next(e for e in d["events"] if e["op"] == "resolve").update(
+                data="10.203.0.10"
+            ),
+        ),
+        ("two-hops", _db_never_saw_it),
+        ("two-hops", _db_saw_another_connection),
+        ("peer-inside", lambda d: replace_in(d, "whoami", "10.203.0.100", "10.203.0.101")),
+        ("publish-rewrites", set_fact(["gateway"], "10.203.0.254")),
+    ],
+)
+def test_cross_host_claims_can_fail(claim: str, change: Change) -> None:
+    only_fails("cross-host", claim, change)
+
+
+def test_cross_host_addresses_must_be_distinct() -> None:
+    data = copy.deepcopy(recorded("cross-host"))
+    _client_shares_an_address(data)
+    assert not verdicts("cross-host", data)["distinct-ips"]
+
+
+def _one_big_piece(d: Data) -> None:
+    pieces = [e for e in d["events"] if e["sock"] == "tbig" and e["op"] == "recv_all"]
+    total = sum(e["nbytes"] or 0 for e in pieces)
+    pieces[0]["nbytes"] = total
+    d["events"] = [e for e in d["events"] if e not in pieces[1:-1]]
+
+
+@pytest.mark.parametrize(
+    ("claim", "change"),
+    [
+        ("udp-no-handshake", set_outcome("u0", "recvfrom", "timeout")),
+        ("tcp-needs-connection", set_outcome("t0", "connect", "ok")),
+        ("tcp-no-boundaries", lambda d: event(d, "t3", "recv").update(data="ONE", nbytes=3)),
+        ("tcp-stream-pieces", _one_big_piece),
+        ("udp-boundaries", lambda d: event(d, "u3", "recv").update(data="ONETWO")),
+        ("udp-truncation", lambda d: event(d, "ut", "recvfrom").update(note="")),
+        ("udp-truncation", set_outcome("ut", "recvfrom", "ok", nth=1)),
+        ("udp-empty", lambda d: event(d, "ue", "recv").update(outcome="timeout", nbytes=None)),
+        ("udp-max", set_outcome("ue", "send", "ok", nth=2)),
+    ],
+)
+def test_tcp_vs_udp_claims_can_fail(claim: str, change: Change) -> None:
+    only_fails("tcp-vs-udp", claim, change)
+
+
+def _bare_lf_in_the_head(d: Data) -> None:
+    replace_in(d, "raw", "\r\nContent-Type", "\nContent-Type")
+
+
+def _one_byte_after_the_body(d: Data) -> None:
+    e = next(x for x in d["events"] if x["sock"] == "raw" and x["op"] == "recv_all")
+    e["data"] += "!"
+
+
+def _another_peer_for_the_second_request(d: Data) -> None:
+    second = next(e for e in d["events"] if e["sock"] == "ka" and e["op"] == "recv_all")
+    body = second["data"]
+    at = body.index('"port": ', body.index('"peer"')) + len('"port": ')
+    digit = body[at + 1]
+    second["data"] = body[: at + 1] + ("1" if digit != "1" else "2") + body[at + 2 :]
+
+
+@pytest.mark.parametrize(
+    ("claim", "change"),
+    [
+        ("crlf-lines", _bare_lf_in_the_head),
+        ("keep-alive", _another_peer_for_the_second_request),
+        ("pipelining", lambda d: replace_in(d, "pipe", "404 Not Found", "200 Not Found")),
+    ],
+)
+def test_http_bytes_claims_can_fail(claim: str, change: Change) -> None:
+    only_fails("http-bytes", claim, change)
+
+
+def test_http_bytes_framing_claims_fail_on_a_byte_too_many() -> None:
+    # One byte after the declared body: nothing frames it, so no framing claim can hold.
+    data = copy.deepcopy(recorded("http-bytes"))
+    _one_byte_after_the_body(data)
+    judged = verdicts("http-bytes", data)
+    assert not judged["content-length"]
+    assert judged["keep-alive"]
+    assert judged["pipelining"]
+
+
+def test_http_bytes_blank_line_can_fail() -> None:
+    data = copy.deepcopy(recorded("http-bytes"))
+    replace_in(data, "raw", "\r\n\r\n", "\n\r\n")
+    judged = verdicts("http-bytes", data)
+    assert not judged["blank-line"]
+
+
+def test_the_keep_alive_claim_is_judged_from_the_servers_side() -> None:
+    data = recorded("http-bytes")
+    observed = next(
+        c for c in judge_result(EXPERIMENTS["http-bytes"], data) if c.id == "keep-alive"
+    )
+    assert "the server saw the requests come from" in observed.observed
+
+
+def _cells() -> list[str]:
+    return [f"{c['row']}.{c['client']}" for c in recorded("failures")["facts"]["cells"]]
+
+
+@pytest.mark.parametrize("claim", _cells())
+def test_every_failure_cell_can_fail(claim: str) -> None:
+    def change(d: Data) -> None:
+        for cell in d["facts"]["cells"]:
+            if f"{cell['row']}.{cell['client']}" == claim:
+                cell["during"] = "answered" if cell["during"] != "answered" else "silent"
+
+    only_fails("failures", claim, change)
+
+
+def test_a_failure_cell_also_fails_when_the_old_socket_did_the_unexpected() -> None:
+    def change(d: Data) -> None:
+        cell = next(c for c in d["facts"]["cells"] if c["row"] == "process-crash")
+        cell["old_socket_works"] = not cell["old_socket_works"]
+
+    data = copy.deepcopy(recorded("failures"))
+    change(data)
+    assert list(verdicts("failures", data).values()).count(False) == 1
+
+
+@pytest.mark.parametrize(
+    ("claim", "change"),
+    [
+        ("fsync-always", set_fact(["runs", "always", "lost"], 3)),
+        ("fsync-everysec", set_fact(["runs", "everysec", "kills"], 2)),
+        ("fsync-no", set_fact(["runs", "no", "acked"], 0)),
+        ("torn-record", set_fact(["torn", "said"], "replayed 10 writes from /data/appendonly.aof")),
+    ],
+)
+def test_db_kill_claims_can_fail(claim: str, change: Change) -> None:
+    only_fails("db-kill", claim, change)
+
+
+def _deliveries(change: Callable[[dict[str, Any]], None], link: str, protocol: str) -> Change:
+    def apply(d: Data) -> None:
+        run = next(
+            r for r in d["facts"]["deliveries"] if r["link"] == link and r["protocol"] == protocol
+        )
+        change(run)
+
+    return apply
+
+
+@pytest.mark.parametrize(
+    ("claim", "change"),
+    [
+        ("tcp-all-in-order", _deliveries(lambda r: r.update(in_order=False), "loss 10%", "tcp")),
+        ("tcp-pays-in-time", _deliveries(lambda r: r.update(resent_p50_ms=1.0), "loss 30%", "tcp")),
+        ("udp-loses-its-share", _deliveries(lambda r: r.update(delivered=300), "loss 30%", "udp")),
+        ("udp-never-resends", _deliveries(lambda r: r.update(sent_twice=[7]), "loss 10%", "udp")),
+        ("delay-is-a-floor", _deliveries(lambda r: r.update(min_ms=20.0), "delay 50ms", "udp")),
+        ("udp-unhurried", _deliveries(lambda r: r.update(p50_ms=40.0), "loss 10%", "udp")),
+    ],
+)
+def test_impaired_delivery_claims_can_fail(claim: str, change: Change) -> None:
+    only_fails("impaired-delivery", claim, change)
