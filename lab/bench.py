@@ -36,6 +36,7 @@ from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
 from lab.progress import Progress, silent
+from lab.waiting import wait_until
 
 TARGETS = {
     "redis": "db at 0.5x Redis or better, with and without pipelining",
@@ -208,15 +209,14 @@ def redis(lab: Stack, sizes: Sizes, progress: Progress = silent) -> Bench:
 
 
 def _wait_for_redis(lab: Stack, ip: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def pong() -> bool:
         try:
-            if b"PONG" in lab.run_in(lab.topology.client.name, ["redis-cli", "-h", ip, "PING"]):
-                return
+            argv = ["redis-cli", "-h", ip, "PING"]
+            return b"PONG" in lab.run_in(lab.topology.client.name, argv, timeout=5)
         except LabError:
-            pass
-        time.sleep(0.2)
-    raise LabError("redis-server for the benchmark did not answer within 30 s")
+            return False
+
+    wait_until(pong, 30, "redis-server for the benchmark", poll=0.2)
 
 
 def _db_policy(lab: Stack, policy: str) -> None:

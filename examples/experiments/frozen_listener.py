@@ -77,8 +77,7 @@ class FrozenListener(lab.Experiment):
             answers = [e for e in during if e.outcome == "ok" and e.nbytes]
             return (
                 bool(during) and not answers,
-                f"{len(during)} receives before the resume: "
-                f"{sorted({e.outcome for e in during})}",
+                f"{len(during)} receives before the resume: {sorted({e.outcome for e in during})}",
             )
 
         @v.claim("all-answered-after")

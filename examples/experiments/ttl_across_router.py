@@ -123,7 +123,8 @@ class TtlAcrossRouter(lab.Experiment):
 def frame_facts(frame: dissect.Frame) -> dict[str, Any]:
     """What the judgement needs of one captured frame."""
     eth, ip, icmp = frame.layer("Ethernet"), frame.layer("IPv4"), frame.layer("ICMP")
-    assert eth is not None and ip is not None
+    assert eth is not None
+    assert ip is not None
     return {
         "eth_src": eth.fields["src"],
         "eth_dst": eth.fields["dst"],

@@ -19,6 +19,7 @@ declared) and mends what differs.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from lab.errors import FaultError, Unhealthy, UsageError
 from lab.progress import Progress, silent
 from lab.topology import Host, Interface
 
+log = logging.getLogger("lab")
 KINDS = ("kill", "stop", "pause", "resume", "cut", "heal", "restart")
 UNDO = {"kill": "start", "stop": "start", "pause": "resume", "cut": "heal"}
 
@@ -49,6 +51,7 @@ class Chaos:
         # harmless: starting a running container does nothing).
         if kind in UNDO:
             self.undo.append((UNDO[kind], target))
+        log.info("fault: %s %s", kind, target)
         try:
             getattr(self, f"_{kind}")(target)
         except docker.errors.APIError as exc:

@@ -11,6 +11,7 @@ required: v1 (``docker-compose`` 1.x) is end-of-life and does not understand
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.errors import ComposeFailed, ComposeMissing, DockerUnavailable, TopologyError
+from lab.errors import ComposeFailed, ComposeMissing, DockerUnavailable, TimedOut, TopologyError
 from lab.topology import Topology, from_config
 
 INSTALL_HINT = "run `make setup`, which installs the Compose v2 plugin"
@@ -30,6 +31,7 @@ _PORT_IN_USE = re.compile(
 )
 
 
+log = logging.getLogger("lab")
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 _PORT_VARIABLE = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)[^}]*\}:(?P<port>\d+)(?:/(?P<proto>tcp|udp))?"
@@ -142,6 +144,7 @@ class Compose:
         which then stops the child and cleans up in order.
         """
         cmd = self.command(*args)
+        log.info("%s", " ".join(cmd))
         proc = subprocess.Popen(
             cmd,
             cwd=self.workdir,
@@ -153,12 +156,14 @@ class Compose:
         )
         try:
             output, errors = proc.communicate(timeout=timeout)
-        except BaseException:  # KeyboardInterrupt or timeout: do not leave it running
+        except BaseException as exc:  # Ctrl-C or the deadline: do not leave it running
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise TimedOut(f"`{' '.join(cmd)}`", timeout) from None
             raise
         if proc.returncode != 0:
             raise ComposeFailed(cmd, output + errors)

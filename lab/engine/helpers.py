@@ -9,8 +9,8 @@ happened to the command that started it.
 
 from __future__ import annotations
 
+import logging
 import secrets
-import time
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -18,7 +18,8 @@ import docker.errors
 from docker.models.containers import Container
 
 from lab.engine.stack import PROJECT_LABEL, SERVICE_LABEL, Stack
-from lab.errors import HelperFailed
+from lab.errors import HelperFailed, TimedOut
+from lab.waiting import wait_until
 
 ROLE_LABEL = "lab.role"
 ROLE = "helper"
@@ -26,6 +27,7 @@ SESSION_LABEL = "lab.engine.session"
 TARGET_LABEL = "lab.target"  # the host a helper works on
 SESSION = secrets.token_hex(4)  # this process's helpers, whoever else runs some
 TIMEOUT = 30.0
+log = logging.getLogger("lab")
 _started = False  # whether this process started any (so cleanup asks Docker only then)
 
 
@@ -87,6 +89,7 @@ def start(
     global _started
     _started = True
     name = f"{lab.topology.project}-{purpose}-{where.label}-{secrets.token_hex(3)}"
+    log.info("helper %s: %s (CAP_%s)", name, " ".join(argv), ", CAP_".join((capability, *also)))
     tags = labels(lab, ROLE, purpose) | {TARGET_LABEL: where.label}
     if lasting:
         del tags[SESSION_LABEL]
@@ -107,17 +110,24 @@ def start(
 
 
 def wait_ready(container: Container, word: str, timeout: float = 15.0) -> None:
-    """Until the helper says ``word`` in its log; HelperFailed if it stops first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until the helper says ``word`` in its log; HelperFailed if it stops first, or the
+    deadline passes."""
+
+    def ready() -> bool:
         logs = container.logs().decode(errors="replace")
         if word in logs:
-            return
+            return True
         container.reload()
         if container.status in ("exited", "dead"):
             raise HelperFailed(container.name or "helper", [], 1, logs)
-        time.sleep(0.1)
-    raise HelperFailed(container.name or "helper", [], 1, f"not ready within {timeout:.0f} s")
+        return False
+
+    try:
+        wait_until(ready, timeout, f"helper {container.name}")
+    except TimedOut:
+        raise HelperFailed(
+            container.name or "helper", [], 1, f"not ready within {timeout:.0f} s"
+        ) from None
 
 
 def find(lab: Stack, purpose: str, target: str) -> list[str]:

@@ -34,8 +34,9 @@ def is_file_name(name: str) -> bool:
     return name.endswith(".py") or os.sep in name
 
 
-def load(path: Path) -> Experiment:
+def load(path: Path | str) -> Experiment:
     """The experiment a file defines; ExperimentFileError (one line) if it cannot be had."""
+    path = Path(path)
     if not path.is_file():
         raise ExperimentFileError(f"{path}: no such experiment file")
     module_name = f"lab_experiment_{abs(hash(path.resolve()))}"

@@ -84,6 +84,7 @@ class RequestParser:
         self._buf = bytearray()
         self._head: Request | None = None  # headers parsed, body still arriving
         self._body_length = 0
+        self.failed: HttpError | None = None  # a malformed request after good ones
 
     @property
     def in_progress(self) -> bool:
@@ -91,10 +92,22 @@ class RequestParser:
         return self._head is not None or bool(self._buf.strip(b"\r\n"))
 
     def feed(self, data: bytes) -> list[Request]:
+        """The requests completed by ``data``. A malformed one raises HttpError, unless
+        requests before it were completed by the same bytes: those are returned (they
+        deserve their answers) and the error is kept in ``failed``, for the caller to
+        answer after them; the stream is then over, and the next feed raises it."""
+        if self.failed is not None:
+            raise self.failed
         self._buf += data
         done: list[Request] = []
         while True:
-            request = self._next()
+            try:
+                request = self._next()
+            except HttpError as exc:
+                if not done:
+                    raise
+                self.failed = exc
+                return done
             if request is None:
                 return done
             done.append(request)

@@ -220,7 +220,8 @@ def split_inline(line: bytes) -> list[bytes]:
 def parse_reply(buf: bytes, pos: int = 0) -> tuple[Reply, int] | None:
     """Parse one reply starting at ``pos``; return it and the position after it.
 
-    Returns None when ``buf`` does not yet hold a whole reply.
+    Returns None when ``buf`` does not yet hold a whole reply. Reads RESP2 and the
+    RESP3 this server writes: ``_`` (null) and ``%`` (a map, with bulk-string keys).
     """
     end = buf.find(b"\r\n", pos)
     if end < 0:
@@ -239,16 +240,23 @@ def parse_reply(buf: bytes, pos: int = 0) -> tuple[Reply, int] | None:
         if len(buf) < after + size + 2:
             return None
         return bytes(buf[after : after + size]), after + size + 2
-    if kind == b"*":
+    if kind == b"_":
+        return None, after
+    if kind in (b"*", b"%"):
         count = _parse_int(body, "invalid multibulk length")
         if count < 0:
             return None, after
         items: list[Reply] = []
-        for _ in range(count):
+        for _ in range(count * (2 if kind == b"%" else 1)):
             parsed = parse_reply(buf, after)
             if parsed is None:
                 return None
             item, after = parsed
             items.append(item)
+        if kind == b"%":
+            keys = [
+                k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k) for k in items[::2]
+            ]
+            return dict(zip(keys, items[1::2], strict=True)), after
         return items, after
     raise ProtocolError(f"Protocol error: unknown reply type {kind!r}")

@@ -338,9 +338,14 @@ class HttpServer:
                     served += 1
                     if not keep_open:
                         break
+                if keep_open and parser.failed is not None:
+                    writer.write(_error_bytes(parser.failed.status, parser.failed.detail))
+                    how = f"bad request ({parser.failed.status}) after {served} served"
+                    keep_open = False
                 await writer.drain()
                 if not keep_open:
-                    how = "closed by server (Connection: close)"
+                    if parser.failed is None:
+                        how = "closed by server (Connection: close)"
                     break
         except (ConnectionResetError, BrokenPipeError) as exc:
             how = f"reset ({type(exc).__name__})"

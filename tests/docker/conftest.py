@@ -8,6 +8,7 @@ way. Docker being unavailable fails this tier loudly: it is never skipped.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -86,22 +87,31 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         time.sleep(0.1)
 
 
-def start_lab_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def sigint_as_default() -> None:
+    # A shell starts a background job with SIGINT ignored, and a child inherits that:
+    # the `lab` under test must get Ctrl-C as a user's terminal would send it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_lab_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.Popen[str]:
     """`python -m lab ARGS` as a user would run it, with the test lab's settings."""
     return subprocess.Popen(
         [sys.executable, "-m", "lab", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env={**os.environ, **ENV, **(env or {})},
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=sigint_as_default,
     )
 
 
 def run_lab_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    proc = start_lab_cli(*args, env=env)
+    proc = start_lab_cli(*args, env=env, cwd=cwd)
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:

@@ -15,7 +15,13 @@ from services.protocols.aof import replay
 from services.protocols.http11 import HttpError
 from services.protocols.http11 import RequestParser as HttpParser
 from services.protocols.kv import COMMANDS, Store
-from services.protocols.resp import ProtocolError, RequestParser, encode, encode_command
+from services.protocols.resp import (
+    ProtocolError,
+    RequestParser,
+    encode,
+    encode_command,
+    parse_reply,
+)
 from services.protocols.shout import StreamShouter, shout
 
 SETTINGS = settings(derandomize=True, max_examples=300, deadline=None)
@@ -58,31 +64,62 @@ def test_any_commands_survive_framing_and_any_cut(
     assert got == commands
 
 
-@SETTINGS
-@given(st.binary(max_size=400))
-def test_garbage_never_breaks_the_resp_parser(data: bytes) -> None:
+def resp_outcome(pieces: list[bytes]) -> tuple[list[list[bytes]], str]:
+    """What the RESP parser makes of the pieces: the commands, and the error if one ended it."""
     parser = RequestParser()
+    commands: list[list[bytes]] = []
     try:
-        commands = parser.feed(data)
-    except ProtocolError as exc:  # the one failure allowed, and it says what went wrong
-        commands, message = [], exc.message
-    else:
-        message = "Protocol error: none"
-    assert all(isinstance(c, list) for c in commands)
-    assert message.startswith("Protocol error")
+        for piece in pieces:
+            commands += parser.feed(piece)
+    except ProtocolError as exc:
+        return commands, exc.message
+    return commands, ""
 
 
 @SETTINGS
 @given(st.binary(max_size=400), st.lists(st.integers(min_value=0), max_size=6))
-def test_garbage_never_breaks_the_http_parser(data: bytes, cuts: list[int]) -> None:
+def test_garbage_is_parsed_the_same_however_it_is_cut(data: bytes, cuts: list[int]) -> None:
+    whole = resp_outcome([data])
+    assert resp_outcome(split(data, cuts)) == whole
+    assert resp_outcome([data[i : i + 1] for i in range(len(data))]) == whole
+    commands, error = whole
+    assert all(c and all(isinstance(a, bytes) for a in c) for c in commands)
+    assert error == "" or error.startswith("Protocol error")
+
+
+HTTP_ERRORS = {400, 408, 411, 413, 414, 431, 501, 505}  # what the parser may refuse with
+
+
+def http_outcome(pieces: list[bytes]) -> tuple[list[tuple[str, str, bytes]], int]:
     parser = HttpParser()
-    status = 200
+    requests: list[tuple[str, str, bytes]] = []
     try:
-        for piece in split(data, cuts):
-            parser.feed(piece)
-    except HttpError as exc:  # the one failure allowed: an HTTP error status
-        status = exc.status
-    assert 200 <= status <= 505
+        for piece in pieces:
+            requests += [(r.method, r.target, r.body) for r in parser.feed(piece)]
+    except HttpError as exc:
+        return requests, exc.status
+    return requests, parser.failed.status if parser.failed else 0
+
+
+@SETTINGS
+@given(st.binary(max_size=400), st.lists(st.integers(min_value=0), max_size=6))
+def test_http_garbage_is_refused_with_a_status_the_same_however_it_is_cut(
+    data: bytes, cuts: list[int]
+) -> None:
+    whole = http_outcome([data])
+    assert http_outcome(split(data, cuts)) == whole
+    requests, status = whole
+    assert status == 0 or status in HTTP_ERRORS
+    assert all(target.startswith("/") for _, target, _ in requests)
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from([b"GET", b"PUT", b"POST"]), max_size=4))
+def test_http_garbage_after_good_requests_keeps_the_good_ones(methods: list[bytes]) -> None:
+    good = b"".join(m + b" /x HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nz" for m in methods)
+    requests, status = http_outcome([good + b"\x00garbage\r\n\r\n"])
+    assert [m for m, _, _ in requests] == [m.decode() for m in methods]
+    assert status == 400
 
 
 names = st.sampled_from(sorted(COMMANDS)).map(str.encode)
@@ -93,14 +130,17 @@ args = st.lists(
 
 @SETTINGS
 @given(st.lists(st.tuples(names, args), max_size=20), st.floats(0, 1e9))
-def test_any_command_sequence_gets_a_reply_never_an_exception(
+def test_every_reply_to_any_command_is_one_complete_resp_frame(
     sequence: list[tuple[bytes, list[bytes]]], now: float
 ) -> None:
     store = Store()
     for name, arguments in sequence:
         outcome = store.execute([name, *arguments], now)
-        encode(outcome.reply)
-        encode(outcome.reply, 3)
+        for version in (2, 3):
+            frame = encode(outcome.reply, version)
+            parsed = parse_reply(frame)
+            assert parsed is not None, (name, arguments, frame)
+            assert parsed[1] == len(frame)  # exactly one reply, every byte of it
 
 
 @SETTINGS
