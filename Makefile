@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab
 
-.PHONY: setup lab up down status test check lint typecheck unit docker-tests format
+.PHONY: setup venv lab up down status test check lint typecheck unit docker-tests format
 
 setup:            ## install what is missing (Docker, Compose v2, debootstrap, .venv)
 	@./scripts/setup
@@ -33,7 +33,10 @@ test: setup       ## every check: lint, format, types, and all three test tiers
 
 check: test
 
-unit: setup       ## the fast tiers only (pure and loopback), no Docker
+venv:             ## only Python and the .venv (no Docker)
+	@./scripts/setup --venv
+
+unit: venv        ## the fast tiers only (pure and loopback), no Docker
 	$(BIN)/pytest -m "pure or local"
 
 docker-tests: setup

@@ -204,8 +204,13 @@ class Lab:
         )
 
     def down(self) -> Removed:
-        """Remove every container, network and volume of the lab (helpers too)."""
-        return self.stack.down()
+        """Remove every container, network and volume of the lab (helpers too), and any
+        volatile disk a killed run left mounted."""
+        from lab.chaos import powerloss
+
+        removed = self.stack.down()
+        powerloss.sweep(self.project)
+        return removed
 
     def restore(self, progress: Progress = silent) -> list[str]:
         """Mend whatever differs from the topology: states, addresses, names, routes, links."""

@@ -132,6 +132,7 @@ def _redis_benchmark(lab: Stack, host: str, requests: int, pipeline: int) -> dic
             str(pipeline),
             "--csv",
         ],
+        timeout=max(20.0, requests / 2000),  # a frozen db must end the run, not hang it
     )
     return parse_redis_benchmark(out.decode())
 
@@ -140,18 +141,15 @@ def redis(lab: Stack, sizes: Sizes, progress: Progress = silent) -> Bench:
     image = lab.container(lab.topology.client.name).image
     assert image is not None  # a running container has its image
     name = f"{lab.topology.project}-bench-redis"
-    try:
-        probe = lab.run_in(
-            lab.topology.client.name, ["sh", "-c", "command -v redis-server || true"]
-        )
-    except LabError:
-        probe = b""
+    # A failing probe is an error, reported as one; only a clean "not there" is a skip.
+    probe = lab.run_in(lab.topology.client.name, ["sh", "-c", "command -v redis-server || true"])
     if not probe.strip():
         return Bench(
             "redis",
             TARGETS["redis"],
             None,
-            "not measured: the base image has no redis-server (official python base)",
+            f"not measured: the image ({image.tags[0] if image.tags else image.id}) has no "
+            "redis-server (the official python base lacks it; the local base has it)",
         )
     progress("starting redis-server beside db")
     container = lab.client.containers.run(
@@ -221,7 +219,9 @@ def _wait_for_redis(lab: Stack, ip: str) -> None:
 
 def _db_policy(lab: Stack, policy: str) -> None:
     lab.run_in(
-        lab.topology.client.name, ["redis-cli", "-h", "db", "CONFIG", "SET", "appendfsync", policy]
+        lab.topology.client.name,
+        ["redis-cli", "-h", "db", "CONFIG", "SET", "appendfsync", policy],
+        timeout=10,
     )
 
 

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 import docker.errors
 
 from lab.chaos import declared
-from lab.engine.stack import Attachment, Stack, ctrl_c_ignored
+from lab.engine.stack import Stack, ctrl_c_ignored, dns_names, unlike_promised
 from lab.errors import FaultError, Unhealthy, UsageError
 from lab.progress import Progress, silent
-from lab.topology import Host, Interface
 
 log = logging.getLogger("lab")
 KINDS = ("kill", "stop", "pause", "resume", "cut", "heal", "restart")
@@ -130,11 +129,11 @@ class Chaos:
         for interface in host.interfaces:
             if interface.network in attached:
                 now = attached[interface.network]
-                if now.ip == interface.ip and set(names(host, interface)) <= set(now.aliases):
+                if now.ip == interface.ip and set(dns_names(host, interface)) <= set(now.aliases):
                     continue  # as promised
                 self.lab.network(interface.network).disconnect(container)
             self.lab.network(interface.network).connect(
-                container, ipv4_address=interface.ip, aliases=names(host, interface)
+                container, ipv4_address=interface.ip, aliases=dns_names(host, interface)
             )
         self._host_back(target)
 
@@ -182,25 +181,3 @@ def restore(lab: Stack, progress: Progress = silent) -> list[str]:
             done.append(f"start {name}")
     lab.wait_healthy(progress)
     return done
-
-
-def names(host: Host, interface: Interface) -> list[str]:
-    """The DNS names a host has on a network: its service name (Compose gives every
-    service that one) and its declared aliases."""
-    return [host.name, *interface.aliases]
-
-
-def unlike_promised(host: Host, attached: dict[str, Attachment]) -> list[str]:
-    """How a running host's attachments differ from its topology: [] when they do not."""
-    wrong = []
-    for interface in host.interfaces:
-        if interface.network not in attached:
-            wrong.append(f"off {interface.network}")
-            continue
-        now = attached[interface.network]
-        if now.ip != interface.ip:
-            wrong.append(f"{now.ip or 'no address'} on {interface.network}, not {interface.ip}")
-        missing = sorted(set(names(host, interface)) - set(now.aliases))
-        if missing:
-            wrong.append(f"no DNS name {', '.join(missing)} on {interface.network}")
-    return wrong

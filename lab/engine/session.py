@@ -19,21 +19,33 @@ from typing import Any
 import docker
 from docker.models.containers import Container
 
-from lab.errors import SessionError
+from lab.errors import SessionError, TimedOut
 from services.probes.sockscript import Event
 
 STDOUT = 1
 
 
+READ_TIMEOUT = 120.0  # the longest a program may stay silent before the driver gives up
+
+
 class AttachedExec:
-    def __init__(self, client: docker.DockerClient, container: Container, argv: list[str]) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        container: Container,
+        argv: list[str],
+        timeout: float = READ_TIMEOUT,
+    ) -> None:
+        """``timeout``: how long one read may wait for the program; expiry is TimedOut."""
         self.name = container.name or "?"
+        self.timeout = timeout
         self._client = client
         self._id = client.api.exec_create(
             container.id, argv, stdin=True, stdout=True, stderr=True, tty=False
         )["Id"]
         attached: Any = client.api.exec_start(self._id, socket=True)
         self._sock = attached._sock  # the hijacked HTTP connection: stdin out, frames in
+        self._sock.settimeout(timeout)
         self._stdout = b""
         self._stderr = b""
 
@@ -85,7 +97,10 @@ class AttachedExec:
     def _exactly(self, size: int) -> bytes | None:
         data = b""
         while len(data) < size:
-            chunk = self._sock.recv(size - len(data))
+            try:
+                chunk = self._sock.recv(size - len(data))
+            except TimeoutError:
+                raise TimedOut(f"the program in {self.name}", self.timeout) from None
             if not chunk:
                 return None
             data += chunk
@@ -103,6 +118,8 @@ class ScriptSession:
         try:
             self._exec.write(json.dumps(step).encode() + b"\n")
             reply = json.loads(self._exec.read_line())
+        except TimedOut:
+            raise
         except OSError as exc:
             raise SessionError(f"the session in {self._exec.name} broke: {exc}") from None
         if isinstance(reply, dict):

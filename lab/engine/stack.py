@@ -35,7 +35,7 @@ from lab.errors import (
     Unhealthy,
 )
 from lab.progress import Progress
-from lab.topology import Host, Network, PublishedPort, Topology
+from lab.topology import Host, Interface, Network, PublishedPort, Topology
 from lab.waiting import wait_until
 from services.probes.porttable import Entry
 from services.probes.sockscript import Event, Step
@@ -105,6 +105,7 @@ class HostStatus:
     processes: list[ServiceState]
     ports: list[Entry] | None  # None: the host is not running
     published: list[tuple[PublishedPort, int | None]]  # with the host port Docker chose
+    differs: list[str]  # how it is not as the topology promises ([]: as promised)
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ class Stack:
                         (p, self._bound_port(host.name, p) if running else None)
                         for p in host.published
                     ],
+                    differs=unlike_promised(host, state.attached) if running and state else [],
                 )
             )
         return report
@@ -387,7 +389,14 @@ class Stack:
             wait_until(all_ready, timeout, "every service to be healthy", poll=POLL)
         except TimedOut:
             service = waiting[0]
-            state_text = states[service].health if service in states else "no container"
+            state = states.get(service)
+            state_text = (
+                "no container"
+                if state is None
+                else state.status
+                if state.status != "running"
+                else state.health
+            )
             raise Unhealthy(service, state_text, self._last_words(service)) from None
 
     def _last_words(self, service: str) -> str:
@@ -430,6 +439,28 @@ class Stack:
         for v in self.client.volumes.list(filters=label):
             with suppress(docker.errors.NotFound):
                 v.remove(force=True)
+
+
+def dns_names(host: Host, interface: Interface) -> list[str]:
+    """The DNS names a host has on a network: its service name (Compose gives every
+    service that one) and its declared aliases."""
+    return [host.name, *interface.aliases]
+
+
+def unlike_promised(host: Host, attached: dict[str, Attachment]) -> list[str]:
+    """How a running host's attachments differ from its topology: [] when they do not."""
+    wrong = []
+    for interface in host.interfaces:
+        if interface.network not in attached:
+            wrong.append(f"off {interface.network}")
+            continue
+        now = attached[interface.network]
+        if now.ip != interface.ip:
+            wrong.append(f"{now.ip or 'no address'} on {interface.network}, not {interface.ip}")
+        missing = sorted(set(dns_names(host, interface)) - set(now.aliases))
+        if missing:
+            wrong.append(f"no DNS name {', '.join(missing)} on {interface.network}")
+    return wrong
 
 
 @contextmanager

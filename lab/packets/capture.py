@@ -83,6 +83,7 @@ def capturing(
         with suppress(LabError):
             set_offload(lab, host, on=False)
 
+    failed_back_on: list[str] = []
     try:
         if not offload:
             for host in lab.topology.hosts:
@@ -116,8 +117,18 @@ def capturing(
                     with suppress(docker.errors.NotFound):
                         container.remove(force=True)
                 for host in info.offload_off:
-                    with suppress(LabError):  # a host left down: its next interface starts on
+                    try:
                         set_offload(lab, host, on=True)
+                    except LabError as exc:
+                        state = lab.states().get(host)
+                        if state is not None and state.status == "running":
+                            failed_back_on.append(f"{host} ({exc.what})")
+                        # a host left down starts its next interface with offload on
+    if failed_back_on:
+        raise PacketError(
+            f"checksum offload could not be switched back on for {', '.join(failed_back_on)}",
+            "`lab chaos restart HOST` gives it a fresh interface, with offload on",
+        )
 
 
 def set_offload(lab: Stack, host: str, *, on: bool) -> None:

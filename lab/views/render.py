@@ -81,6 +81,11 @@ def status_tables(report: list[HostStatus]) -> list[Table]:
         table = port_table(title, entry.ports, published)
         processes = ", ".join(f"{p.service} ({state_text(p).plain})" for p in entry.processes)
         notes = [f"processes: {processes or 'none'}"]
+        if entry.differs:
+            notes.append(
+                f"[red]not as the topology says: {'; '.join(entry.differs)}[/] "
+                "(`lab chaos restore` mends it)"
+            )
         if host.link:
             notes.append(f"link (declared): {host.link}")
         if host.routes:
@@ -114,6 +119,7 @@ def status_json(report: list[HostStatus]) -> list[dict[str, Any]]:
             "published": [{**asdict(p), "bound_host_port": bound} for p, bound in entry.published],
             "link": entry.host.link,
             "routes": [str(r) for r in entry.host.routes],
+            "differs": entry.differs,
         }
         for entry in report
     ]

@@ -4,8 +4,9 @@
 for i = 0, 1, 2, ... one at a time, waiting for each reply. When the server
 dies it reconnects (every 50 ms) and goes on with the next number. It prints,
 as JSON, which numbers were acknowledged (+OK), as ranges, and how often the
-connection broke. A write whose reply never came is not counted: only an
-acknowledgement is a promise.
+connection broke, and when each acknowledgement arrived (CLOCK_MONOTONIC, which
+every container shares: the driver can tell which of them came before a fault).
+A write whose reply never came is not counted: only an acknowledgement is a promise.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def ranges(numbers: list[int]) -> list[list[int]]:
 def write(host: str, port: int, prefix: str, seconds: float) -> dict[str, object]:
     deadline = time.monotonic() + seconds
     acked: list[int] = []
+    acked_at: list[float] = []
     broken = 0
     i = 0
     sock: socket.socket | None = None
@@ -54,6 +56,7 @@ def write(host: str, port: int, prefix: str, seconds: float) -> dict[str, object
                 buf += chunk
             if parsed[0] == Simple("OK"):
                 acked.append(i)
+                acked_at.append(round(time.monotonic(), 4))
         except OSError:
             broken += 1
             sock.close()
@@ -61,7 +64,13 @@ def write(host: str, port: int, prefix: str, seconds: float) -> dict[str, object
         i += 1  # a write that got no reply is never retried: it may or may not have landed
     if sock is not None:
         sock.close()
-    return {"attempted": i, "acked": ranges(acked), "acked_count": len(acked), "broken": broken}
+    return {
+        "attempted": i,
+        "acked": ranges(acked),
+        "acked_count": len(acked),
+        "acked_at": [[n, at] for n, at in zip(acked, acked_at, strict=True)],
+        "broken": broken,
+    }
 
 
 def main() -> int:

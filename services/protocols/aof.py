@@ -1,7 +1,7 @@
 """The db's append-only log: every write, as the RESP command that made it, on disk.
 
-Framing is pure (``record``, ``replay``); ``AppendOnlyLog`` is the thin file
-code around it. Policies, as in Redis' ``appendfsync``:
+Framing is pure (``record``, ``replay``, sans-IO); ``services.servers.db_log`` is
+the thin file code around it. Policies, as in Redis' ``appendfsync``:
 
   always    write() and fsync() before the reply: an acknowledged write is on disk
   everysec  write() before the reply, fsync() once a second: a process crash loses
@@ -15,8 +15,6 @@ unparseable is treated the same way, so garbage is never replayed.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -89,56 +87,3 @@ def replay_stream(
         valid += pos
         buffer = buffer[pos:]
     return count, valid, total - valid
-
-
-class AppendOnlyLog:
-    def __init__(self, path: str, policy: str = "always") -> None:
-        if policy not in POLICIES:
-            raise ValueError(f"appendfsync must be one of {', '.join(POLICIES)}, not {policy!r}")
-        self.path = path
-        self.policy = policy
-        self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the server
-        self._dirty = False
-        self._last_sync = time.monotonic()
-
-    @staticmethod
-    def read(path: str, apply: Callable[[list[bytes]], object]) -> tuple[int, int]:
-        """Replay the log at ``path`` into ``apply``, a chunk at a time, and cut a torn
-        tail off the file: (records replayed, bytes dropped)."""
-        try:
-            with open(path, "rb") as f:
-                count, valid, dropped = replay_stream(iter(lambda: f.read(CHUNK), b""), apply)
-        except FileNotFoundError:
-            return 0, 0
-        if dropped:
-            with open(path, "r+b") as f:
-                f.truncate(valid)
-                os.fsync(f.fileno())
-        return count, dropped
-
-    def append(self, frame: bytes) -> None:
-        self._file.write(frame)
-        self._dirty = True
-
-    def commit(self) -> None:
-        """Called once per batch of writes, before their replies go out."""
-        if not self._dirty:
-            return
-        self._file.flush()  # write(): the kernel has the bytes now
-        if self.policy == "always":
-            os.fsync(self._file.fileno())
-            self._last_sync = time.monotonic()
-        self._dirty = self.policy != "always"
-
-    def tick(self) -> None:
-        """Called about once a second: the everysec policy's fsync."""
-        if self.policy == "everysec" and self._dirty:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._dirty = False
-            self._last_sync = time.monotonic()
-
-    def close(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()

@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from services.protocols.aof import POLICIES, AppendOnlyLog, record
+from services.protocols.aof import POLICIES, record
 from services.protocols.kv import Outcome, Store
 from services.protocols.resp import OK, Error, ProtocolError, RequestParser, encode
 from services.runtime.common import (
@@ -38,6 +38,7 @@ from services.runtime.common import (
     read_or_idle,
     run_until_signalled,
 )
+from services.servers.db_log import AppendOnlyLog
 
 READ_SIZE = 65536
 
@@ -162,7 +163,10 @@ def open_log(store: Store, service: str) -> AppendOnlyLog | None:
         f"replayed {count} writes from {path}"
         + (f"; dropped a torn tail of {dropped} bytes" if dropped else ""),
     )
-    return AppendOnlyLog(path, policy)
+    unsafe = env_int("DB_UNSAFE_ACK_BEFORE_FSYNC", 0) == 1
+    if unsafe:
+        log(service, "DB_UNSAFE_ACK_BEFORE_FSYNC: acknowledging before fsync, deliberately wrong")
+    return AppendOnlyLog(path, policy, unsafe=unsafe)
 
 
 async def serve(stop: asyncio.Event) -> None:

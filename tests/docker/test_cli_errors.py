@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 
 import docker
+import pytest
 
 from lab.engine.stack import Stack
+from lab.errors import TimedOut
 from lab.progress import silent
-from tests.docker.conftest import ENV, PROJECT, make_lab, start_lab_cli, wait_for
+from tests.docker.conftest import ENV, PROJECT, make_lab, run_lab_cli, start_lab_cli, wait_for
 
 
 def test_port_taken_is_one_line_and_nothing_is_created(docker_client: docker.DockerClient) -> None:
@@ -67,3 +70,25 @@ def test_no_docker_command_is_one_line_and_exit_3() -> None:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0] == "lab: the docker command is not installed; install Docker Engine"
+
+
+def test_a_frozen_db_ends_send_and_bench_in_one_line_not_a_hang(lab: Stack) -> None:
+    lab.container("db").pause()
+    try:
+        sent = run_lab_cli("-p", PROJECT, "send", "db", "PING", timeout=60)
+        bench = run_lab_cli("-p", PROJECT, "bench", "redis", "--tiny", timeout=120)
+    finally:
+        lab.container("db").unpause()
+        lab.wait_healthy(silent)
+    assert sent.returncode == 1
+    assert "failed: recv_all: timeout" in sent.stdout
+    assert bench.returncode == 5
+    (line,) = bench.stderr.strip().splitlines()
+    assert line.startswith("lab: service db did not become healthy (paused)")
+
+
+def test_every_command_in_a_container_has_a_deadline(lab: Stack) -> None:
+    started = time.monotonic()
+    with pytest.raises(TimedOut, match=r"`sleep 30` in client: no answer within 1 s"):
+        lab.run_in("client", ["sleep", "30"], timeout=1)
+    assert time.monotonic() - started < 10

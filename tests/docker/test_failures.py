@@ -4,6 +4,7 @@ asserted in test_experiments.py.)"""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 
@@ -92,3 +93,27 @@ def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Stack) -> None:
     assert {s.service: s.status for s in states.values()} == dict.fromkeys(states, "running")
     assert all(s.ready for s in states.values())
     assert all(container_id in attached for container_id in hosts.values())
+
+
+def test_restore_mends_a_host_reconnected_by_hand_without_its_names(lab: Stack) -> None:
+    # As a user testing failure modes by hand might: disconnect, then connect again on
+    # the same IP but without the DNS aliases Compose gave it.
+    host = lab.topology.hosts["shouthost"]
+    network = lab.network()
+    network.disconnect(lab.container("shouthost"))
+    network.connect(lab.container("shouthost"), ipv4_address=host.ip)
+    try:
+        status = run_lab_cli("-p", PROJECT, "status", "--json")
+        shown = {h["host"]: h for h in json.loads(status.stdout)}
+        assert any("no DNS name" in d for d in shown["shouthost"]["differs"])
+        unresolved = run_lab_cli("-p", PROJECT, "send", "udp", "hi", "--from", "client")
+        assert "unresolved" in unresolved.stdout
+        healed = run_lab_cli("-p", PROJECT, "chaos", "restore")
+        assert healed.returncode == 0, healed.stderr
+        assert "heal shouthost (no DNS name" in healed.stdout
+    finally:
+        restore(lab, silent)
+    again = run_lab_cli("-p", PROJECT, "send", "udp", "back", "--from", "client")
+    assert again.returncode == 0, again.stdout
+    after = json.loads(run_lab_cli("-p", PROJECT, "status", "--json").stdout)
+    assert all(h["differs"] == [] for h in after)

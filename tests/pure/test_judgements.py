@@ -265,6 +265,10 @@ def test_a_failure_cell_also_fails_when_the_old_socket_did_the_unexpected() -> N
         ("fsync-everysec", set_fact(["runs", "everysec", "kills"], 2)),
         ("fsync-no", set_fact(["runs", "no", "acked"], 0)),
         ("torn-record", set_fact(["torn", "said"], "replayed 10 writes from /data/appendonly.aof")),
+        ("power-always", set_fact(["power", "always", "lost"], 12)),  # acknowledged, then lost
+        ("power-always", set_fact(["power", "always", "fsyncs"], 0)),  # no fsync ever seen
+        ("power-everysec", set_fact(["power", "everysec", "window_s"], 2.4)),
+        ("power-no", set_fact(["power", "no", "lost"], 0)),
     ],
 )
 def test_db_kill_claims_can_fail(claim: str, change: Change) -> None:

@@ -1,11 +1,21 @@
-"""db-kill: what does an acknowledgement promise when the db process is killed mid-write?
+"""db-kill: what does an acknowledgement promise when db dies mid-write, or the power goes?
 
 A writer on the client host sets numbered keys as fast as one connection
-allows, counting only the writes db acknowledged. Meanwhile the db process is
-SIGKILLed at seeded random moments and started again (replaying its
-append-only log). Afterwards every acknowledged key is looked for. This runs
-once per appendfsync policy. Then a torn record is appended to the log, as a
-death in the middle of a write would leave it, and db must drop it on start.
+allows, counting only the writes db acknowledged. Two kinds of death, once per
+appendfsync policy (always, everysec, no):
+
+- **process kill**: the db process is SIGKILLed at seeded moments and started
+  again (replaying its append-only log). The kernel already holds every byte db
+  wrote, so nothing acknowledged is lost, whatever the policy.
+- **power loss**: a copy of db whose /data is a filesystem that can lose power
+  (``lab.chaos.lazyfs``: unsynced writes live in memory until fsync) is killed
+  and, at the same moment, every unsynced byte is thrown away, as a machine
+  losing power would. Then fsync is what matters: `always` loses nothing,
+  `everysec` at most about the last second, `no` everything since it last synced.
+
+Afterwards every acknowledged key is looked for. Then a torn record is appended
+to the log, as a death in the middle of a write would leave it, and db must drop
+it on start.
 """
 
 from __future__ import annotations
@@ -13,27 +23,56 @@ from __future__ import annotations
 import json
 import random
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from lab.chaos import powerloss
 from lab.engine.session import AttachedExec
 from lab.errors import ExperimentError
-from lab.experiments.model import Claim, Context, Experiment, Needs, Observations, Verdicts
+from lab.experiments.model import (
+    Claim,
+    Context,
+    Experiment,
+    Needs,
+    Observations,
+    Result,
+    Verdicts,
+)
 from lab.traffic import clients as send
 from lab.traffic.clients import received
 from services.protocols.resp import parse_reply
 
+if TYPE_CHECKING:
+    from lab.packets.dissect import Frame
+
 POLICIES = ("always", "everysec", "no")
+VOLATILE_PORT = 6390  # where the copy of db on the volatile disk listens, on db's host
+POWER_WRITE_S = 4.0  # the writer's run against it; the power goes after POWER_CUT_AT
+POWER_CUT_AT = 3.0  # seconds into it: more than everysec's second since any fsync
+EVERYSEC_BOUND_S = 1.5  # everysec's fsync runs once a second; its loss must stay within
 TORN = "*3\\r\\n$3\\r\\nSET\\r\\n$4\\r\\ntorn"  # printf text: a SET cut off mid-key
 
 
 class DbKill(Experiment):
     name = "db-kill"
     needs = Needs(processes={"db": ("6379/tcp",)})
-    question = "What does an acknowledgement promise when the db process is killed mid-write?"
+    question = "What does an acknowledgement promise when db dies mid-write, or the power goes?"
+    timeline = False  # a writer's thousands of writes: the checks and the picture tell it
 
-    def __init__(self, kills: int = 4, seconds_per_kill: float = 1.5, seed: int = 1) -> None:
+    def __init__(
+        self,
+        kills: int = 4,
+        seconds_per_kill: float = 1.5,
+        seed: int = 1,
+        *,
+        unsafe_always: bool = False,
+    ) -> None:
+        """``unsafe_always``: run the power-loss copy of db with a deliberately wrong
+        `always` that acknowledges before fsync, to see the claim fail."""
         self.kills = kills
         self.seconds_per_kill = seconds_per_kill
         self.seed = seed
+        self.unsafe_always = unsafe_always
         self.claims = (
             Claim(
                 "fsync-always",
@@ -52,6 +91,22 @@ class DbKill(Experiment):
                 "come with a power cut, which a container cannot simulate",
             ),
             Claim(
+                "power-always",
+                "After a power loss (db killed, every unsynced byte dropped), appendfsync "
+                "always has lost no acknowledged write: each was fsynced before its reply "
+                "(the filesystem counted the fsyncs)",
+            ),
+            Claim(
+                "power-everysec",
+                f"appendfsync everysec loses at most about the last second: every write lost "
+                f"to the power cut was acknowledged less than {EVERYSEC_BOUND_S:g} s before it",
+            ),
+            Claim(
+                "power-no",
+                "appendfsync no can lose much more: writes acknowledged well over a second "
+                "before the power cut are gone (nothing fsynced them)",
+            ),
+            Claim(
                 "torn-record",
                 "A record torn by a crash mid-write is detected on start and dropped, "
                 "never replayed as garbage",
@@ -64,6 +119,7 @@ class DbKill(Experiment):
         ctx.facts["runs"] = {
             policy: self._writes_through_kills(ctx, policy, rng) for policy in POLICIES
         }
+        ctx.facts["power"] = self._power_losses(ctx)
         ctx.facts["torn"] = self._torn_record(ctx)
 
     def judge(self, seen: Observations) -> Verdicts:
@@ -80,6 +136,34 @@ class DbKill(Experiment):
                     f"({outcome['broken']} broken connections); {outcome['lost']} of them "
                     f"missing afterwards",
                 )
+
+        power = seen.facts["power"]
+
+        def loss(policy: str) -> str:
+            p = power[policy]
+            window = f", acknowledged up to {p['window_s']:.2f} s before it" if p["lost"] else ""
+            return (
+                f"{policy}: {p['lost']} of {p['acked_before']} acknowledged writes lost to the "
+                f"power cut{window}; {p['fsyncs']} fsyncs reached the disk"
+            )
+
+        @v.claim("power-always")
+        def _() -> tuple[bool, str]:
+            p = power["always"]
+            return p["acked_before"] > 0 and p["lost"] == 0 and p["fsyncs"] > 0, loss("always")
+
+        @v.claim("power-everysec")
+        def _() -> tuple[bool, str]:
+            p = power["everysec"]
+            return (
+                p["acked_before"] > 0 and p["window_s"] < EVERYSEC_BOUND_S,
+                loss("everysec"),
+            )
+
+        @v.claim("power-no")
+        def _() -> tuple[bool, str]:
+            p = power["no"]
+            return p["lost"] > 0 and p["window_s"] >= EVERYSEC_BOUND_S, loss("no")
 
         @v.claim("torn-record")
         def _() -> tuple[bool, str]:
@@ -131,6 +215,81 @@ class DbKill(Experiment):
             "attempted": int(report["attempted"]),
         }
 
+    def pictures(
+        self, result: Result, folder: Path, frames: list[Frame] | None = None
+    ) -> list[Path]:
+        from lab.views import plots  # matplotlib loads slowly; only pictures need it
+
+        facts = result.facts
+        return [plots.power_loss(facts["power"], facts["runs"], folder / "power-loss.png")]
+
+    def _power_losses(self, ctx: Context) -> dict[str, dict[str, Any]]:
+        lab = ctx.lab
+        host = lab.topology.host_of("db").name
+        out = {}
+        with powerloss.volatile_disk(lab.project) as disk:
+            for policy in POLICIES:
+                unsafe = self.unsafe_always and policy == "always"
+                out[policy] = self._power_loss(ctx, disk, host, policy, unsafe)
+        return out
+
+    def _power_loss(
+        self, ctx: Context, disk: powerloss.VolatileDisk, host: str, policy: str, unsafe: bool
+    ) -> dict[str, Any]:
+        lab = ctx.lab
+        address = lab.topology.hosts[host].ip
+        container = powerloss.db_on(lab.stack, disk, host, VOLATILE_PORT, policy, unsafe=unsafe)
+        try:
+            self._until_answering(ctx, address)
+            fsyncs_before = disk.stats()["fsyncs"]
+            prefix = f"power:{policy}:{int(time.time() * 1000)}"
+            writer = AttachedExec(
+                lab.stack.client,
+                lab.stack.container(lab.topology.client.name),
+                [
+                    "python3",
+                    "-m",
+                    "services.probes.writer",
+                    address,
+                    str(VOLATILE_PORT),
+                    prefix,
+                    str(POWER_WRITE_S),
+                ],
+            )
+            try:
+                ctx.wait(POWER_CUT_AT)
+                fsyncs = disk.stats()["fsyncs"] - fsyncs_before
+                cut_at = time.monotonic()
+                lost_bytes = powerloss.power_cut(container, disk)
+                container.start()
+                self._until_answering(ctx, address)
+                report = json.loads(writer.read_to_end())
+            finally:
+                writer.close()
+            acked_at = {int(n): float(at) for n, at in report["acked_at"]}
+            before = {n for n, at in acked_at.items() if at < cut_at}
+            present = self._present(ctx, prefix, address, VOLATILE_PORT)
+            lost = sorted(before - present)
+            return {
+                "acked_before": len(before),
+                "lost": len(lost),
+                "window_s": round(cut_at - min(acked_at[n] for n in lost), 3) if lost else 0.0,
+                "fsyncs": fsyncs,
+                "unsynced_bytes_dropped": lost_bytes,
+                "unsafe": unsafe,
+            }
+        finally:
+            powerloss.remove(container)
+
+    def _until_answering(self, ctx: Context, address: str) -> None:
+        from lab.waiting import wait_until
+
+        def pong() -> bool:
+            events = ctx.lab.run(send.db_script(address, VOLATILE_PORT, ["PING"]))
+            return send.reply_text("resp", events) == "PONG"
+
+        wait_until(pong, 30, "the copy of db on the volatile disk", poll=0.2)
+
     def _set_policy(self, ctx: Context, policy: str) -> None:
         events = ctx.on(
             ctx.lab.topology.client.name,
@@ -142,8 +301,8 @@ class DbKill(Experiment):
             )
 
     @staticmethod
-    def _present(ctx: Context, prefix: str) -> set[int]:
-        events = ctx.lab.run(send.db_script("db", 6379, ["KEYS", f"{prefix}:*"]))
+    def _present(ctx: Context, prefix: str, host: str = "db", port: int = 6379) -> set[int]:
+        events = ctx.lab.run(send.db_script(host, port, ["KEYS", f"{prefix}:*"]))
         parsed = parse_reply(received(events))
         if parsed is None or not isinstance(parsed[0], list):
             raise ExperimentError(f"KEYS {prefix}:* did not answer with a list")
