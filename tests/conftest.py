@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,3 +15,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = Path(str(item.fspath)).parent.name
         if tier in TIERS:
             item.add_marker(TIERS[tier])
+
+
+def sigint_as_default() -> None:
+    """For subprocesses that are sent Ctrl-C: a shell starts a background job with SIGINT
+    ignored and a child inherits that, so the child under test gets it back at its default
+    (a `make test &` from a script would otherwise test the caller's shell, not the lab)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -8,7 +8,6 @@ way. Docker being unavailable fails this tier loudly: it is never skipped.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import lab as netlab
 from lab.engine.compose import Compose
 from lab.engine.stack import Stack
+from tests.conftest import sigint_as_default
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "netlab-test"
@@ -85,12 +85,6 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.1)
-
-
-def sigint_as_default() -> None:
-    # A shell starts a background job with SIGINT ignored, and a child inherits that:
-    # the `lab` under test must get Ctrl-C as a user's terminal would send it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start_lab_cli(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,26 @@ def test_packets_errors_are_one_line(tmp_path: Path) -> None:
         assert result.returncode == code, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert words in result.stderr
+
+
+def test_a_child_sent_ctrl_c_gets_it_even_when_the_test_run_ignores_it() -> None:
+    from tests.conftest import sigint_as_default
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `make test &` leaves it
+    try:
+        ask = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
+        inherited = subprocess.run(
+            [sys.executable, "-c", ask], capture_output=True, text=True, check=True, timeout=30
+        )
+        restored = subprocess.run(
+            [sys.executable, "-c", ask],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+            preexec_fn=sigint_as_default,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert inherited.stdout.strip() == "True"  # what the three Ctrl-C tests once got
+    assert restored.stdout.strip() == "False"  # Ctrl-C raises KeyboardInterrupt again
