@@ -15,6 +15,8 @@ lab: setup        ## set up, start the lab, and show every service answering
 	$(LAB) send http GET /
 	$(LAB) send http PUT /kv/greeting --data "hello, db" --from client
 	$(LAB) send db GET greeting
+	@echo
+	@echo "Watch it in a browser: .venv/bin/lab web   (it prints the address to open)"
 
 up: setup
 	$(LAB) up

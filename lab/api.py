@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 
+from lab import journal
 from lab.chaos import declared, faults, impairment, links
 from lab.engine import base_image
 from lab.engine.compose import COMPOSE_FILES, Compose
@@ -101,6 +103,20 @@ def started(
     finally:
         if not already:
             net.down()
+
+
+class Session:
+    """One socket session: ``step(op=..., sock=..., ...)`` runs one step, its events back."""
+
+    def __init__(self, inner: ScriptSession, project: str, t0: float) -> None:
+        self.inner = inner
+        self.project = project
+        self.t0 = t0
+
+    def step(self, **step: Any) -> Events:
+        events = Events(self.inner.step(**step))
+        journal.socket_events(self.project, events, self.t0)
+        return events
 
 
 @dataclass(frozen=True)
@@ -229,22 +245,26 @@ class Lab:
         """Run a socket script on a host (the client by default) or on the Docker host
         (``on="docker-host"``); its events. ``t0``: a CLOCK_MONOTONIC time to count from."""
         steps = steps_of(script)
+        t0 = time.monotonic() if t0 is None else t0  # events on the one clock watchers share
         if on == DOCKER_HOST:
             runner = Runner(hostname=DOCKER_HOST)
-            if t0 is not None:
-                runner.started = t0
-            return Events(runner.run(steps))
-        host = on or self.topology.client.name
-        self.topology.host(host)
-        return Events(self.stack.run_script(host, steps, t0))
+            runner.started = t0
+            events = Events(runner.run(steps))
+        else:
+            host = on or self.topology.client.name
+            self.topology.host(host)
+            events = Events(self.stack.run_script(host, steps, t0))
+        journal.socket_events(self.project, events, t0)
+        return events
 
     @contextlib.contextmanager
-    def session(self, on: str | None = None, t0: float = 0.0) -> Iterator[ScriptSession]:
+    def session(self, on: str | None = None, t0: float | None = None) -> Iterator[Session]:
         """A socket session on a host whose sockets outlive each step: act on the lab
         between steps and see what the very same socket does next."""
         host = on or self.topology.client.name
+        t0 = time.monotonic() if t0 is None else t0
         with ScriptSession(self.stack.client, self.stack.container(host), t0) as s:
-            yield s
+            yield Session(s, self.project, t0)
 
     def send(
         self,

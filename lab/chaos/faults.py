@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import docker.errors
 
+from lab import journal
 from lab.chaos import declared
 from lab.engine.stack import Stack, ctrl_c_ignored, dns_names, unlike_promised
 from lab.errors import FaultError, Unhealthy, UsageError
@@ -57,6 +58,7 @@ class Chaos:
             if kind in UNDO:
                 self.undo.pop()
             raise FaultError(f"{kind} {target} failed: {exc.explanation or exc}") from None
+        journal.publish(self.lab.topology.project, "fault", action=kind, target=target)
 
     def undo_all(self) -> None:
         while self.undo:

@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 
 import docker.errors
 
+from lab import journal
 from lab.chaos.impairment import (
     NO_NETEM,
     USER_SPACE,
@@ -44,6 +45,12 @@ def _run(lab: Stack, host: str, script: str) -> str:
 
 def apply(lab: Stack, host: str, imp: Impairment) -> str:
     """Put ``imp`` on ``host``'s link, replacing what was there; which netem is at work."""
+    how = _apply(lab, host, imp)
+    journal.publish(lab.topology.project, "link", host=host, impairment=imp.text(), how=how)
+    return how
+
+
+def _apply(lab: Stack, host: str, imp: Impairment) -> str:
     _stop_user_space(lab, host)
     try:
         _run(lab, host, apply_script(imp))
@@ -75,6 +82,7 @@ def _stop_user_space(lab: Stack, host: str) -> None:
 def reset(lab: Stack, host: str) -> None:
     _stop_user_space(lab, host)
     _run(lab, host, reset_script())
+    journal.publish(lab.topology.project, "link", host=host, impairment="none")
 
 
 def show(lab: Stack, host: str) -> str:

@@ -55,6 +55,7 @@ examples:
   lab chaos kill tcp-shout        break something by hand (the fault stays)
   lab chaos restore               mend whatever differs from the topology (links too)
   lab link shouthost loss 10%     drop a tenth of the frames arriving at shouthost
+  lab web                         the lab in a browser: topology, traffic, faults, replays
   lab fuzz --inputs 500           malformed input at every declared port; all must survive
   lab bench --tiny                benchmarks against real peers, on tiny sizes (BENCHMARKS.md)
   lab -f examples/topologies/router/compose.yaml up

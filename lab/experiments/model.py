@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab import journal
 from lab.errors import ExperimentError, NothingJudged, UsageError
 from lab.topology import Port, Topology
 from lab.traffic.script import Events, Script, steps_of
@@ -31,8 +32,7 @@ from services.probes.sockscript import Event, Step
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from lab.api import Lab
-    from lab.engine.session import ScriptSession
+    from lab.api import Lab, Session
     from lab.packets.dissect import Frame
 
 SCHEMA_ID = "netlab.experiment-result/1"
@@ -173,7 +173,7 @@ class RecordedSession:
         self.host = host
         self.t0 = t0
         self._cm: Any = None
-        self._session: ScriptSession | None = None
+        self._session: Session | None = None
 
     def __enter__(self) -> RecordedSession:
         self._cm = self.ctx.lab.session(self.host, self.t0)
@@ -185,7 +185,7 @@ class RecordedSession:
 
     def step(self, **step: Any) -> Events:
         assert self._session is not None, "use the session in a with block"
-        events = Events(self._session.step(**step))
+        events = self._session.step(**step)
         self.ctx.events.extend(events)
         return events
 
@@ -368,6 +368,14 @@ def run_experiment(
     claims = experiment.claims_for(lab.topology)
     ctx = Context(lab)
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    journal.publish(
+        lab.project,
+        "experiment",
+        phase="start",
+        name=experiment.name,
+        t0=ctx.t0,
+        claims=[asdict(c) for c in claims],
+    )
     experiment.run(ctx)
     duration = time.monotonic() - ctx.t0
     snapshot = lab_snapshot(lab)
@@ -384,6 +392,15 @@ def run_experiment(
         events=list(ctx.events),
         facts=ctx.facts,
         t0_monotonic=ctx.t0,
+    )
+    journal.publish(
+        lab.project,
+        "experiment",
+        phase="end",
+        name=experiment.name,
+        t0=ctx.t0,
+        checks=[asdict(c) for c in checks],
+        passed=result.passed,
     )
     if predictions is not None:
         s = score(predictions, checks)

@@ -2,6 +2,8 @@
 
     python3 -m services.helpers.capture IFACE[,IFACE...] FILE
 
+FILE ``-`` streams the pcap to standard output instead (``lab web`` reads frames live).
+
 Runs in a helper container that needs only CAP_NET_RAW. Frames are read from an
 AF_PACKET socket with the kernel's receive timestamp and written as they come
 (pcap with nanosecond timestamps, the format tcpdump's ``--nano`` writes), so
@@ -96,6 +98,9 @@ def main(argv: list[str]) -> int:
         return 2
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if argv[1] == "-":
+        capture(argv[0].split(","), sys.stdout.buffer)
+        return 0
     with open(argv[1], "wb") as out:
         capture(argv[0].split(","), out)
     return 0

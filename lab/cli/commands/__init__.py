@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from lab.cli.commands import bench, chaos, experiments, fuzz, packets, send, stack
+from lab.cli.commands import bench, chaos, experiments, fuzz, packets, send, stack, web
 
-GROUPS = (stack, send, experiments, chaos, packets, fuzz, bench)
+GROUPS = (stack, send, experiments, chaos, packets, web, fuzz, bench)
