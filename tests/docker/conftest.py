@@ -24,9 +24,10 @@ from lab.engine.stack import Stack
 from tests.conftest import sigint_as_default
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "netlab-test"
+# Overridable so that two checkouts can run this tier side by side on one machine.
+PROJECT = os.environ.get("LAB_TEST_PROJECT", "netlab-test")
 ENV = {
-    "LAB_NET_PREFIX": "10.203.77",
+    "LAB_NET_PREFIX": os.environ.get("LAB_TEST_NET_PREFIX", "10.203.77"),
     "LAB_HTTP_PORT": "",
     "LAB_DB_PORT": "",
     "LAB_TCP_SHOUT_PORT": "",
