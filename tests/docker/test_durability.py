@@ -9,7 +9,9 @@ from lab.experiments.model import run_experiment
 
 
 def test_no_acknowledged_write_is_lost_across_ten_kills(net: netlab.Lab) -> None:
-    result = run_experiment(DbKill(kills=10, seconds_per_kill=1.0, seed=3), net)
+    result = run_experiment(
+        DbKill(kills=10, seconds_per_kill=1.0, seed=3, policies=("always",)), net
+    )
     checks = {c.id: c for c in result.checks}
     runs = result.facts["runs"]
     assert runs["always"]["kills"] == 10
@@ -24,7 +26,10 @@ def test_no_acknowledged_write_is_lost_across_ten_kills(net: netlab.Lab) -> None
 def test_a_db_that_acknowledges_before_fsync_fails_the_power_loss_claim(net: netlab.Lab) -> None:
     # The same experiment, its power-loss copy of db set to a deliberately wrong `always`
     # (DB_UNSAFE_ACK_BEFORE_FSYNC): replies leave before the fsync that should cover them.
-    result = run_experiment(DbKill(kills=1, seconds_per_kill=0.5, unsafe_always=True), net)
+    unsafe = DbKill(
+        kills=1, seconds_per_kill=0.5, unsafe_always=True, policies=("always", "everysec")
+    )
+    result = run_experiment(unsafe, net)
     checks = {c.id: c for c in result.checks}
     power = result.facts["power"]
     assert power["always"]["unsafe"] is True

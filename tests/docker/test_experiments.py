@@ -18,12 +18,15 @@ from lab.experiments.model import run_experiment
 from tests.docker.conftest import PROJECT, ROOT, run_lab_cli
 
 SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())
-RUNS = 3
+# Three runs in a row catch a claim that holds only by luck; the slow experiments (a
+# minute or more each) run once here and once more in `lab run --all` below, so the
+# tier stays well inside CI's time.
+SLOW = {"failures", "db-kill", "impaired-delivery"}
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_every_claim_holds_three_runs_in_a_row(net: netlab.Lab, name: str) -> None:
-    for run in range(1, RUNS + 1):
+def test_every_claim_holds_run_after_run(net: netlab.Lab, name: str) -> None:
+    for run in range(1, (1 if name in SLOW else 3) + 1):
         result = run_experiment(EXPERIMENTS[name], net)
         failed = {c.id: c.observed for c in result.checks if not c.held}
         assert not failed, f"run {run} of {name}: claims that did not hold: {failed}"

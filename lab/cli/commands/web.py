@@ -89,9 +89,14 @@ def cmd_web(s: Session, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     what = f"project {s.lab.project}, live" if live else "replays only"
-    s.print(f"lab web ({what}; {len(results)} results to replay): open [bold]{guard.address()}[/]")
-    s.print("Ctrl-C stops it, and undoes every fault and impairment set from the page.")
-    sys.stdout.flush()
-    web.run_app(server.app(), host=args.bind, port=port, print=None, handle_signals=True)
+
+    def listening(_: str) -> None:  # printed once the server accepts connections
+        s.print(
+            f"lab web ({what}; {len(results)} results to replay): open [bold]{guard.address()}[/]"
+        )
+        s.print("Ctrl-C stops it, and undoes every fault and impairment set from the page.")
+        sys.stdout.flush()
+
+    web.run_app(server.app(), host=args.bind, port=port, print=listening, handle_signals=True)
     s.print("lab web stopped")
     return 0
