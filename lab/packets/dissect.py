@@ -1,29 +1,29 @@
 """Frames taken apart layer by layer: Ethernet, ARP or IPv4, then TCP, UDP or ICMP, then data.
 
-Reading pcap files and naming header fields is scapy's job (a well-kept
-dissector); where each header starts and ends in the frame, and whether its
-checksum holds, is worked out here from the captured bytes themselves, with the
-project's own :mod:`lab.packets.checksum`.
+Sans-IO and byte by byte: each header is unpacked with :mod:`struct` at the offset
+where the previous one ends, so every layer knows the bytes it came from (what the
+hex view colours), and each checksum is recomputed from the captured bytes with
+the project's own :mod:`lab.packets.checksum`. Reading the file is
+:mod:`lab.packets.pcap`'s job. The field names and values are what scapy and
+tshark give for the same frames (the tests hold them to both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import contextlib
+import gc
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
-
-from scapy.error import Scapy_Exception
-from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.l2 import ARP, Ether
-from scapy.packet import Packet
-from scapy.utils import PcapReader
+from typing import Any, NamedTuple
 
 from lab.errors import PacketError
-from lab.packets.checksum import Verdict, icmp_verdict, ipv4_verdict, verdict
+from lab.packets import pcap
+from lab.packets.checksum import Verdict, icmp_verdict, ipv4_verdict, segment_verdict
 
 ETH_HEADER = 14
-MAX_FRAME = 262144  # the capture's snap length
-TCP_FLAGS = "FSRPAUEC"  # bit 0 (FIN) to bit 7 (CWR)
 ICMP_NAMES = {
     (0, 0): "echo reply",
     (8, 0): "echo request",
@@ -32,68 +32,110 @@ ICMP_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     name: str  # Ethernet, ARP, IPv4, TCP, UDP, ICMP, data
     start: int  # byte offset in the frame where this header begins
     end: int  # ...and where it ends (for data: where the frame's payload ends)
     fields: dict[str, int | str]
 
 
-@dataclass(frozen=True)
-class ChecksumCheck:
+class Header(NamedTuple):
+    """A layer as it was unpacked: the cheap form every frame gets (see :class:`Frame`)."""
+
+    name: str
+    start: int
+    end: int
+    values: tuple[Any, ...]  # as struct unpacked them, in header order
+
+
+class ChecksumCheck(NamedTuple):
     layer: str
     carried: int
     computed: int
     verdict: Verdict
 
 
-@dataclass(frozen=True)
 class Frame:
-    number: int  # from 1, as Wireshark counts
-    time: float  # seconds since the epoch, from the capture
-    raw: bytes
-    layers: tuple[Layer, ...]
-    checksums: tuple[ChecksumCheck, ...] = field(default=())
+    """A frame taken apart. Every frame's headers are unpacked and its checksums judged
+    when it is read; the named fields of its layers are made only when asked for (a
+    listing of 100,000 frames needs addresses, a summary and verdicts, never all fields:
+    `lab bench packets` measures it against tshark)."""
+
+    __slots__ = ("_layers", "checksums", "headers", "number", "raw", "time")
+
+    def __init__(
+        self,
+        number: int,
+        time: float,
+        raw: bytes,
+        headers: tuple[Header, ...],
+        checksums: tuple[ChecksumCheck, ...] = (),
+    ) -> None:
+        self.number = number  # from 1, as Wireshark counts
+        self.time = time  # seconds since the epoch, from the capture
+        self.raw = raw
+        self.headers = headers
+        self.checksums = checksums
+        self._layers: tuple[Layer, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"Frame({self.number}, {self.summary!r}, {len(self.raw)} bytes)"
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        if self._layers is None:
+            self._layers = tuple(
+                Layer(h.name, h.start, h.end, FIELDS[h.name](h.values)) for h in self.headers
+            )
+        return self._layers
 
     def layer(self, name: str) -> Layer | None:
-        return next((x for x in self.layers if x.name == name), None)
+        for i, h in enumerate(self.headers):  # at most four: a plain loop beats the rest
+            if h.name == name:
+                return self.layers[i]
+        return None
 
     @property
     def payload(self) -> bytes:
-        data = self.layer("data")
-        return self.raw[data.start : data.end] if data else b""
+        data = self.headers[-1]
+        return self.raw[data.start : data.end] if data.name == "data" else b""
 
     @property
     def src(self) -> str:
-        ip = self.layer("IPv4")
-        arp = self.layer("ARP")
-        return str(ip.fields["src"]) if ip else str(arp.fields["sender_ip"]) if arp else ""
+        network = self.headers[1] if len(self.headers) > 1 else None  # IPv4 or ARP
+        if network is None or network.name not in ("IPv4", "ARP"):
+            return ""
+        return socket.inet_ntoa(network.values[8 if network.name == "IPv4" else 6])
 
     @property
     def dst(self) -> str:
-        ip = self.layer("IPv4")
-        arp = self.layer("ARP")
-        return str(ip.fields["dst"]) if ip else str(arp.fields["target_ip"]) if arp else ""
+        network = self.headers[1] if len(self.headers) > 1 else None
+        if network is None or network.name not in ("IPv4", "ARP"):
+            return ""
+        return socket.inet_ntoa(network.values[9 if network.name == "IPv4" else 8])
 
     @property
     def summary(self) -> str:
         """One short phrase: what a ladder diagram's arrow is labelled with."""
-        tcp, udp, icmp, arp = (self.layer(n) for n in ("TCP", "UDP", "ICMP", "ARP"))
-        size = len(self.payload)
-        if tcp:
-            text = f"TCP [{tcp.fields['flag_names']}]"
+        headers = self.headers
+        if len(headers) < 2:
+            return headers[-1].name if headers else "?"
+        top = headers[2] if len(headers) > 2 else headers[1]
+        if top.name == "TCP":
+            size = len(self.payload)
+            text = f"TCP [{flag_names(top.values[5])}]"
             return f"{text} {size} B" if size else text
-        if udp:
-            return f"UDP {size} B"
-        if icmp:
-            kind = (int(icmp.fields["type"]), int(icmp.fields["code"]))
+        if top.name == "UDP":
+            return f"UDP {len(self.payload)} B"
+        if top.name == "ICMP":
+            kind = (top.values[0], top.values[1])
             return f"ICMP {ICMP_NAMES.get(kind, f'type {kind[0]} code {kind[1]}')}"
-        if arp:
-            return "ARP who-has" if arp.fields["op"] == 1 else "ARP is-at"
-        return self.layers[-1].name if self.layers else "?"
+        if headers[1].name == "ARP":
+            return "ARP who-has" if headers[1].values[4] == 1 else "ARP is-at"
+        return headers[-1].name
 
 
+@cache  # 256 possible values, and every TCP segment asks
 def flag_names(bits: int) -> str:
     """TCP flags the way tcpdump-style tools spell them: SYN, ACK, PSH..."""
     names = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
@@ -103,151 +145,169 @@ def flag_names(bits: int) -> str:
 
 
 def read(path: Path) -> list[Frame]:
-    """Every frame of a pcap file, taken apart."""
-    return list(frames(path))
+    """Every frame of a pcap or pcapng file, taken apart."""
+    with no_cycle_collection():
+        return list(frames(path))
+
+
+@contextlib.contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Frames hold no reference cycles, yet each one made wakes Python's cycle collector,
+    which walks every frame made so far: with it on, reading 100,000 frames took twice as
+    long. Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def frames(path: Path) -> Iterator[Frame]:
     try:
-        reader = PcapReader(str(path))
-    except (OSError, Scapy_Exception) as exc:
+        records = pcap.records(path)
+        for number, (time, raw) in enumerate(records, 1):
+            yield dissect(raw, time, number)
+    except (OSError, pcap.PcapError) as exc:
         raise PacketError(f"cannot read {path} as a capture: {exc}") from None
-    with reader:
-        number = 0
-        while True:
-            try:
-                # Iterating would cut every frame at 65535 bytes (scapy's default MTU),
-                # and a 65507-byte datagram crosses a veth as one frame of 65549.
-                packet = reader.read_packet(size=MAX_FRAME)
-            except EOFError:
-                return
-            number += 1
-            yield dissect(bytes(packet), float(packet.time), number)
+
+
+# Headers and checks are made with tuple.__new__: a NamedTuple's own constructor is a
+# Python function, three times slower, and a listing makes half a million of them.
+_new: Any = tuple.__new__
 
 
 def dissect(raw: bytes, time: float = 0.0, number: int = 1) -> Frame:
-    """One Ethernet frame, from its bytes."""
-    ether = Ether(raw)
-    layers = [
-        Layer(
-            "Ethernet",
-            0,
-            ETH_HEADER,
-            {"dst": ether.dst, "src": ether.src, "type": ether.type},
-        )
-    ]
+    """One Ethernet frame, from its bytes. A header cut short ends the dissection there:
+    what is left is shown as data, never guessed at."""
+    if len(raw) < ETH_HEADER:
+        data = _new(Header, ("data", 0, len(raw), ("length", len(raw))))
+        return Frame(number, time, raw, (data,))
+    ether = ETHER.unpack_from(raw)
+    headers = [_new(Header, ("Ethernet", 0, ETH_HEADER, ether))]
     checks: list[ChecksumCheck] = []
-    if ARP in ether:
-        arp = ether[ARP]
-        layers.append(
-            Layer(
-                "ARP",
-                ETH_HEADER,
-                ETH_HEADER + 28,
-                {
-                    "op": arp.op,
-                    "sender_mac": arp.hwsrc,
-                    "sender_ip": arp.psrc,
-                    "target_mac": arp.hwdst,
-                    "target_ip": arp.pdst,
-                },
-            )
+    kind = ether[2]
+    if kind == 0x0806 and len(raw) >= ETH_HEADER + ARP_BODY.size:
+        arp = ARP_BODY.unpack_from(raw, ETH_HEADER)
+        headers.append(_new(Header, ("ARP", ETH_HEADER, ETH_HEADER + ARP_BODY.size, arp)))
+    elif kind == 0x0800 and len(raw) >= ETH_HEADER + IPV4.size:
+        _ipv4(raw, headers, checks)
+    else:
+        headers.append(
+            _new(Header, ("data", ETH_HEADER, len(raw), ("length", len(raw) - ETH_HEADER)))
         )
-    elif IP in ether:
-        _ipv4(ether[IP], raw, layers, checks)
-    return Frame(number, time, raw, tuple(layers), tuple(checks))
+    return Frame(number, time, raw, tuple(headers), tuple(checks))
 
 
-def _ipv4(ip: Packet, raw: bytes, layers: list[Layer], checks: list[ChecksumCheck]) -> None:
+def _ipv4(raw: bytes, headers: list[Header], checks: list[ChecksumCheck]) -> None:
     start = ETH_HEADER
-    header_end = start + ip.ihl * 4
-    end = min(start + ip.len, len(raw))  # what follows ip.len is Ethernet padding
-    layers.append(
-        Layer(
-            "IPv4",
-            start,
-            header_end,
-            {
-                "version": ip.version,
-                "header_length": ip.ihl * 4,
-                "total_length": ip.len,
-                "id": ip.id,
-                "flags": int(ip.flags),
-                "ttl": ip.ttl,
-                "protocol": ip.proto,
-                "checksum": ip.chksum,
-                "src": ip.src,
-                "dst": ip.dst,
-            },
+    ip = IPV4.unpack_from(raw, start)
+    header_end = start + (ip[0] & 0x0F) * 4
+    end = min(start + ip[2], len(raw))  # what follows the total length is Ethernet padding
+    headers.append(_new(Header, ("IPv4", start, header_end, ip)))
+    judged, carried, computed = ipv4_verdict(raw[start:header_end])
+    checks.append(_new(ChecksumCheck, ("IPv4", carried, computed, judged)))
+    frag, proto = ip[4], ip[6]
+    if frag & 0x3FFF:  # an offset, or more fragments to come: not a whole datagram
+        headers.append(
+            _new(Header, ("data", header_end, end, ("fragment_offset", (frag & 0x1FFF) * 8)))
         )
-    )
-    checks.append(ChecksumCheck("IPv4", *_reorder(ipv4_verdict(raw[start:header_end]))))
-    if ip.frag or ip.flags.MF:
-        layers.append(Layer("data", header_end, end, {"fragment_offset": ip.frag * 8}))
         return
     segment = raw[header_end:end]
     payload_start = header_end
-    if ip.proto == 6 and TCP in ip:
-        tcp = ip[TCP]
-        payload_start = header_end + tcp.dataofs * 4
-        flags = int(tcp.flags)
-        layers.append(
-            Layer(
-                "TCP",
-                header_end,
-                payload_start,
-                {
-                    "src_port": tcp.sport,
-                    "dst_port": tcp.dport,
-                    "seq": tcp.seq,
-                    "ack": tcp.ack,
-                    "header_length": tcp.dataofs * 4,
-                    "flags": flags,
-                    "flag_names": flag_names(flags),
-                    "window": tcp.window,
-                    "checksum": tcp.chksum,
-                },
-            )
-        )
-        checks.append(_transport("TCP", ip, 6, segment))
-    elif ip.proto == 17 and UDP in ip:
-        udp = ip[UDP]
-        payload_start = header_end + 8
-        layers.append(
-            Layer(
-                "UDP",
-                header_end,
-                payload_start,
-                {
-                    "src_port": udp.sport,
-                    "dst_port": udp.dport,
-                    "length": udp.len,
-                    "checksum": udp.chksum,
-                },
-            )
-        )
-        checks.append(_transport("UDP", ip, 17, segment))
-    elif ip.proto == 1 and ICMP in ip:
-        icmp = ip[ICMP]
-        payload_start = header_end + 8
-        layers.append(
-            Layer(
-                "ICMP",
-                header_end,
-                payload_start,
-                {"type": icmp.type, "code": icmp.code, "checksum": icmp.chksum},
-            )
-        )
-        checks.append(ChecksumCheck("ICMP", *_reorder(icmp_verdict(segment))))
-    layers.append(Layer("data", payload_start, end, {"length": end - payload_start}))
+    name = PROTOCOLS.get(proto)
+    if name is not None and len(segment) >= MINIMUM[proto]:
+        unpacked = HEADERS[proto].unpack_from(segment)
+        payload_start += (unpacked[4] >> 4) * 4 if proto == 6 else 8
+        headers.append(_new(Header, (name, header_end, payload_start, unpacked)))
+        if proto == 1:
+            judged, carried, computed = icmp_verdict(segment)
+        else:
+            judged, carried, computed = segment_verdict(ip[8] + ip[9], proto, segment)
+        checks.append(_new(ChecksumCheck, (name, carried, computed, judged)))
+    elif name is not None:  # a header cut short: nothing to sum, and it cannot be whole
+        checks.append(_new(ChecksumCheck, (name, 0, 0, Verdict.INVALID)))
+    headers.append(
+        _new(Header, ("data", payload_start, end, ("length", max(0, end - payload_start))))
+    )
 
 
-def _transport(name: str, ip: Packet, protocol: int, segment: bytes) -> ChecksumCheck:
-    if len(segment) < {6: 20, 17: 8}[protocol]:
-        return ChecksumCheck(name, 0, 0, Verdict.INVALID)  # cut short: nothing to sum
-    judged, carried, computed = verdict(ip.src, ip.dst, protocol, segment)
-    return ChecksumCheck(name, carried, computed, judged)
+def _mac(raw: bytes) -> str:
+    return raw.hex(":")
 
 
-def _reorder(judged: tuple[Verdict, int, int]) -> tuple[int, int, Verdict]:
-    return judged[1], judged[2], judged[0]
+def _ethernet(v: tuple[Any, ...]) -> dict[str, int | str]:
+    return {"dst": _mac(v[0]), "src": _mac(v[1]), "type": v[2]}
+
+
+def _arp(v: tuple[Any, ...]) -> dict[str, int | str]:
+    return {
+        "op": v[4],
+        "sender_mac": _mac(v[5]),
+        "sender_ip": socket.inet_ntoa(v[6]),
+        "target_mac": _mac(v[7]),
+        "target_ip": socket.inet_ntoa(v[8]),
+    }
+
+
+def _ipv4_fields(v: tuple[Any, ...]) -> dict[str, int | str]:
+    return {
+        "version": v[0] >> 4,
+        "header_length": (v[0] & 0x0F) * 4,
+        "total_length": v[2],
+        "id": v[3],
+        "flags": v[4] >> 13,
+        "ttl": v[5],
+        "protocol": v[6],
+        "checksum": v[7],
+        "src": socket.inet_ntoa(v[8]),
+        "dst": socket.inet_ntoa(v[9]),
+    }
+
+
+def _tcp(v: tuple[Any, ...]) -> dict[str, int | str]:
+    return {
+        "src_port": v[0],
+        "dst_port": v[1],
+        "seq": v[2],
+        "ack": v[3],
+        "header_length": (v[4] >> 4) * 4,
+        "flags": v[5] | (v[4] & 0x01) << 8,  # the ninth flag (NS) sits in the offset byte
+        "flag_names": flag_names(v[5]),
+        "window": v[6],
+        "checksum": v[7],
+    }
+
+
+def _udp(v: tuple[Any, ...]) -> dict[str, int | str]:
+    return {"src_port": v[0], "dst_port": v[1], "length": v[2], "checksum": v[3]}
+
+
+def _icmp(v: tuple[Any, ...]) -> dict[str, int | str]:
+    return {"type": v[0], "code": v[1], "checksum": v[2]}
+
+
+def _data(v: tuple[Any, ...]) -> dict[str, int | str]:
+    return {v[0]: v[1]}
+
+
+ETHER = struct.Struct("!6s6sH")
+ARP_BODY = struct.Struct("!HHBBH6s4s6s4s")
+IPV4 = struct.Struct("!BBHHHBBH4s4s")
+PROTOCOLS = {6: "TCP", 17: "UDP", 1: "ICMP"}
+HEADERS = {
+    6: struct.Struct("!HHIIBBHH"),  # up to the checksum; the urgent pointer is not shown
+    17: struct.Struct("!HHHH"),
+    1: struct.Struct("!BBH"),
+}
+MINIMUM = {6: 20, 17: 8, 1: 8}  # bytes a whole header needs
+FIELDS: dict[str, Callable[[tuple[Any, ...]], dict[str, int | str]]] = {
+    "Ethernet": _ethernet,
+    "ARP": _arp,
+    "IPv4": _ipv4_fields,
+    "TCP": _tcp,
+    "UDP": _udp,
+    "ICMP": _icmp,
+    "data": _data,
+}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from services.probes.sockscript import Event
 
-if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it
+if TYPE_CHECKING:
     from lab.packets.dissect import Frame
 
 COLUMN = 28  # characters between two hosts' lines

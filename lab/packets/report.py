@@ -15,7 +15,7 @@ from lab.packets.ladder import PacketMark
 from lab.packets.view import checksum_counts
 from services.probes.sockscript import Event
 
-if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it
+if TYPE_CHECKING:
     from lab.packets.dissect import Frame
 
 DOCKER_HOST = "docker-host"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-if TYPE_CHECKING:  # scapy loads slowly: only reading a capture needs it
+if TYPE_CHECKING:
     from lab.packets.dissect import Frame, Layer
 
 from lab.packets.checksum import EXPLANATIONS, Verdict
@@ -38,31 +38,40 @@ def name_of(ip: str, names: dict[str, str]) -> str:
     return names.get(ip, ip)
 
 
-def overview(frames: Iterable[Frame], names: dict[str, str], start: float) -> Table:
-    """One row per frame: when, who to whom, what, and whether its checksums hold."""
-    table = Table(title="frames", title_justify="left")
-    for column in ("#", "t (ms)", "from", "to", "what", "bytes", "checksums"):
-        table.add_column(column, justify="right" if column in ("#", "t (ms)", "bytes") else "left")
-    for f in frames:
-        table.add_row(
-            str(f.number),
-            f"{(f.time - start) * 1000:.3f}",
-            name_of(f.src, names),
-            name_of(f.dst, names),
-            f.summary,
-            str(len(f.raw)),
-            checksum_text(f),
-        )
-    return table
+COLUMNS = ("#", "t (ms)", "from", "to", "what", "bytes", "checksums")
+RIGHT = (True, True, False, False, False, True, False)  # numbers align right
 
 
-def checksum_text(frame: Frame) -> Text:
-    text = Text()
-    for i, c in enumerate(frame.checksums):
-        if i:
-            text.append(" ")
-        text.append(f"{c.layer} {c.verdict.value}", style=VERDICT_STYLES[c.verdict])
-    return text
+def listing(frames: Sequence[Frame], names: dict[str, str], start: float) -> Iterator[str]:
+    """One plain line per frame, in aligned columns, as `tshark -r` prints them: when, who
+    to whom, what, how long, and whether its checksums hold. Plain text rather than a
+    table widget: a capture of 100,000 frames must list as fast as tshark does (`lab bench
+    packets`), and a pipe into grep or less wants lines."""
+    words = _CHECKSUM_WORDS
+    columns = (
+        [str(f.number) for f in frames],
+        [f"{(f.time - start) * 1000:.3f}" for f in frames],
+        [names.get(a, a) for a in (f.src for f in frames)],
+        [names.get(a, a) for a in (f.dst for f in frames)],
+        [f.summary for f in frames],
+        [str(len(f.raw)) for f in frames],
+        [" ".join([words[c[0], c[3]] for c in f.checksums]) or "-" for f in frames],
+    )
+    widths = [
+        max(len(title), *map(len, column)) for title, column in zip(COLUMNS, columns, strict=True)
+    ]
+    aligned = [
+        f"{{:>{w}}}" if right else f"{{:<{w}}}" for w, right in zip(widths, RIGHT, strict=True)
+    ]
+    line = "  ".join(aligned[:-1]) + "  {}"  # the last column is not padded
+    yield line.format(*COLUMNS).rstrip()
+    for row in zip(*columns, strict=True):
+        yield line.format(*row)
+
+
+_CHECKSUM_WORDS = {
+    (layer, v): f"{layer} {v.value}" for layer in ("IPv4", "TCP", "UDP", "ICMP") for v in Verdict
+}
 
 
 def layer_fields(layer: Layer) -> str:
@@ -185,11 +194,11 @@ def frame_json(frame: Frame) -> dict[str, object]:
 
 def checksum_counts(frames: Iterable[Frame]) -> dict[str, dict[str, int]]:
     """How many checksums of each layer had each verdict: {"TCP": {"valid": 12}, ...}."""
-    counts: dict[str, Counter[str]] = {}
-    for f in frames:
-        for c in f.checksums:
-            counts.setdefault(c.layer, Counter())[c.verdict.value] += 1
-    return {layer: dict(c) for layer, c in counts.items()}
+    pairs = Counter((c.layer, c.verdict) for f in frames for c in f.checksums)
+    counts: dict[str, dict[str, int]] = {}
+    for (layer, judged), n in pairs.items():
+        counts.setdefault(layer, {})[judged.value] = n
+    return counts
 
 
 def checksum_summary(frames: list[Frame], names: dict[str, str]) -> list[Text]:
@@ -205,8 +214,7 @@ def checksum_summary(frames: list[Frame], names: dict[str, str]) -> list[Text]:
         {
             name_of(f.src, names)
             for f in frames
-            for c in f.checksums
-            if c.verdict is Verdict.OFFLOADED
+            if any(c.verdict is Verdict.OFFLOADED for c in f.checksums)
         }
     )
     if offloaded:

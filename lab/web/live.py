@@ -31,7 +31,7 @@ from lab.errors import LabError, UsageError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import Experiment, run_experiment
 from lab.packets.capture import bridges
-from lab.web.pcapstream import PcapStream
+from lab.packets.pcap import PcapStream
 from lab.web.replay import frame_summary
 
 FRAMES_KEPT = 5000

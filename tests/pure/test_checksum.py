@@ -117,3 +117,53 @@ def test_udp_never_carries_a_computed_zero() -> None:
     word = (0xFFFF - rest).to_bytes(2, "big")
     assert internet_checksum(pseudo_header(src, dst, UDP_PROTO, 10) + segment_with(0, word)) == 0
     assert transport_checksum(src, dst, UDP_PROTO, segment_with(0, word)) == 0xFFFF
+
+
+def _word_by_word(data: bytes) -> int:
+    """RFC 1071's loop, as written there: the reference the fast sum must equal."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = 0
+    for i in range(0, len(data), 2):
+        total += data[i] << 8 | data[i + 1]
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+@given(st.binary(max_size=2000))
+def test_the_fast_sum_is_rfc_1071s_loop(data: bytes) -> None:
+    assert ones_complement_sum(data) == _word_by_word(data)
+
+
+@pytest.mark.parametrize(
+    "data", [b"\xff\xff", b"\xff\xff\xff\xff", b"\x00\x00\xff\xff", b"\x00" * 8, b"\x00\x01" * 3]
+)
+def test_the_fast_sum_at_one_complements_two_zeros(data: bytes) -> None:
+    assert ones_complement_sum(data) == _word_by_word(data)
+
+
+@given(
+    segment=st.binary(min_size=20, max_size=200),
+    carried=st.sampled_from([0, 0xFFFF, 1, 0x1234]) | st.integers(0, 0xFFFF),
+    protocol=st.sampled_from([TCP_PROTO, UDP_PROTO]),
+    fill=st.booleans(),
+)
+def test_the_one_sum_shortcut_judges_as_the_definition_does(
+    segment: bytes, carried: int, protocol: int, fill: bool
+) -> None:
+    src, dst = "10.203.0.100", "10.203.0.20"
+    at = 16 if protocol == TCP_PROTO else 6
+    if fill:  # half the cases carry the right sum, so VALID is reached as often as not
+        carried = transport_checksum(src, dst, protocol, segment)
+    data = segment[:at] + carried.to_bytes(2, "big") + segment[at + 2 :]
+    computed = transport_checksum(src, dst, protocol, data)
+    expected = (
+        Verdict.VALID
+        if carried == computed
+        else Verdict.ABSENT
+        if protocol == UDP_PROTO and carried == 0
+        else Verdict.OFFLOADED
+        if carried == ones_complement_sum(pseudo_header(src, dst, protocol, len(data)))
+        else Verdict.INVALID
+    )
+    assert verdict(src, dst, protocol, data) == (expected, carried, computed)

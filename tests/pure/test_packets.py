@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
@@ -203,3 +206,71 @@ def test_a_report_takes_apart_one_frame_of_each_kind() -> None:
         frame_at(1.3, bytes(Ether() / IP() / ICMP(type=3, code=3) / bytes(28)), 4),
     ]
     assert [f.number for f in examples(frames)] == [2, 4]  # no UDP in this capture
+
+
+@given(
+    sport=st.integers(0, 65535),
+    dport=st.integers(0, 65535),
+    seq=st.integers(0, 2**32 - 1),
+    ack=st.integers(0, 2**32 - 1),
+    flags=st.integers(0, 0x1FF),
+    window=st.integers(0, 65535),
+    ttl=st.integers(1, 255),
+    ident=st.integers(0, 65535),
+    payload=st.binary(max_size=64),
+)
+def test_tcp_fields_are_scapys(
+    sport: int, dport: int, seq: int, ack: int, flags: int, window: int, ttl: int,
+    ident: int, payload: bytes,
+) -> None:  # fmt: skip
+    packet = Ether(src=SRC_MAC, dst=DST_MAC) / IP(src=CLIENT, dst=SERVER, ttl=ttl, id=ident)
+    packet /= TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, window=window)
+    raw = bytes(packet / payload)
+    theirs = Ether(raw)  # scapy takes the same bytes apart: the independent reading
+    ours = dissect(raw)
+    ip, tcp = ours.layer("IPv4"), ours.layer("TCP")
+    assert ip is not None
+    assert tcp is not None
+    assert ip.fields == {
+        "version": 4, "header_length": 20, "total_length": theirs[IP].len, "id": ident,
+        "flags": int(theirs[IP].flags), "ttl": ttl, "protocol": 6,
+        "checksum": theirs[IP].chksum, "src": CLIENT, "dst": SERVER,
+    }  # fmt: skip
+    assert {k: v for k, v in tcp.fields.items() if k != "flag_names"} == {
+        "src_port": sport, "dst_port": dport, "seq": seq, "ack": ack, "header_length": 20,
+        "flags": int(theirs[TCP].flags), "window": window, "checksum": theirs[TCP].chksum,
+    }  # fmt: skip
+    assert ours.payload == payload
+    assert [c.verdict for c in ours.checksums] == [Verdict.VALID, Verdict.VALID]
+
+
+@given(sport=st.integers(0, 65535), payload=st.binary(max_size=64), op=st.sampled_from([1, 2]))
+def test_udp_icmp_and_arp_fields_are_scapys(sport: int, payload: bytes, op: int) -> None:
+    udp = Ether(bytes(Ether() / IP(src=CLIENT, dst=SERVER) / UDP(sport=sport, dport=9) / payload))
+    layer = dissect(bytes(udp)).layer("UDP")
+    assert layer is not None
+    assert layer.fields == {
+        "src_port": sport, "dst_port": 9, "length": udp[UDP].len, "checksum": udp[UDP].chksum,
+    }  # fmt: skip
+    icmp = Ether(bytes(Ether() / IP(src=SERVER, dst=CLIENT) / ICMP(type=3, code=3) / payload))
+    layer = dissect(bytes(icmp)).layer("ICMP")
+    assert layer is not None
+    assert layer.fields == {"type": 3, "code": 3, "checksum": icmp[ICMP].chksum}
+    arp = Ether(bytes(Ether(src=SRC_MAC) / ARP(op=op, hwsrc=SRC_MAC, psrc=CLIENT, pdst=SERVER)))
+    frame = dissect(bytes(arp))
+    layer = frame.layer("ARP")
+    assert layer is not None
+    assert layer.fields == {
+        "op": op, "sender_mac": arp[ARP].hwsrc, "sender_ip": CLIENT,
+        "target_mac": arp[ARP].hwdst, "target_ip": SERVER,
+    }  # fmt: skip
+    assert (frame.src, frame.dst) == (CLIENT, SERVER)
+
+
+@pytest.mark.parametrize("cut", [0, 5, 13, 14, 20, 33, 34, 40, 53])
+def test_a_frame_cut_anywhere_is_shown_as_far_as_it_goes(cut: int) -> None:
+    frame = dissect(tcp_frame()[:cut])
+    assert frame.layers[-1].name == "data" or cut >= 54
+    assert all(layer.end <= max(cut, layer.start) or layer.name != "data" for layer in frame.layers)
+    if 14 + 20 <= cut < 54:  # IPv4 whole, TCP not: its sum cannot be whole either
+        assert frame.checksums[-1] == ("TCP", 0, 0, Verdict.INVALID)

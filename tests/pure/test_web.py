@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab.web.guard import Guard
-from lab.web.pcapstream import PcapError, PcapStream
 from lab.web.replay import replayable, timeline, topology_of
-from services.helpers.capture import file_header, record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 
@@ -51,21 +49,6 @@ def test_binding_beyond_loopback_is_named_in_the_address_and_the_allowed_hosts()
     assert not wide.loopback_only
     assert wide.address() == "http://10.1.2.3:8765/?token=t"
     assert wide.host_ok("10.1.2.3:8765")
-
-
-def test_a_pcap_stream_is_read_the_same_in_any_pieces() -> None:
-    data = file_header() + record(100, 5, b"one", 3) + record(101, 7, b"frame two", 9)
-    whole = PcapStream().feed(data)
-    assert [(round(t, 9), f) for t, f in whole] == [
-        (100.000000005, b"one"),
-        (101.000000007, b"frame two"),
-    ]
-    for cut in range(len(data)):
-        stream = PcapStream()
-        pieces = stream.feed(data[:cut]) + stream.feed(data[cut:])
-        assert pieces == whole
-    with pytest.raises(PcapError, match="not a little-endian pcap"):
-        PcapStream().feed(b"\x00" * 24)
 
 
 def test_a_recorded_result_replays_without_docker() -> None:

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.prompt import Confirm
 from rich.table import Table
@@ -22,10 +22,10 @@ from lab.errors import (
 from lab.experiments import EXPERIMENTS, files, predictions
 from lab.experiments.builtin.failures import Failures, load_schedule
 from lab.experiments.model import Experiment, Result, run_experiment
+from lab.packets import dissect
+from lab.packets import report as packet_report
+from lab.packets.dissect import Frame
 from lab.views.results import show_capture, show_result
-
-if TYPE_CHECKING:  # scapy loads slowly: imported where a capture is read
-    from lab.packets.dissect import Frame
 
 
 def register(commands: Any) -> None:
@@ -200,9 +200,6 @@ def run_one(
     frames: list[Frame] = []
     saved = result.save(args.results)
     if info is not None:
-        from lab.packets import dissect
-        from lab.packets import report as packet_report
-
         info.path = pcap.replace(saved.with_suffix(".pcap"))
         frames = dissect.read(info.path)
         result.capture = packet_report.summary(info, frames, packet_report.host_names(lab.stack))

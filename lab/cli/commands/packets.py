@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from lab.cli.context import Session
 from lab.errors import UsageError
+from lab.packets import dissect
 from lab.packets import report as packet_report
 from lab.packets import view as packet_view
 
@@ -43,8 +45,6 @@ def register(commands: Any) -> None:
 
 
 def cmd_packets(s: Session, args: argparse.Namespace) -> int:
-    from lab.packets import dissect  # scapy loads slowly: only here
-
     frames = dissect.read(args.file)
     result = packet_report.result_beside(args.file)
     names = ((result or {}).get("capture") or {}).get("names", {})
@@ -65,7 +65,9 @@ def cmd_packets(s: Session, args: argparse.Namespace) -> int:
         for line in packet_report.ladder_of(frames, result):
             s.print(line, plain=True)
     elif not chosen:
-        s.print(packet_view.overview(frames, names, start))
+        with dissect.no_cycle_collection():
+            sys.stdout.write("\n".join(packet_view.listing(frames, names, start)) + "\n")
+        sys.stdout.flush()
     for frame in chosen:
         s.print(packet_view.frame_detail(frame, names, start))
     s.print(*packet_view.checksum_summary(frames, names))

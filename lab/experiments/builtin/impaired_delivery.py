@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from lab.chaos.impairment import Impairment
 from lab.experiments.model import Claim, Context, Experiment, Needs, Observations, Result
+from lab.packets import dissect
 from services.probes.loadgen import percentile
 from services.probes.sockscript import Event
 from services.protocols.sequence import encode, number_of
 
-if TYPE_CHECKING:  # scapy loads slowly: imported where the capture is read
+if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from lab.packets.dissect import Frame, Layer
@@ -260,8 +261,6 @@ class ImpairedDelivery(Experiment):
         self.count = count
 
     def run(self, ctx: Context) -> None:
-        from lab.packets import dissect
-
         lab = ctx.lab
         client = lab.topology.client.name
         server = lab.topology.host_of("tcp-shout")
