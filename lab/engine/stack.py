@@ -12,6 +12,7 @@ import json
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ class Stack:
         # Called with a host's name when it comes back with a new interface (started
         # again, or reconnected): a capture switches that interface's offload off too.
         self.on_host_back: list[Callable[[str], None]] = []
+        self.up_phases: dict[str, float] = {}  # where the last `up` spent its time
 
     @property
     def client(self) -> docker.DockerClient:
@@ -297,9 +299,11 @@ class Stack:
         Interrupted or failed part-way, it removes what it started; a lab that was
         already there before is left for the user to look at.
         """
+        clock = Phases()
         self.check_ports_free()
         already_there = bool(self.owned().containers)
         chosen = base_image.ensure(self.client, self.project_dir, progress)
+        clock.done("base image")
         progress(f"building the service image on {chosen.image}")
         with self._undo_on_failure(unless=already_there):
             # The base chosen above, for Compose files wherever they are (.env holds it
@@ -307,6 +311,7 @@ class Stack:
             self.compose = self.compose.with_env(base_image.ENV_KEY, chosen.image)
             self.compose.build()
             self.prune_old_images()
+            clock.done("build")
             progress("starting containers")
             try:
                 self.compose.up()
@@ -317,9 +322,13 @@ class Stack:
                     hint = self.compose.port_hint(spec.container_port, spec.protocol)
                     raise PortTaken(port, spec.protocol, hint) from None
                 raise
+            clock.done("containers started")
             self.wait_healthy(progress, timeout)
+            clock.done("healthy")
             if then is not None:
                 then()  # what the topology declares beyond Compose (routes, links)
+            clock.done("routes and links")
+        self.up_phases = clock.phases
         return chosen
 
     def prune_old_images(self) -> None:
@@ -461,6 +470,19 @@ def unlike_promised(host: Host, attached: dict[str, Attachment]) -> list[str]:
         if missing:
             wrong.append(f"no DNS name {', '.join(missing)} on {interface.network}")
     return wrong
+
+
+class Phases:
+    """Where the time of a slow step went: seconds per phase, in order."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = round(now - self._last, 3)
+        self._last = now
 
 
 @contextmanager

@@ -9,7 +9,9 @@ python3 -m services.probes.loadgen c10k HOST PORT CONNECTIONS ACTIVE ROUNDS
 
 python3 -m services.probes.loadgen udp HOST PORT RATE SECONDS SIZE
     Sends datagrams of SIZE bytes at RATE a second for SECONDS, counts the
-    answers, and prints {"sent": ..., "received": ...} as JSON.
+    answers, and prints as JSON what was sent and answered, at which rate each
+    really went (not the rate asked for), and how many answers its own socket
+    dropped for want of room (so that a loss is not blamed on the server).
 """
 
 from __future__ import annotations
@@ -125,16 +127,36 @@ def udp(host: str, port: int, rate: int, seconds: float, size: int) -> None:
         except BlockingIOError:
             pass  # our own send buffer is full: try again at once
     elapsed = time.perf_counter() - start
+    received_while_sending = received
     deadline = time.perf_counter() + 1.0  # answers still on their way
     while time.perf_counter() < deadline:
         drain()
         time.sleep(0.005)
+    own_drops = socket_drops(sock.getsockname()[1])
     print(
         json.dumps(
-            {"rate": rate, "sent": sent, "received": received, "seconds": round(elapsed, 3)}
+            {
+                "rate": rate,
+                "sent": sent,
+                "received": received,
+                "seconds": round(elapsed, 3),
+                "sent_rate": round(sent / max(elapsed, 1e-9)),
+                "received_rate": round(received_while_sending / max(elapsed, 1e-9)),
+                "client_drops": own_drops,
+            }
         ),
         flush=True,
     )
+
+
+def socket_drops(port: int, proc: str = "/proc") -> int:
+    """The drop counter of the UDP socket bound to ``port`` (last column of /proc/net/udp)."""
+    with open(f"{proc}/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                return int(fields[-1])
+    return 0
 
 
 def main() -> int:

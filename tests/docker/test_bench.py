@@ -5,38 +5,40 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lab.bench import report
 from lab.engine.stack import Stack
 from tests.docker.conftest import PROJECT, run_lab_cli
 
 
 def test_each_benchmark_runs_on_a_tiny_setting(lab: Stack, tmp_path: Path) -> None:
+    page = tmp_path / "BENCHMARKS.md"
+    names = ["redis", "c10k", "udp", "packets", "up"]
     proc = run_lab_cli(
-        "-p",
-        PROJECT,
-        "bench",
-        "redis",
-        "c10k",
-        "udp",
-        "--tiny",
-        "--out",
-        str(tmp_path),
-        "--markdown",
-        str(tmp_path / "BENCHMARKS.md"),
-        timeout=600,
-    )
+        "-p", PROJECT, "bench", *names, "--tiny", "--out", str(tmp_path), "--markdown", str(page),
+        timeout=900,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = {b["name"]: b for b in json.loads((tmp_path / "latest.json").read_text())}
-    assert set(results) == {"redis", "c10k", "udp"}
-    redis = results["redis"]["data"]["requests_per_second"]
-    assert redis["db P1"]["SET"] > 0
-    assert redis["redis P1"]["GET"] > 0
+    run = json.loads((tmp_path / "latest.json").read_text())
+    results = {b["name"]: b for b in run["benchmarks"]}
+    assert list(results) == names
+    redis = results["redis"]["data"]["configs"]
+    assert [c["policy"] for c in redis] == ["off", "always"]
+    for config in redis:
+        for side in ("db", "redis"):
+            assert config[side]["SET P1"]["n"] == 2  # every repetition measured, none dropped
+            assert config[side]["GET P16"]["median"] > 0
     c10k = results["c10k"]["data"]
     assert c10k["held"] == c10k["asked"] == 50
     assert c10k["round_trips"] == 25
-    assert all(p["sent"] > 0 for p in results["udp"]["data"]["points"])
+    assert c10k["cgroup_bytes_per_connection"]["usage"] != 0
+    curve = results["udp"]["data"]["curves"][0]["points"]
+    for peer in ("udp-shout", "socat"):
+        assert all(p["sent"] > 0 and p["received"] > 0 for p in curve[peer]), peer
+    assert results["packets"]["data"]["frames"] == 2000
+    assert results["up"]["data"]["seconds"]["n"] == 2
     assert (tmp_path / "udp-loss.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| c10k |" in (tmp_path / "BENCHMARKS.md").read_text()
-    # The benchmark's redis-server is gone, and the lab is as it was.
-    names = [c.name for c in lab.client.containers.list(all=True)]
-    assert f"{PROJECT}-bench-redis" not in names
+    assert page.read_text() == report.render(run)
+    # What the benchmarks started is gone, and the lab is as it was.
+    left = lab.client.containers.list(all=True, filters={"label": "lab.purpose=bench"})
+    assert [c.name for c in left if (c.name or "").startswith(PROJECT)] == []
     assert all(s.ready for s in lab.states().values())

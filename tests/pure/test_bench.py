@@ -1,12 +1,20 @@
-"""Benchmark plumbing that needs no lab: parsing redis-benchmark, percentiles, the table."""
+"""Benchmark plumbing that needs no lab: parsing, spreads, onsets, and the page from the JSON."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from lab.bench import Bench, markdown, parse_redis_benchmark
+from lab.bench import BenchError, Spread, report
+from lab.bench import redis as redis_bench
+from lab.bench import udp as udp_bench
 from services.probes.loadgen import percentile
 from services.probes.writer import ranges
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CSV = """"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 "SET","98039.22","0.287","0.080","0.263","0.431","0.623","1.151"
@@ -15,8 +23,14 @@ CSV = """"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_la
 
 
 def test_redis_benchmark_csv() -> None:
-    assert parse_redis_benchmark(CSV) == {"SET": 98039.22, "GET": 104166.67}
-    assert parse_redis_benchmark("") == {}
+    assert redis_bench.parse(CSV) == {"SET": 98039.22, "GET": 104166.67}
+    assert redis_bench.parse("") == {}
+
+
+def test_a_spread_of_nothing_is_an_error_not_a_zero() -> None:
+    assert Spread.of([3.0, 1.0, 2.0]) == Spread(2.0, 1.0, 3.0, 3)
+    with pytest.raises(BenchError):
+        Spread.of([])
 
 
 @pytest.mark.parametrize(
@@ -37,33 +51,75 @@ def test_acknowledged_numbers_as_ranges() -> None:
     assert ranges([]) == []
 
 
-def test_markdown_table_says_what_was_missed() -> None:
-    text = markdown(
-        [
-            Bench("redis", "0.5x", False, "db/Redis: SET P1 0.31x"),
-            Bench("udp", "none", None, "loss passes 1% at 40000 datagrams/s"),
-        ],
-        "Linux 6.x, 2 CPUs",
-        "lab bench",
-    )
-    assert "| redis | 0.5x | **no** | db/Redis: SET P1 0.31x |" in text
-    assert "| udp | none | - |" in text
-    assert "`lab bench` on Linux 6.x, 2 CPUs" in text
+@pytest.mark.parametrize(
+    ("losses", "expected"),
+    [
+        ([0.0, 0.0, 0.005], None),  # under 1% everywhere: no onset
+        ([0.0, 0.02, 0.5], 2000),  # the first rate past 1%
+        ([0.011, 0.0, 0.0], 1000),  # even a first point can be the onset
+    ],
+)
+def test_udp_loss_onset(losses: list[float], expected: int | None) -> None:
+    points = [{"rate": 1000 * (i + 1), "loss": loss} for i, loss in enumerate(losses)]
+    assert udp_bench.onset(points) == expected
 
 
-def test_markdown_explains_a_missed_target_and_draws_the_udp_table() -> None:
-    points = [
-        {"rate": 1000, "sent": 1000, "received": 1000, "loss": 0.0, "kernel_drops": 0},
-        {"rate": 9000, "sent": 9000, "received": 8100, "loss": 0.1, "kernel_drops": 900},
-    ]
-    text = markdown(
-        [
-            Bench("cycle", "3 s", False, "lab up 4.9 s"),
-            Bench("udp", "none", None, "loss at 9000", {"points": points}),
-        ],
-        "m",
-        "lab bench",
+def _run(benchmarks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "command": "lab bench",
+        "machine": "Linux 6.x, 2 CPUs",
+        "date": "2026-11-27",
+        "commit": "abc1234",
+        "json": "benchmarks/results/latest.json",
+        "benchmarks": benchmarks,
+    }
+
+
+def _bench(name: str, met: bool | None, summary: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "target": "t", "met": met, "summary": summary, "data": {}, **extra}
+
+
+def test_the_page_says_what_was_missed_and_why() -> None:
+    text = report.render(
+        _run(
+            [
+                _bench("up", False, "lab up 2.4 s", why="compose create: 1.6 s of it"),
+                _bench("udp", None, "onset at 20000"),
+                _bench("c10k", True, "10000 held"),
+            ]
+        )
     )
-    assert "## Why targets are missed" in text
-    assert "- **cycle**: Measured from `lab up` to the last healthcheck passing" in text
-    assert "| 9000 | 9000 | 8100 | 10.0% | 900 |" in text
+    assert "| up | t | **no** | lab up 2.4 s |" in text
+    assert "| udp | t | - | onset at 20000 |" in text
+    assert "| c10k | t | yes | 10000 held |" in text
+    assert "- **up**: compose create: 1.6 s of it" in text
+    assert "at commit abc1234" in text
+    assert "Linux 6.x, 2 CPUs" in text
+
+
+def test_the_page_has_no_why_section_when_all_is_met() -> None:
+    assert "Why targets are missed" not in report.render(_run([_bench("c10k", True, "ok")]))
+
+
+def test_the_udp_table_shows_achieved_rates_not_the_asked_ones() -> None:
+    point = {
+        "rate": 40000,
+        "sent_rate": 32500,
+        "received_rate": 30000,
+        "loss": 0.0769,
+        "server_drops": 2500,
+        "client_drops": 0,
+    }
+    bench = _bench("udp", None, "s")
+    bench["data"] = {"curves": [{"points": {"udp-shout": [point]}}]}
+    assert "| 1 | udp-shout | 40000 | 32500 | 30000 | 7.7% | 2500 | 0 |" in report.render(
+        _run([bench])
+    )
+
+
+def test_benchmarks_md_is_exactly_what_the_committed_json_renders_to() -> None:
+    run = json.loads((ROOT / "benchmarks/results/latest.json").read_text())
+    assert (ROOT / "BENCHMARKS.md").read_text() == report.render(run), (
+        "BENCHMARKS.md differs from its JSON: run `lab bench --markdown BENCHMARKS.md` "
+        "(never edit the page by hand)"
+    )

@@ -1,18 +1,22 @@
-"""lab bench: the lab's services measured against real peers, on this machine."""
+"""lab bench: the lab's services measured against real peers, side by side, on this machine."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import platform
+import subprocess
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from lab import bench as bench_module
+from lab.bench import report
 from lab.cli.context import Session
 from lab.errors import NotRunning, UsageError
 
@@ -20,7 +24,7 @@ from lab.errors import NotRunning, UsageError
 def register(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
-        help="benchmarks against real peers: redis, c10k, udp, cycle",
+        help="benchmarks against real peers: redis, c10k, udp, packets, up, curriculum",
         description=bench_module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -28,20 +32,21 @@ def register(commands: Any) -> None:
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"benchmarks to run (default: all): {', '.join(bench_module.BENCHES)}",
+        help=f"benchmarks to run (default: {', '.join(bench_module.DEFAULT)}); "
+        f"one of: {', '.join(bench_module.BENCHES)}",
     )
     bench.add_argument("--tiny", action="store_true", help="tiny sizes: checks that each runs")
     bench.add_argument(
         "--out",
         type=Path,
         default=Path("benchmarks/results"),
-        help="folder for JSON and pictures (default: benchmarks/results)",
+        help="folder for the JSON and pictures (default: benchmarks/results)",
     )
     bench.add_argument(
         "--markdown",
         type=Path,
         metavar="FILE",
-        help="also write the table as Markdown (BENCHMARKS.md)",
+        help="also write the page (BENCHMARKS.md) rendered from the JSON",
     )
     bench.set_defaults(handler=cmd_bench)
 
@@ -64,7 +69,7 @@ def cmd_bench(s: Session, args: argparse.Namespace) -> int:
         for name in names:
             with reporter.running(f"benchmark {name}"):
                 extra = {"plot": args.out / "udp-loss.png"} if name == "udp" else {}
-                results.append(bench_module.BENCHES[name](lab.stack, sizes, reporter, **extra))
+                results.append(bench_module.BENCHES[name](lab, sizes, reporter, **extra))
     finally:
         bench_module.cleanup(lab.stack)
     table = Table(title="benchmarks", title_justify="left", show_lines=True)
@@ -75,13 +80,22 @@ def cmd_bench(s: Session, args: argparse.Namespace) -> int:
             b.name, b.target, {True: "[green]yes", False: "[red]no", None: "-"}[b.met], b.summary
         )
     s.print(table)
+    command = "lab bench" + "".join(f" {n}" for n in args.names) + (" --tiny" * args.tiny)
+    out = args.out / "latest.json"
+    run = {
+        "command": command,
+        "machine": machine_line(),
+        "date": datetime.date.today().isoformat(),
+        "commit": commit(),
+        "json": str(out),
+        "benchmarks": [asdict(b) for b in results],
+    }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(bench_module.to_json(results), indent=2))
-    s.print(f"JSON in {args.out / 'latest.json'}")
+    out.write_text(json.dumps(run, indent=2) + "\n")
+    s.print(f"JSON in {out}")
     if args.markdown:
-        command = "lab bench" + "".join(f" {n}" for n in args.names) + (" --tiny" * args.tiny)
-        args.markdown.write_text(bench_module.markdown(results, machine_line(), command))
-        s.print(f"table written to {args.markdown}")
+        args.markdown.write_text(report.render(run))
+        s.print(f"page written to {args.markdown}")
     return 0
 
 
@@ -95,3 +109,13 @@ def machine_line() -> str:
         f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs{memory}, "
         f"Python {platform.python_version()}"
     )
+
+
+def commit() -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if done.returncode == 0:
+            return done.stdout.strip()
+    return "unknown"

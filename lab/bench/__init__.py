@@ -1,0 +1,39 @@
+"""Benchmarks: the lab's services measured against real peers, side by side, on this machine.
+
+  redis       db against a real redis-server: same path, limits and persistence (none,
+              then an append-only log under each fsync policy on both), warm-up, five
+              interleaved repetitions, SET and GET, without and with pipelining (16)
+  c10k        10,000 connections to tcp-shout, each answered and held; memory per held
+              connection from the container's cgroup (kernel included) and from VmRSS
+  udp         offered against achieved datagram rates for udp-shout (its log off) and
+              socat (a reference peer), drops counted on each one's own socket, twice
+  packets     `lab packets` listing a capture of 100,000 frames, against `tshark -r`
+  up          `lab up` from built images to every service answering, where the time goes
+  curriculum  every built-in experiment once (`lab run --all`), each one's time
+  cold        a first `lab up` with no images at all (removes them first: on purpose only)
+  density     (added by the classroom work when present)
+
+Benchmarks are commands, not tests: the test suite only runs each on a tiny setting.
+`lab bench --markdown BENCHMARKS.md` writes the page from the JSON it also writes;
+never edit BENCHMARKS.md by hand (a test holds it to the committed JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lab.bench import c10k, packets, redis, speed, udp
+from lab.bench.model import Bench, BenchError, Sizes, Spread, cleanup
+
+BENCHES: dict[str, Callable[..., Bench]] = {
+    "redis": redis.run,
+    "c10k": c10k.run,
+    "udp": udp.run,
+    "packets": packets.run,
+    "up": speed.up,
+    "curriculum": speed.curriculum,
+    "cold": speed.cold,
+}
+DEFAULT = ("redis", "c10k", "udp", "packets", "up", "curriculum")  # cold deletes images
+
+__all__ = ["BENCHES", "DEFAULT", "Bench", "BenchError", "Sizes", "Spread", "cleanup"]

@@ -1,0 +1,92 @@
+"""C10K: 10,000 connections to tcp-shout at once, each answered and then held.
+
+Memory per held connection is measured two ways, and both are reported: the
+process's resident memory (VmRSS, what Python holds for each connection) and the
+container's memory cgroup (what the kernel charges the container: the process
+and its kernel memory, socket buffers included; on cgroup v1 the TCP buffers are
+charged apart, in memory.kmem.tcp, which is read too when it is there). Latency is
+that of ACTIVE clients doing round trips while the rest stay idle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+from lab.api import Lab
+from lab.bench.model import Bench, BenchError, Sizes
+from lab.engine.session import AttachedExec
+from lab.progress import Progress, silent
+
+TARGET = "10,000 connections served, p99 under 50 ms, under 10 KB per idle connection (cgroup)"
+CGROUP_V1 = Path("/sys/fs/cgroup/memory/docker")
+
+
+def rss_kb(net: Lab, service: str) -> int:
+    """Resident memory of a service's process, read from /proc inside its host."""
+    host = net.topology.host_of(service).name
+    rows = net.stack.port_table(host)
+    pid = next((r.pid for r in rows if r.service == service and r.pid), None)
+    if pid is None:
+        raise BenchError(f"{service} owns no socket in {host}'s port table")
+    status = net.stack.run_in(host, ["cat", f"/proc/{pid}/status"]).decode()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+
+
+def cgroup_bytes(net: Lab, service: str) -> dict[str, int]:
+    """The container's memory cgroup: usage (process and kernel), and TCP buffers apart."""
+    container = net.stack.container(service)
+    folder = CGROUP_V1 / str(container.id)
+    out: dict[str, int] = {}
+    if (folder / "memory.usage_in_bytes").exists():  # the Docker host's own view (v1)
+        out["usage"] = int((folder / "memory.usage_in_bytes").read_text())
+        tcp = folder / "memory.kmem.tcp.usage_in_bytes"
+        if tcp.exists():
+            out["tcp"] = int(tcp.read_text())
+        return out
+    # elsewhere (v2, a remote engine): the API's view; stream=False gives one dict
+    stats = cast("dict[str, Any]", container.stats(stream=False))
+    out["usage"] = int(stats["memory_stats"].get("usage", 0))
+    return out
+
+
+def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
+    before_rss, before_cg = rss_kb(net, "tcp-shout"), cgroup_bytes(net, "tcp-shout")
+    progress(f"opening {sizes.connections} connections to tcp-shout")
+    argv = ["python3", "-m", "services.probes.loadgen", "c10k", "tcp-shout", "8080"]
+    argv += [str(sizes.connections), str(sizes.active), str(sizes.rounds)]
+    gen = AttachedExec(net.stack.client, net.stack.container(net.topology.client.name), argv)
+    try:
+        held = json.loads(gen.read_line())
+        during_rss, during_cg = rss_kb(net, "tcp-shout"), cgroup_bytes(net, "tcp-shout")
+        progress(f"{held['held']} held; {sizes.active} active clients measuring round trips")
+        gen.end_input()
+        latency = json.loads(gen.read_to_end())
+    finally:
+        gen.close()
+    count = max(1, held["held"])
+    per_rss = (during_rss - before_rss) * 1024 / count
+    per_cg = {k: (during_cg[k] - before_cg.get(k, 0)) / count for k in during_cg}
+    per_total = per_cg["usage"] + per_cg.get("tcp", 0)
+    met = held["held"] == sizes.connections and latency["p99_ms"] < 50 and per_total < 10 * 1024
+    tcp = f" + {per_cg['tcp'] / 1024:.1f} KB of TCP buffers" if "tcp" in per_cg else ""
+    return Bench(
+        "c10k",
+        TARGET,
+        met,
+        f"{held['held']}/{sizes.connections} served and held; p50 {latency['p50_ms']} ms, "
+        f"p99 {latency['p99_ms']} ms for {latency['active']} active; per held connection: "
+        f"{per_cg['usage'] / 1024:.1f} KB charged to the container's cgroup{tcp} "
+        f"(of which the process's own memory, VmRSS: {per_rss / 1024:.1f} KB)",
+        {
+            **held,
+            **latency,
+            "rss_before_kb": before_rss,
+            "rss_held_kb": during_rss,
+            "cgroup_before": before_cg,
+            "cgroup_held": during_cg,
+            "rss_bytes_per_connection": round(per_rss),
+            "cgroup_bytes_per_connection": {k: round(v) for k, v in per_cg.items()},
+        },
+    )

@@ -1,0 +1,137 @@
+"""What a benchmark is and reports, the arithmetic of repeats, and the containers benches add.
+
+Every figure is measured side by side with its peer in one run, repeated, and reported as
+a median with its spread (lowest and highest). A figure that could not be had is an
+error, never a silently dropped row.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker.errors
+from docker.models.containers import Container
+
+from lab.engine import helpers
+from lab.engine.stack import Stack
+from lab.errors import LabError
+from lab.waiting import wait_until
+
+PURPOSE = "bench"  # the label of every container a benchmark starts (removed at the end)
+
+
+class BenchError(LabError):
+    """A benchmark could not measure what it promised."""
+
+
+@dataclass
+class Bench:
+    name: str
+    target: str
+    met: bool | None  # None: no target, or not measurable here (the summary says why)
+    summary: str
+    data: dict[str, Any] = field(default_factory=dict)
+    why: str = ""  # when missed: where the time goes, measured, and what was tried
+
+
+@dataclass(frozen=True)
+class Sizes:
+    seconds: float = 2.0  # each measured run of a load: long enough to be stable
+    repeats: int = 5  # interleaved repetitions per configuration
+    connections: int = 10_000
+    active: int = 100
+    rounds: int = 100
+    rates: tuple[int, ...] = (2_000, 5_000, 10_000, 20_000, 40_000, 80_000)
+    curves: int = 2  # the UDP curve is drawn this many times: its onset must agree
+    frames: int = 100_000
+
+    @classmethod
+    def tiny(cls) -> Sizes:
+        """Each benchmark's machinery, on sizes that only show it runs (the test tier)."""
+        return cls(
+            seconds=0.3,
+            repeats=2,
+            connections=50,
+            active=5,
+            rounds=5,
+            rates=(500, 1_000),
+            curves=1,
+            frames=2_000,
+        )
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        if not values:
+            raise BenchError("nothing was measured")
+        return cls(statistics.median(values), min(values), max(values), len(values))
+
+    def text(self, digits: int = 2, unit: str = "") -> str:
+        return (
+            f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f}, "
+            f"n={self.n})"
+        )
+
+    def json(self) -> dict[str, float]:
+        return {"median": self.median, "low": self.low, "high": self.high, "n": self.n}
+
+
+def companion(
+    stack: Stack,
+    name: str,
+    host: str,
+    argv: list[str],
+    *,
+    environment: dict[str, str] | None = None,
+    data_volume: bool = False,
+) -> Container:
+    """A container of the lab's image in ``host``'s namespaces, hardened like every lab
+    process (uid 10001, read-only root, no capability, the same limits), labelled so that
+    the end of the benchmark, or `lab down`, removes it."""
+    namespace = f"container:{stack.container(host).id}"
+    return stack.client.containers.run(
+        helpers.image(stack),
+        argv,
+        name=f"{stack.topology.project}-bench-{name}",
+        detach=True,
+        network_mode=namespace,
+        pid_mode=namespace,
+        user="10001:10001",
+        read_only=True,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges:true"],
+        pids_limit=64,
+        mem_limit="256m",
+        volumes={"/data": {}} if data_volume else None,  # an anonymous volume: the same disk
+        environment=environment or {},
+        labels=helpers.labels(stack, helpers.ROLE, PURPOSE),
+    )
+
+
+def remove(containers: Iterable[Container]) -> None:
+    for container in containers:
+        with suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+
+
+def cleanup(stack: Stack) -> None:
+    """Every container a benchmark started, whoever started it (an interrupted run's too)."""
+    labels = [f"lab.purpose={PURPOSE}", f"com.docker.compose.project={stack.topology.project}"]
+    for summary in stack.client.api.containers(all=True, filters={"label": labels}):
+        with suppress(docker.errors.NotFound):
+            stack.client.api.remove_container(summary["Id"], force=True, v=True)
+
+
+def until(check: Any, what: str, seconds: float = 30) -> None:
+    wait_until(check, seconds, what, poll=0.2)
