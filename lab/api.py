@@ -321,14 +321,17 @@ class Lab:
         journal.syscalls(self.project, session.syscalls, t0)
 
     @contextlib.contextmanager
-    def tracing(self, process: str, progress: Progress = silent) -> Iterator[Trace]:
+    def tracing(
+        self, process: str, t0: float | None = None, progress: Progress = silent
+    ) -> Iterator[Trace]:
         """Trace a process's socket system calls while the block runs (strace, from a helper
         holding only CAP_SYS_PTRACE, removed after the block whatever happens). After the
         block the Trace holds its calls, and the socket events of every lab command that
-        ran meanwhile, all counted from ``trace.t0``."""
+        ran meanwhile, all counted from ``trace.t0`` (``t0``: a CLOCK_MONOTONIC reading;
+        default: now)."""
         from lab.syscalls.trace import tracing
 
-        with tracing(self.stack, process, progress=progress) as trace:
+        with tracing(self.stack, process, t0, progress=progress) as trace:
             yield trace
 
     def send(
@@ -544,7 +547,7 @@ class ProcessView:
     @contextlib.contextmanager
     def tracing(self, progress: Progress = silent) -> Iterator[Trace]:
         """Its socket system calls while the block runs (see ``Lab.tracing``)."""
-        with self.lab.tracing(self.name, progress) as trace:
+        with self.lab.tracing(self.name, progress=progress) as trace:
             yield trace
 
     def logs(self, since: float | None = None) -> str:

@@ -35,9 +35,17 @@ DNS = "127.0.0.11"  # Docker's embedded DNS: its sockets are dockerd's, in the h
 FOLD_AT = 4  # this many ownerless TIME_WAITs alike become one row (healthchecks leave many)
 
 
+def program(command: str) -> str:
+    """A command line, short: the module of ``python3 -m MODULE ...``, else the program."""
+    words = command.split()
+    if "-m" in words[:-1]:
+        return words[words.index("-m") + 1].rsplit(".", 1)[-1]
+    return words[0].rsplit("/", 1)[-1] if words else "?"
+
+
 def owner_of(row: HostSocket) -> Text:
     if row.pid is not None:
-        return Text(f"{row.service or row.command} (pid {row.pid})")
+        return Text(f"{row.service or program(row.command)} (pid {row.pid})")
     if row.local.startswith(DNS + ":"):
         return Text("dockerd (embedded DNS)", style="dim")
     if row.inode == 0:
