@@ -145,6 +145,8 @@ def shown(data: str | None, limit: int = 32) -> str:
 
 def _call_row(c: Syscall, threads: bool) -> list[str | Text]:
     who = c.process + (f" [{c.pid}]" if threads and c.pid is not None else "")
+    if c.kind == "signal":  # its siginfo is long and says little more than its name
+        return [who, Text(c.name, style="bold red"), "", "", Text("delivered", style="dim"), ""]
     if c.kind != "call":
         return [who, Text(c.name, style="bold red"), "", "", Text(c.args, style="dim"), ""]
     result = Text(c.outcome, style="red" if c.failed else "green")

@@ -90,11 +90,14 @@ def cmd_trace(s: Session, args: argparse.Namespace) -> int:
         raise UsageError("--for takes a number of seconds above 0")
     process = process_named(s, args.process)
     with s.lab.tracing(process) as trace:
-        if not args.json:
-            s.print(
-                f"tracing {process} (pid {trace.pid} on {trace.host}) for {args.seconds:g} s: "
-                "send it something from another terminal (`lab send ...`)"
-            )
+        ready = (
+            f"tracing {process} (pid {trace.pid} on {trace.host}) for {args.seconds:g} s: "
+            "send it something from another terminal (`lab send ...`)"
+        )
+        if args.json:
+            print(ready, file=sys.stderr, flush=True)  # stdout is for the JSON
+        else:
+            s.print(ready)
             sys.stdout.flush()  # a reader of a pipe waits for this line before sending
         trace.wait(args.seconds)
     if args.json:
