@@ -49,7 +49,7 @@ def owner_of(row: HostSocket) -> Text:
     if row.local.startswith(DNS + ":"):
         return Text("dockerd (embedded DNS)", style="dim")
     if row.inode == 0:
-        return Text("the kernel (no process holds it)", style="dim")
+        return Text("(kernel: no process)", style="dim")
     return Text("(not visible from this host)", style="dim")
 
 
@@ -87,7 +87,11 @@ def socket_table(title: Text | str, rows: list[HostSocket], *, folded: bool = Tr
     table = Table(title=title, title_justify="left")
     numbers = ("recv-q", "send-q", "fd")
     for column in ("proto", "state", "local", "remote", *numbers[:2], "owner", "fd", "timer"):
-        table.add_column(column, justify="right" if column in numbers else "left")
+        table.add_column(
+            column,
+            justify="right" if column in numbers else "left",
+            no_wrap=column != "owner",  # addresses and states are never cut
+        )
     for item in fold(rows) if folded else rows:
         row, count = (item.first, item.count) if isinstance(item, Folded) else (item, 1)
         if not row.state:
@@ -179,12 +183,24 @@ def calls_table(
         {c.process for c in calls}
     )
     table = Table(title=title, title_justify="left")
-    for column in ("t (ms)", "who", "call", "fd", "peer / addresses", "returned", "data"):
-        table.add_column(column, justify="right" if column == "t (ms)" else "left", no_wrap=True)
     rows: list[tuple[float, int, list[str | Text]]] = [
         (c.t + (c.dt or 0.0), 0, _call_row(c, threads)) for c in calls
     ]
     rows += [(e.t + e.dt, 1, _event_row(e)) for e in events]
+    widest = [max((len(str(r[2][i])) for r in rows), default=0) for i in range(6)]
+    # The short columns keep their width; addresses and data wrap in a narrow terminal.
+    for column, width in zip(
+        ("t (ms)", "who", "call", "fd", "peer / addresses", "returned", "data"),
+        (9, *widest),
+        strict=True,
+    ):
+        short = column not in ("peer / addresses", "data")
+        table.add_column(
+            column,
+            justify="right" if column == "t (ms)" else "left",
+            no_wrap=short,
+            min_width=min(width, 24) if short else None,
+        )
     for t, _, cells in sorted(rows, key=lambda r: (r[0], r[1])):
         table.add_row(f"{t * 1000:.2f}", *cells)
     table.caption = "t: when each call returned, on the lab's clock (CLOCK_MONOTONIC)"

@@ -37,7 +37,7 @@ def test_ownerless_time_waits_alike_are_folded() -> None:
     assert "TIME_WAIT x5" in shown_text
     assert "127.0.0.1:*" in shown_text
     assert "tcp-shout (pid 6)" in shown_text
-    assert "the kernel (no process holds it)" in shown_text
+    assert "(kernel: no process)" in shown_text
     assert text_of(socket_table("x", healthchecks, folded=False)).count("TIME_WAIT") == 5
 
 
