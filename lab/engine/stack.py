@@ -225,7 +225,7 @@ class Stack:
         for row in self.port_table(spec.host):
             if (row.port, row.protocol.rstrip("6")) in declared and row.pid is not None:
                 return row.pid
-        raise NotRunning(f"process {process} (no process on {spec.host} is it)")
+        raise NotRunning(f"process {process}")
 
     def run_in(self, service: str, argv: list[str], timeout: float = EXEC_TIMEOUT) -> bytes:
         """Run a command inside a service's container; its stdout, or LabError with its stderr.
