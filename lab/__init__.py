@@ -33,8 +33,11 @@ from lab.experiments.model import (
 )
 from lab.experiments.model import run_experiment as run
 from lab.experiments.predictions import Predictions
+from lab.syscalls.strace import Syscall
+from lab.syscalls.trace import Trace
 from lab.topology import Topology
 from lab.traffic.script import Event, Events, Script
+from services.probes.porttable import HostSocket
 
 __all__ = [
     "Check",
@@ -44,6 +47,7 @@ __all__ = [
     "Events",
     "ExitCode",
     "Experiment",
+    "HostSocket",
     "Lab",
     "LabError",
     "Needs",
@@ -52,7 +56,9 @@ __all__ = [
     "Result",
     "Script",
     "Sent",
+    "Syscall",
     "Topology",
+    "Trace",
     "Verdict",
     "Verdicts",
     "judge_result",

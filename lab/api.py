@@ -38,11 +38,13 @@ from lab.progress import Progress, silent
 from lab.topology import Endpoint, Topology
 from lab.traffic import clients
 from lab.traffic.script import Events, Script, steps_of
-from services.probes.porttable import Entry
+from services.probes.porttable import Entry, HostSocket
 from services.probes.sockscript import Runner, Step
 
 if TYPE_CHECKING:
     from lab.packets.capture import CaptureInfo
+    from lab.syscalls.strace import Syscall
+    from lab.syscalls.trace import Trace
 
 CHECKOUT = Path(__file__).resolve().parent.parent  # the lab's own compose.yaml is here
 DOCKER_HOST = "docker-host"  # where `send --from docker-host` runs: this machine
@@ -106,12 +108,14 @@ def started(
 
 
 class Session:
-    """One socket session: ``step(op=..., sock=..., ...)`` runs one step, its events back."""
+    """One socket session: ``step(op=..., sock=..., ...)`` runs one step, its events back.
+    A traced one has its system calls in ``syscalls`` once its block has ended."""
 
     def __init__(self, inner: ScriptSession, project: str, t0: float) -> None:
         self.inner = inner
         self.project = project
         self.t0 = t0
+        self.syscalls: builtins.list[Syscall] = []
 
     def step(self, **step: Any) -> Events:
         events = Events(self.inner.step(**step))
@@ -127,6 +131,7 @@ class Sent:
     address: str  # where it was sent: NAME:PORT inside the lab, 127.0.0.1:PORT from outside
     origin: str
     events: Events
+    syscalls: tuple[Syscall, ...] = ()  # the client's system calls, when it was traced
 
     @property
     def reply(self) -> str:
@@ -244,9 +249,33 @@ class Lab:
     ) -> Events:
         """Run a socket script on a host (the client by default) or on the Docker host
         (``on="docker-host"``); its events. ``t0``: a CLOCK_MONOTONIC time to count from."""
+        return self._run(script, on, t0)[0]
+
+    def run_traced(
+        self, script: Script | builtins.list[Step], on: str | None = None, t0: float | None = None
+    ) -> tuple[Events, builtins.list[Syscall]]:
+        """``run`` under strace in the host: its events, and the system calls that made them
+        (on the same clock). Not on the Docker host: the lab traces inside its own hosts."""
+        return self._run(script, on, t0, traced=True)
+
+    def _run(
+        self,
+        script: Script | builtins.list[Step],
+        on: str | None,
+        t0: float | None,
+        traced: bool = False,
+    ) -> tuple[Events, builtins.list[Syscall]]:
         steps = steps_of(script)
         t0 = time.monotonic() if t0 is None else t0  # events on the one clock watchers share
-        if on == DOCKER_HOST:
+        calls: builtins.list[Syscall] = []
+        if traced:
+            from lab.syscalls.trace import run_traced
+
+            host = self._traceable(on)
+            found, calls = run_traced(self.stack, host, steps, t0)
+            events = Events(found)
+            journal.syscalls(self.project, calls, t0)
+        elif on == DOCKER_HOST:
             runner = Runner(hostname=DOCKER_HOST)
             runner.started = t0
             events = Events(runner.run(steps))
@@ -255,16 +284,55 @@ class Lab:
             self.topology.host(host)
             events = Events(self.stack.run_script(host, steps, t0))
         journal.socket_events(self.project, events, t0)
-        return events
+        return events, calls
+
+    def _traceable(self, on: str | None) -> str:
+        if on == DOCKER_HOST:
+            raise UsageError(
+                "system calls are traced inside the lab's hosts, not on the Docker host",
+                "send from a lab host (--from client)",
+            )
+        host = on or self.topology.client.name
+        self.topology.host(host)
+        return host
 
     @contextlib.contextmanager
-    def session(self, on: str | None = None, t0: float | None = None) -> Iterator[Session]:
+    def session(
+        self, on: str | None = None, t0: float | None = None, *, traced: bool = False
+    ) -> Iterator[Session]:
         """A socket session on a host whose sockets outlive each step: act on the lab
-        between steps and see what the very same socket does next."""
-        host = on or self.topology.client.name
+        between steps and see what the very same socket does next. ``traced``: under
+        strace; its system calls are in ``session.syscalls`` after the block."""
+        host = self._traceable(on) if traced else on or self.topology.client.name
         t0 = time.monotonic() if t0 is None else t0
-        with ScriptSession(self.stack.client, self.stack.container(host), t0) as s:
-            yield Session(s, self.project, t0)
+        if not traced:
+            with ScriptSession(self.stack.client, self.stack.container(host), t0) as s:
+                yield Session(s, self.project, t0)
+            return
+        from lab.syscalls.strace import command
+        from lab.syscalls.trace import offset_now, script_calls
+
+        offset = offset_now()
+        inner = ScriptSession(self.stack.client, self.stack.container(host), t0, wrap=command())
+        session = Session(inner, self.project, t0)
+        with inner:
+            yield session
+            session.syscalls = script_calls(inner.finish(), t0 + offset, host)
+        journal.syscalls(self.project, session.syscalls, t0)
+
+    @contextlib.contextmanager
+    def tracing(
+        self, process: str, t0: float | None = None, progress: Progress = silent
+    ) -> Iterator[Trace]:
+        """Trace a process's socket system calls while the block runs (strace, from a helper
+        holding only CAP_SYS_PTRACE, removed after the block whatever happens). After the
+        block the Trace holds its calls, and the socket events of every lab command that
+        ran meanwhile, all counted from ``trace.t0`` (``t0``: a CLOCK_MONOTONIC reading;
+        default: now)."""
+        from lab.syscalls.trace import tracing
+
+        with tracing(self.stack, process, t0, progress=progress) as trace:
+            yield trace
 
     def send(
         self,
@@ -273,10 +341,12 @@ class Lab:
         origin: str | None = None,
         data: str = "",
         unconnected: bool = False,
+        traced: bool = False,
     ) -> Sent:
         """One conversation with ``target`` (a process, ``NAME:PORT[/udp]``, or a shortcut),
         in the protocol it declares. ``origin``: a host (the client by default) or
-        ``"docker-host"``, which goes through the port published on 127.0.0.1."""
+        ``"docker-host"``, which goes through the port published on 127.0.0.1.
+        ``traced``: run it under strace in its host (``Sent.syscalls``)."""
         endpoint = self.topology.endpoint(target)
         origin = origin or self.topology.client.name
         port = endpoint.port
@@ -297,8 +367,8 @@ class Lab:
             data=data,
             unconnected=unconnected,
         )
-        events = self.run(steps, on=origin)
-        return Sent(endpoint, f"{name}:{number}", origin, events)
+        events, calls = self._run(steps, origin, None, traced=traced)
+        return Sent(endpoint, f"{name}:{number}", origin, events, tuple(calls))
 
     def _name_inside(self, endpoint: Endpoint, origin: str) -> str:
         """How a lab host reaches the endpoint: by a DNS name where Docker's DNS has one for
@@ -405,8 +475,14 @@ class HostView:
         return self.lab.states().get(self.name)
 
     def port_table(self) -> builtins.list[Entry]:
-        """Its listening TCP and bound UDP sockets and their owners, read from /proc inside."""
+        """Its listening TCP and bound UDP sockets, their owners and their fds, read from
+        /proc inside."""
         return self.lab.stack.port_table(self.name)
+
+    def sockets(self) -> builtins.list[HostSocket]:
+        """Every TCP and UDP socket of its kernel in any state (LISTEN, ESTABLISHED,
+        TIME_WAIT, CLOSE_WAIT...) with its queues, owner and fd, like ``ss -tanup``."""
+        return self.lab.stack.sockets(self.name)
 
     def run(self, script: Script | builtins.list[Step], t0: float | None = None) -> Events:
         return self.lab.run(script, on=self.name, t0=t0)
@@ -462,6 +538,17 @@ class ProcessView:
     @property
     def state(self) -> ServiceState | None:
         return self.lab.states().get(self.name)
+
+    @property
+    def pid(self) -> int:
+        """Its pid in its host's PID namespace (as the host's port table shows it)."""
+        return self.lab.stack.pid_of(self.name)
+
+    @contextlib.contextmanager
+    def tracing(self, progress: Progress = silent) -> Iterator[Trace]:
+        """Its socket system calls while the block runs (see ``Lab.tracing``)."""
+        with self.lab.tracing(self.name, progress=progress) as trace:
+            yield trace
 
     def logs(self, since: float | None = None) -> str:
         """What the process has written to its standard output and error

@@ -166,6 +166,10 @@ class PacketError(LabError):
     """A capture could not be taken or read."""
 
 
+class TraceError(LabError):
+    """A process's system calls could not be traced."""
+
+
 # --- what the user asked for ------------------------------------------------------------
 
 

@@ -57,6 +57,14 @@ def socket_events(project: str, events: Iterable[Event], t0: float | None = None
         publish(project, "socket", t0=t0, events=listed)
 
 
+def syscalls(project: str, calls: Iterable[Any], t0: float) -> None:
+    """System calls a traced socket script made (lab.syscalls.strace.Syscall), on ``t0``'s
+    clock as socket events are: `lab trace` shows them beside the process it traces."""
+    listed = [asdict(c) for c in calls]
+    if listed:
+        publish(project, "syscalls", t0=t0, calls=listed)
+
+
 class Tail:
     """Reads the lines appended since the last read (from the end, at first)."""
 

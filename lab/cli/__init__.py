@@ -36,6 +36,9 @@ EXAMPLES = """\
 examples:
   lab up                          build, start, wait until every service is healthy
   lab status                      each host's IPs, processes, port table, link and routes
+  lab sockets shouthost           every TCP and UDP socket: state, queues, owner and its fd
+  lab trace tcp-shout --for 20    its socket system calls, live, beside what the lab sends
+  lab send tcp hi --syscalls      ...and the client's own system calls, from the client host
   lab send tcp "hello"            TCP round trip to tcp-shout via its published port
   lab send udp "hello" --from client
                                   the same over UDP, from the client host inside the network
@@ -49,6 +52,7 @@ examples:
   lab run experiments/mine.py     run an experiment file of your own (docs/scripting.md)
   lab run dispatch --ask          predict each claim first, then see how you did
   lab run failures                the failure matrix, with one timeline picture per cell
+  lab run sockets                 sockets as fds: accept, TIME_WAIT, CLOSE_WAIT, EPIPE, reuse
   lab run failures --schedule examples/schedules/one-at-a-time.yaml
   lab run tcp-vs-udp --capture    ...and capture its frames: a ladder diagram, checksums, a pcap
   lab packets results/X.pcap -f 4 frame 4 layer by layer: fields, checksums, marked-up hex

@@ -42,6 +42,7 @@ PACKAGES = (
     "iptables",  # `lab link HOST loss`: the statistic match, from the same kind of helper
     "redis-server",  # the real peer that `lab bench redis` measures db against
     "socat",  # the UDP echo that `lab bench udp` measures udp-shout against
+    "strace",  # `lab trace`: runs in a helper that shares a host's PID namespace
 )
 LOCAL_REPOSITORY = "netlab-base"
 ENV_KEY = "LAB_BASE_IMAGE"

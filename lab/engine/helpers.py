@@ -65,8 +65,12 @@ def labels(lab: Stack, role: str, purpose: str) -> dict[str, str]:
 
 
 def image(lab: Stack) -> str:
-    """The lab's own image, taken from a running host (it has python3 and services/)."""
-    return str(lab.container(lab.topology.client.name).attrs["Config"]["Image"])
+    """The lab's own image, taken from a running host (it has python3 and services/).
+
+    By id, not by tag: a later build (a rebuild, another checkout of the lab on the
+    same machine) may have moved the tag to an image the lab does not run.
+    """
+    return str(lab.container(lab.topology.client.name).attrs["Image"])
 
 
 def start(
@@ -78,13 +82,15 @@ def start(
     *,
     also: tuple[str, ...] = (),
     lasting: bool = False,
+    pids: bool = False,
 ) -> Container:
     """A helper left running (the caller removes it, or `lab down` does).
 
     Its name is unique: two commands may work on the same host at once. A
     ``lasting`` one outlives the command that started it (a link impairment:
     `lab link HOST reset` ends it), so it is not this process's to clean up.
-    ``also``: further capabilities it needs.
+    ``also``: further capabilities it needs; ``pids``: join the host's PID namespace
+    too (to trace its processes), not only its network.
     """
     global _started
     _started = True
@@ -99,6 +105,7 @@ def start(
         name=name,
         detach=True,
         network_mode=where.mode,
+        pid_mode=where.mode if pids else None,
         cap_drop=["ALL"],
         cap_add=[capability, *also],
         security_opt=["no-new-privileges:true"],

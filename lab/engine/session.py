@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import docker
@@ -73,6 +74,10 @@ class AttachedExec:
         out, self._stdout = self._stdout, b""
         return out
 
+    @property
+    def stderr(self) -> str:
+        return self._stderr.decode(errors="replace")
+
     def close(self) -> None:
         self.end_input()
         self._sock.close()
@@ -108,9 +113,16 @@ class AttachedExec:
 
 
 class ScriptSession:
-    def __init__(self, client: docker.DockerClient, container: Container, t0: float) -> None:
-        """``t0``: the CLOCK_MONOTONIC reading that event times count from."""
-        argv = ["python3", "-m", "services.probes.sockscript", "--serve", repr(t0)]
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        container: Container,
+        t0: float,
+        wrap: Sequence[str] = (),
+    ) -> None:
+        """``t0``: the CLOCK_MONOTONIC reading that event times count from; ``wrap``: a
+        program to run the session under (strace, whose trace ``finish`` returns)."""
+        argv = [*wrap, "python3", "-m", "services.probes.sockscript", "--serve", repr(t0)]
         self._exec = AttachedExec(client, container, argv)
 
     def step(self, **step: Any) -> list[Event]:
@@ -128,6 +140,15 @@ class ScriptSession:
 
     def close(self) -> None:
         self._exec.close()  # end of input: the session closes its sockets and exits
+
+    def finish(self) -> str:
+        """End the session, wait until it has exited, and return what it wrote to stderr."""
+        try:
+            self._exec.end_input()
+            self._exec.read_to_end()
+        finally:
+            self._exec.close()
+        return self._exec.stderr
 
     def __enter__(self) -> ScriptSession:
         return self

@@ -13,7 +13,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,7 @@ from lab.errors import (
 from lab.progress import Progress
 from lab.topology import Host, Interface, Network, PublishedPort, Topology
 from lab.waiting import wait_until
-from services.probes.porttable import Entry
+from services.probes.porttable import Entry, HostSocket, Process
 from services.probes.sockscript import Event, Step
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -204,6 +204,31 @@ class Stack:
         out = self.run_in(host, ["python3", "-m", "services.probes.porttable"])
         return [Entry(**row) for row in json.loads(out or b"[]")]
 
+    def sockets(self, host: str) -> list[HostSocket]:
+        """Every TCP and UDP socket of a host in any state, with its owner and fd, like
+        ``ss -tanup`` (read inside the host by services/probes/porttable.py --all)."""
+        out = self.run_in(host, ["python3", "-m", "services.probes.porttable", "--all"])
+        return [HostSocket(**row) for row in json.loads(out or b"[]")]
+
+    def processes_on(self, host: str) -> list[Process]:
+        """The processes of a host's PID namespace, as its /proc shows them."""
+        out = self.run_in(host, ["python3", "-m", "services.probes.porttable", "--processes"])
+        return [Process(**row) for row in json.loads(out or b"[]")]
+
+    def pid_of(self, process: str) -> int:
+        """A lab process's pid in its host's PID namespace: the oldest process carrying its
+        LAB_SERVICE (a healthcheck run inside it carries it too, and is younger), else the
+        owner of a port it declares. NotRunning when neither is found."""
+        spec = self.topology.processes[process]
+        mine = [p for p in self.processes_on(spec.host) if p.service == process]
+        if mine:
+            return min(mine, key=lambda p: (p.started, p.pid)).pid
+        declared = {(p.number, p.transport) for p in spec.ports}
+        for row in self.port_table(spec.host):
+            if (row.port, row.protocol.rstrip("6")) in declared and row.pid is not None:
+                return row.pid
+        raise NotRunning(f"process {process}")
+
     def run_in(self, service: str, argv: list[str], timeout: float = EXEC_TIMEOUT) -> bytes:
         """Run a command inside a service's container; its stdout, or LabError with its stderr.
 
@@ -211,6 +236,12 @@ class Stack:
         container: a client talking to a frozen server would otherwise wait for ever),
         and that is reported as ``TimedOut``.
         """
+        return self.exec_in(service, argv, timeout)[0]
+
+    def exec_in(
+        self, service: str, argv: list[str], timeout: float = EXEC_TIMEOUT
+    ) -> tuple[bytes, bytes]:
+        """``run_in``, with what the command wrote to stderr too (a wrapping strace's trace)."""
         bounded = ["timeout", "-s", "KILL", f"{timeout:g}", *argv]
         code, output = self.container(service).exec_run(bounded, demux=True)
         # With demux=True and no stream, the SDK returns (stdout, stderr), each bytes or None.
@@ -220,7 +251,7 @@ class Stack:
         if code != 0:
             detail = (err or out or b"").decode(errors="replace").strip()
             raise LabError(f"`{' '.join(argv)}` in {service} failed: {detail or f'exit {code}'}")
-        return out or b""
+        return out or b"", err or b""
 
     def status(self) -> list[HostStatus]:
         states = self.states()
@@ -274,17 +305,24 @@ class Stack:
             raise LabError(f"{self.topology.client.name} has no default route")
         return gateway
 
-    def run_script(self, service: str, steps: list[Step], t0: float | None = None) -> list[Event]:
+    def run_script(
+        self, service: str, steps: list[Step], t0: float | None = None, wrap: Sequence[str] = ()
+    ) -> list[Event]:
         """Run a socket script inside a host (services/probes/sockscript.py); its recorded events.
 
         Event times count from ``t0`` (a CLOCK_MONOTONIC reading) when given, else
-        from the script's own start.
+        from the script's own start. ``wrap``: a program to run it under (strace).
         """
+        return self.run_script_with_stderr(service, steps, t0, wrap)[0]
+
+    def run_script_with_stderr(
+        self, service: str, steps: list[Step], t0: float | None = None, wrap: Sequence[str] = ()
+    ) -> tuple[list[Event], str]:
+        """``run_script``, with what the script (or the program it ran under) wrote to stderr."""
         clock = ["--t0", repr(t0)] if t0 is not None else []
-        out = self.run_in(
-            service, ["python3", "-m", "services.probes.sockscript", *clock, json.dumps(steps)]
-        )
-        return [Event(**e) for e in json.loads(out)]
+        argv = [*wrap, "python3", "-m", "services.probes.sockscript", *clock, json.dumps(steps)]
+        out, err = self.exec_in(service, argv)
+        return [Event(**e) for e in json.loads(out)], err.decode(errors="replace")
 
     # --- changing --------------------------------------------------------------
 

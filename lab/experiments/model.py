@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from lab.api import Lab, Session
     from lab.packets.dissect import Frame
+    from lab.syscalls.strace import Syscall
 
 SCHEMA_ID = "netlab.experiment-result/1"
 
@@ -142,10 +143,13 @@ class Context:
         self.events.extend(events)
         return events
 
-    def session(self, host: str, t0: float | None = None) -> RecordedSession:
+    def session(
+        self, host: str, t0: float | None = None, *, traced: bool = False
+    ) -> RecordedSession:
         """A session on a host whose sockets outlive each step; its events are kept.
-        Their times count from ``t0`` (default: the experiment's start)."""
-        return RecordedSession(self, host, self.t0 if t0 is None else t0)
+        Their times count from ``t0`` (default: the experiment's start). ``traced``: under
+        strace; its system calls are in ``syscalls`` after the block."""
+        return RecordedSession(self, host, self.t0 if t0 is None else t0, traced)
 
     def record(self, events: list[Event]) -> None:
         self.events.extend(events)
@@ -168,20 +172,26 @@ class Context:
 class RecordedSession:
     """``with ctx.session("client") as s: s.step(op=..., ...)``: each step's events kept."""
 
-    def __init__(self, ctx: Context, host: str, t0: float) -> None:
+    def __init__(self, ctx: Context, host: str, t0: float, traced: bool = False) -> None:
         self.ctx = ctx
         self.host = host
         self.t0 = t0
+        self.traced = traced
         self._cm: Any = None
         self._session: Session | None = None
 
     def __enter__(self) -> RecordedSession:
-        self._cm = self.ctx.lab.session(self.host, self.t0)
+        self._cm = self.ctx.lab.session(self.host, self.t0, traced=self.traced)
         self._session = self._cm.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._cm.__exit__(*exc)
+
+    @property
+    def syscalls(self) -> list[Syscall]:
+        """A traced session's system calls (once its block has ended)."""
+        return list(self._session.syscalls) if self._session is not None else []
 
     def step(self, **step: Any) -> Events:
         assert self._session is not None, "use the session in a with block"

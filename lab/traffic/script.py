@@ -105,9 +105,11 @@ class Script:
         timeout: float | None = None,
         rcvbuf: int = 0,
         ttl: int = 0,
+        reuseaddr: bool = False,
     ) -> Sock:
         """A new socket. ``timeout``: how long each call may block (default 3 s);
-        ``rcvbuf``: SO_RCVBUF; ``ttl``: IP_TTL, how many routers its packets may cross."""
+        ``rcvbuf``: SO_RCVBUF; ``ttl``: IP_TTL, how many routers its packets may cross;
+        ``reuseaddr``: SO_REUSEADDR, to bind a port a TIME_WAIT still holds."""
         step: Step = {"op": "socket", "sock": name, "type": kind}
         if timeout is not None:
             step["timeout"] = timeout
@@ -115,13 +117,23 @@ class Script:
             step["rcvbuf"] = rcvbuf
         if ttl:
             step["ttl"] = ttl
+        if reuseaddr:
+            step["reuseaddr"] = True
         self.steps.append(step)
         return Sock(self, name)
 
     def tcp(
-        self, name: str, *, timeout: float | None = None, rcvbuf: int = 0, ttl: int = 0
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        rcvbuf: int = 0,
+        ttl: int = 0,
+        reuseaddr: bool = False,
     ) -> Sock:
-        return self.socket(name, "tcp", timeout=timeout, rcvbuf=rcvbuf, ttl=ttl)
+        return self.socket(
+            name, "tcp", timeout=timeout, rcvbuf=rcvbuf, ttl=ttl, reuseaddr=reuseaddr
+        )
 
     def udp(
         self, name: str, *, timeout: float | None = None, rcvbuf: int = 0, ttl: int = 0

@@ -32,7 +32,8 @@ def state_text(state: ServiceState | None) -> Text:
 
 def owner_text(row: Entry) -> str:
     if row.pid is not None:
-        return f"{row.service or row.command} (pid {row.pid})"
+        fd = f", fd {row.fd}" if row.fd is not None else ""
+        return f"{row.service or row.command} (pid {row.pid}{fd})"
     if row.address == "127.0.0.11":
         return "dockerd (embedded DNS, not a process of this host)"
     return "(owner not visible from this host)"

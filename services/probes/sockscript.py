@@ -2,7 +2,8 @@
 
 A script is a JSON list of steps; each names a socket and one operation:
 
-  {"op": "socket", "sock": "a", "type": "tcp"|"udp", "timeout": 3.0, "rcvbuf": N, "ttl": N}
+  {"op": "socket", "sock": "a", "type": "tcp"|"udp", "timeout": 3.0, "rcvbuf": N, "ttl": N,
+   "reuseaddr": true}                                              (SO_REUSEADDR before bind)
   {"op": "bind", "sock": "a", "host": "0.0.0.0", "port": 80}
   {"op": "listen", "sock": "a"}
   {"op": "accept", "sock": "a", "as": "b"}
@@ -205,6 +206,8 @@ class Runner:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(step["rcvbuf"]))
         if "ttl" in step:  # how many routers the packets may cross (IP time to live)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, int(step["ttl"]))
+        if step.get("reuseaddr"):  # bind a port that a TIME_WAIT still holds (a restart)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socks[step["sock"]] = _Sock(s, step["type"])
         self._record(step, lambda: None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 from lab.traffic import clients as send
+from lab.traffic.script import Script
 from services.probes.sockscript import Event, Runner, raw, text
 
 
@@ -95,6 +96,36 @@ def test_second_bind_is_eaddrinuse(closed_port: int) -> None:
         ]
     )
     assert events[-1].outcome == "EADDRINUSE"
+
+
+def test_a_restarted_server_binds_over_time_wait_only_with_reuseaddr() -> None:
+    # The server closes first, so its end of the connection waits in TIME_WAIT on its port.
+    # TIME_WAIT keeps the old socket's SO_REUSEADDR: the old server sets it too.
+    old = Script()
+    old.tcp("old", reuseaddr=True).bind("127.0.0.1", 0).listen()
+    runner = Runner(hostname="test")
+    try:
+        for step in old.steps:
+            runner.step(step)
+        port = runner.socks["old"].sock.getsockname()[1]
+        for step in [
+            {"op": "socket", "sock": "c", "type": "tcp"},
+            {"op": "connect", "sock": "c", "to": "old"},
+            {"op": "accept", "sock": "old", "as": "conn"},
+            {"op": "close", "sock": "conn"},  # the server closes first
+            {"op": "recv", "sock": "c"},  # EOF
+            {"op": "close", "sock": "c"},
+            {"op": "close", "sock": "old"},
+            {"op": "socket", "sock": "plain", "type": "tcp"},
+            {"op": "bind", "sock": "plain", "host": "127.0.0.1", "port": port},
+            {"op": "socket", "sock": "reuse", "type": "tcp", "reuseaddr": True},
+            {"op": "bind", "sock": "reuse", "host": "127.0.0.1", "port": port},
+        ]:
+            runner.step(step)
+    finally:
+        for s in runner.socks.values():
+            s.sock.close()
+    assert [e.outcome for e in runner.events if e.op == "bind"] == ["ok", "EADDRINUSE", "ok"]
 
 
 def test_unknown_name_is_an_outcome_not_a_crash() -> None:

@@ -48,6 +48,7 @@ def test_every_experiment_has_a_question_and_unique_claim_ids() -> None:
         "failures",
         "db-kill",
         "impaired-delivery",
+        "sockets",
     ]
     for name, experiment in EXPERIMENTS.items():
         claims = experiment.claims_for(TOPOLOGY)

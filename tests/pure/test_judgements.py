@@ -298,3 +298,132 @@ def _deliveries(change: Callable[[dict[str, Any]], None], link: str, protocol: s
 )
 def test_impaired_delivery_claims_can_fail(claim: str, change: Change) -> None:
     only_fails("impaired-delivery", claim, change)
+
+
+# --- sockets: judged from traced system calls and /proc snapshots only ----------------
+
+
+def _call(d: Data, trace: str, **match: Any) -> dict[str, Any]:
+    """The first recorded system call of ``trace`` whose fields match, to change in place."""
+    found = [c for c in d["facts"]["traces"][trace] if all(c.get(k) == v for k, v in match.items())]
+    assert found, f"no {match} in the {trace} trace"
+    return found[0]  # type: ignore[no-any-return]
+
+
+def _row(d: Data, snapshot: str, host: str, **match: Any) -> dict[str, Any]:
+    found = [
+        r
+        for r in d["facts"]["snapshots"][snapshot][host]
+        if all(r.get(k) == v for k, v in match.items())
+    ]
+    assert found, f"no {match} in {host} at {snapshot}"
+    return found[0]  # type: ignore[no-any-return]
+
+
+def _fresh_socket_elsewhere(d: Data) -> None:
+    """/proc shows the never-bound socket at another fd than socket() returned."""
+    _row(d, "held", "client", state="").update(fd=11)
+
+
+def _fresh_socket_refused(d: Data) -> None:
+    _call(d, "client", name="socket", new_fd=3).update(result=-1, errno="EMFILE", new_fd=None)
+
+
+def _one_fd_for_two_connections(d: Data) -> None:
+    accepts = [c for c in d["facts"]["traces"]["tcp-shout"] if c["name"] == "accept4"]
+    ours = [c for c in accepts if c["peer"].startswith("10.") and c["new_fd"] is not None]
+    ours[2].update(new_fd=ours[0]["new_fd"], result=ours[0]["new_fd"])
+
+
+def _listener_moved(d: Data) -> None:
+    _row(d, "held", "shouthost", state="LISTEN", service="tcp-shout").update(fd=5)
+
+
+def _udp_answered_on_another_fd(d: Data) -> None:
+    _call(d, "udp-shout", name="sendto", data="HI U2").update(fd=4)
+
+
+def _udp_socket_per_peer(d: Data) -> None:
+    rows = d["facts"]["snapshots"]["held"]["shouthost"]
+    listener = _row(d, "held", "shouthost", service="udp-shout")
+    rows.append({**listener, "local": "0.0.0.0:8081", "fd": 4, "inode": listener["inode"] + 1})
+
+
+def _no_time_wait(d: Data) -> None:
+    """The connection the client closed first (its fd 4) is not left in TIME_WAIT."""
+    closed = _row(d, "held", "client", state="ESTABLISHED", fd=4)
+    _row(d, "closed-first", "client", local=closed["local"]).update(state="FIN_WAIT2")
+
+
+def _server_closed_first(d: Data) -> None:
+    client_close = _call(d, "client", name="close", fd=4)
+    _call(d, "tcp-shout", name="close", fd=7).update(t=client_close["t"] - 0.001)
+
+
+def _peer_closed_before_the_snapshot(d: Data) -> None:
+    _row(d, "close-wait", "shouthost", state="CLOSE_WAIT").update(state="LAST_ACK", pid=None)
+
+
+def _server_script_closed_early(d: Data) -> None:
+    calls = d["facts"]["traces"]["shouthost (script)"]
+    accept = next(c for c in calls if c["name"] == "accept4")
+    calls.insert(
+        calls.index(accept) + 1,
+        {**accept, "name": "close", "args": "4", "t": accept["t"] + 0.0001, "new_fd": None,
+         "result": 0, "peer": "", "fd": accept["new_fd"]},
+    )  # fmt: skip
+
+
+def _second_send_went_through(d: Data) -> None:
+    _call(d, "client", name="sendto", data="again").update(result=5, errno="")
+
+
+def _dead_fd_closed(d: Data) -> None:
+    rows = d["facts"]["snapshots"]["after-epipe"]["client"]
+    dead = _row(d, "after-epipe", "client", state="", fd=4)
+    rows.remove(dead)
+
+
+def _healed(d: Data) -> None:
+    _call(d, "client", name="sendto", data="still there?").update(result=12, errno="")
+
+
+def _new_socket_unanswered(d: Data) -> None:
+    _call(d, "client", name="recvfrom", data="NEW SOCKET").update(result=0, data="")
+
+
+def _bound_without_reuseaddr(d: Data) -> None:
+    _call(d, "shouthost (script)", name="bind", errno="EADDRINUSE").update(result=0, errno="")
+
+
+def _no_time_wait_on_the_port(d: Data) -> None:
+    snap = d["facts"]["snapshots"]["restart"]
+    port = f":{d['facts']['script_port']}"
+    snap["shouthost"] = [
+        r for r in snap["shouthost"] if not (r["state"] == "TIME_WAIT" and port in r["local"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("claim", "change"),
+    [
+        ("socket-is-fd", _fresh_socket_elsewhere),
+        ("socket-is-fd", _fresh_socket_refused),
+        ("accept-new-fd", _one_fd_for_two_connections),
+        ("accept-new-fd", _listener_moved),
+        ("udp-one-fd", _udp_answered_on_another_fd),
+        ("udp-one-fd", _udp_socket_per_peer),
+        ("time-wait", _no_time_wait),
+        ("time-wait", _server_closed_first),
+        ("close-wait", _peer_closed_before_the_snapshot),
+        ("close-wait", _server_script_closed_early),
+        ("dead-peer-fd", _second_send_went_through),
+        ("dead-peer-fd", _dead_fd_closed),
+        ("reconnect", _healed),
+        ("reconnect", _new_socket_unanswered),
+        ("reuseaddr", _bound_without_reuseaddr),
+        ("reuseaddr", _no_time_wait_on_the_port),
+    ],
+)
+def test_sockets_claims_can_fail(claim: str, change: Change) -> None:
+    only_fails("sockets", claim, change)

@@ -6,13 +6,21 @@ import pytest
 
 from services.probes.porttable import (
     Entry,
+    HostSocket,
+    KernelSocket,
     Owner,
     Socket,
     decode_address,
     join,
+    join_all,
+    other_socket_inodes,
     parse_proc_net,
+    parse_proc_net_all,
     service_of,
+    socket_fds,
     socket_inodes,
+    start_time,
+    timer_text,
 )
 
 # Captured from /proc/net/tcp and /proc/net/udp inside shouthost (inodes shortened).
@@ -93,3 +101,142 @@ def test_join_names_owners_and_leaves_foreign_sockets_unowned() -> None:
         Entry("udp", "0.0.0.0", 8080, 19, "python3 -m services.servers.udp_shout", "udp-shout"),
     ]
     assert all(r.pid is None for r in rows[2:])
+
+
+def test_join_gives_the_owners_file_descriptor() -> None:
+    owners = {1001: Owner(13, "python3 -m services.servers.tcp_shout", "tcp-shout", fd=6)}
+    (row,) = [r for r in join(parse_proc_net("tcp", PROC_NET_TCP), owners) if r.pid]
+    assert (row.port, row.pid, row.fd) == (8080, 13, 6)
+
+
+# --- every socket, in any state (`lab sockets`) ---------------------------------------
+
+# Captured inside the client host while a session held a connection to tcp-shout,
+# a moment after an earlier one had closed (the TIME_WAIT line), and a connected
+# UDP socket; trailing blanks cut.
+CLIENT_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0B00007F:8BC1 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2959904 1 00000000578c045c 100 0 0 10 0
+   1: 645CCB0A:987A 145CCB0A:1F90 06 00000000:00000000 03:0000173D 00000000     0        0 0 3 00000000941ce9d5
+   2: 645CCB0A:987C 145CCB0A:1F90 01 00000000:00000000 00:00000000 00000000 10001        0 3089014 2 00000000a0ada85a 20 4 30 11 -1
+"""
+CLIENT_UDP = """\
+   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 9662: 645CCB0A:87D3 145CCB0A:1F90 01 00000000:00000000 00:00000000 00000000 10001        0 3089020 2 000000009ae73d3a 0
+15702: 0B00007F:9F6B 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2959903 2 0000000089624749 0
+"""
+# shouthost's /proc/net/unix and /proc/net/netlink: tcp-shout's asyncio self-pipe
+# (a Unix socketpair, its fds 4 and 5), and netlink sockets.
+SHOUTHOST_UNIX = """\
+Num       RefCount Protocol Flags    Type St Inode Path
+00000000768474ed: 00000003 00000000 00000000 0001 03 2961352
+00000000e05a6f34: 00000003 00000000 00000000 0001 03 2961353
+"""
+SHOUTHOST_NETLINK = """\
+sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+00000000481445b3 0   1431       00000000 0        0        0     2        0        2958973
+00000000de69d14f 0   0          00000000 0        0        0     2        0        2958867
+"""
+TCP_SHOUT_STAT = (
+    "13 (python3) S 0 13 13 0 -1 4194560 3922 0 135 0 21 14 0 0 20 0 1 0 477786 26800128 4727 "
+    "18446744073709551615 4321280 7154137 140721841887360 0 0 0 0 16781312 16386 1 0 0 17 0 0"
+)
+
+
+def test_every_tcp_socket_with_its_state_queues_and_timer() -> None:
+    assert parse_proc_net_all("tcp", CLIENT_TCP) == [
+        KernelSocket("tcp", "LISTEN", "127.0.0.11:35777", "0.0.0.0:0", 0, 0, "", 2959904),
+        KernelSocket(
+            "tcp", "TIME_WAIT", "10.203.92.100:39034", "10.203.92.20:8080", 0, 0,
+            "timewait 59.5s", 0,
+        ),
+        KernelSocket(
+            "tcp", "ESTABLISHED", "10.203.92.100:39036", "10.203.92.20:8080", 0, 0, "", 3089014
+        ),
+    ]  # fmt: skip
+
+
+def test_every_udp_socket_connected_or_not() -> None:
+    assert [(s.state, s.local, s.remote) for s in parse_proc_net_all("udp", CLIENT_UDP)] == [
+        ("ESTABLISHED", "10.203.92.100:34771", "10.203.92.20:8080"),
+        ("UNCONN", "127.0.0.11:40811", "0.0.0.0:0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("state", "name"),
+    [
+        ("02", "SYN_SENT"),
+        ("04", "FIN_WAIT1"),
+        ("05", "FIN_WAIT2"),
+        ("08", "CLOSE_WAIT"),
+        ("09", "LAST_ACK"),
+        ("0B", "CLOSING"),
+        ("1F", "state 1F"),
+    ],
+)
+def test_tcp_state_names(state: str, name: str) -> None:
+    line = f"   0: 0100007F:1F90 0100007F:A088 {state} 0000000A:00000003 00:00000000 0 0 0 0 7 1"
+    (s,) = parse_proc_net_all("tcp", "header\n" + line)
+    assert (s.state, s.send_q, s.recv_q) == (name, 10, 3)
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("00:00000000", ""),
+        ("03:0000173D", "timewait 59.5s"),
+        ("02:000AFC7F", "keepalive 7200.0s"),
+        ("01:00000014", "retransmit 0.2s"),
+    ],
+)
+def test_timer_text(field: str, text: str) -> None:
+    assert timer_text(field) == text
+
+
+def test_the_socket_table_joins_owners_fds_and_held_sockets_in_no_table() -> None:
+    sockets = parse_proc_net_all("tcp", CLIENT_TCP) + parse_proc_net_all("udp", CLIENT_UDP)
+    script = "python3 -m services.probes.sockscript --serve 4977.1"
+    owners = {
+        3089014: Owner(1086, script, "", fd=3),
+        3089020: Owner(1086, script, "", fd=4),
+        3089022: Owner(1086, script, "", fd=5),  # socket() done, not bound: in no table
+        2961352: Owner(1086, script, "", fd=6),  # a Unix socket: not ours to list
+    }
+    rows = join_all(sockets, owners, others={2961352})
+    by_state = {(r.protocol, r.state): r for r in rows}
+    assert [(r.protocol, r.state) for r in rows] == [
+        ("tcp", "LISTEN"),
+        ("udp", "UNCONN"),
+        ("tcp", "TIME_WAIT"),  # connections by local address (port 39034, then 39036)
+        ("tcp", "ESTABLISHED"),
+        ("udp", "ESTABLISHED"),
+        ("", ""),
+    ]
+    assert (by_state["tcp", "ESTABLISHED"].pid, by_state["tcp", "ESTABLISHED"].fd) == (1086, 3)
+    assert (by_state["udp", "ESTABLISHED"].pid, by_state["udp", "ESTABLISHED"].fd) == (1086, 4)
+    time_wait = by_state["tcp", "TIME_WAIT"]
+    assert (time_wait.inode, time_wait.pid, time_wait.fd) == (0, None, None)  # no process
+    assert by_state["", ""] == HostSocket("", "", "", "", 0, 0, "", 3089022, 1086, 5, script, "")
+
+
+def test_unix_and_netlink_inodes() -> None:
+    assert other_socket_inodes(SHOUTHOST_UNIX, SHOUTHOST_NETLINK) == {
+        2961352,
+        2961353,
+        2958973,
+        2958867,
+    }
+
+
+def test_socket_fds_keep_the_descriptor_numbers() -> None:
+    links = {0: "/dev/null", 3: "anon_inode:[eventpoll]", 4: "socket:[2961352]", 6: "socket:[7]"}
+    assert socket_fds(links) == {4: 2961352, 6: 7}
+
+
+@pytest.mark.parametrize(
+    ("stat", "started"),
+    [(TCP_SHOUT_STAT, 477786), (TCP_SHOUT_STAT.replace("(python3)", "(a b) c)"), 477786)],
+)
+def test_start_time(stat: str, started: int) -> None:
+    assert start_time(stat) == started

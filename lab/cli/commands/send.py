@@ -11,6 +11,7 @@ from lab.api import DOCKER_HOST
 from lab.cli.context import Session
 from lab.errors import NotRunning
 from lab.views import render
+from lab.views.sockets import calls_table
 
 
 def register(commands: Any) -> None:
@@ -44,15 +45,23 @@ def register(commands: Any) -> None:
         action="store_true",
         help="udp: use sendto/recvfrom on an unconnected socket",
     )
+    send.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="run the client under strace in its host and show its system calls (with fds) "
+        "between its socket events; from a lab host only (default: the client host)",
+    )
     send.add_argument("--json", action="store_true", help="print the transcript as JSON")
     send.set_defaults(handler=cmd_send)
 
 
-def origin_of(s: Session, target: str, asked: str) -> str:
+def origin_of(s: Session, target: str, asked: str, traced: bool = False) -> str:
     if asked in ("host", DOCKER_HOST):
         return DOCKER_HOST
     if asked:
         return asked
+    if traced:  # system calls are traced inside the lab's hosts
+        return s.lab.topology.client.name
     endpoint = s.lab.topology.endpoint(target)
     try:
         s.lab.published_port(endpoint.host, endpoint.port.number, endpoint.port.transport)
@@ -62,16 +71,27 @@ def origin_of(s: Session, target: str, asked: str) -> str:
 
 
 def cmd_send(s: Session, args: argparse.Namespace) -> int:
-    origin = origin_of(s, args.target, args.origin)
+    origin = origin_of(s, args.target, args.origin, args.syscalls)
     sent = s.lab.send(
-        args.target, *args.words, origin=origin, data=args.data, unconnected=args.unconnected
+        args.target,
+        *args.words,
+        origin=origin,
+        data=args.data,
+        unconnected=args.unconnected,
+        traced=args.syscalls,
     )
+    title = f"{sent.endpoint.label} → {sent.address}"
     if args.json:
-        data = {"events": [asdict(e) for e in sent.events], "error": sent.error}
+        data: dict[str, Any] = {"events": [asdict(e) for e in sent.events], "error": sent.error}
+        if args.syscalls:
+            data["syscalls"] = [asdict(c) for c in sent.syscalls]
         print(json.dumps(data, indent=2))
+        return 1 if sent.error else 0
+    if args.syscalls:
+        s.print(calls_table(sent.syscalls, sent.events, f"{title}  (from {origin}, traced)"))
     else:
-        s.print(render.events_table(sent.events, f"{sent.endpoint.label} → {sent.address}"))
-        if sent.error:
-            s.print(f"[red]failed:[/] {sent.error}")
-        s.print(sent.reply, plain=True)
+        s.print(render.events_table(sent.events, title))
+    if sent.error:
+        s.print(f"[red]failed:[/] {sent.error}")
+    s.print(sent.reply, plain=True)
     return 1 if sent.error else 0

@@ -172,7 +172,9 @@ function drawHost(root, host, cx, top, netY, t) {
     svg("rect", { x: x + 8, y: py, width: 92, height: 36 }, pg);
     text(x + 14, py + 15, p.name, "", pg);
     const owned = ports.filter((r) => r.service === p.name);
-    const pid = owned.length ? `pid ${owned[0].pid}` : "";
+    // A socket is a file descriptor: its number in the owner's table of open files.
+    const fd = owned.length && owned[0].fd != null ? ` fd ${owned[0].fd}` : "";
+    const pid = owned.length ? `pid ${owned[0].pid}${fd}` : "";
     text(x + 14, py + 30, pid, "ip", pg);
     pg.addEventListener("click", (e) => {
       e.stopPropagation();
@@ -187,6 +189,7 @@ function drawHost(root, host, cx, top, netY, t) {
       const pg2 = svg("g", { class: `port ${protocol}`, "data-port": `${protocol}/${r.port}`, "data-owner": p.name, "data-host": host.name }, g);
       svg("rect", { x: bx, y: py + 6, width: 56, height: 24 }, pg2);
       text(bx + 4, py + 22, `${protocol}/${r.port}`, "", pg2);
+      if (r.fd != null) svg("title", {}, pg2).textContent = `fd ${r.fd} of ${p.name} (pid ${r.pid})`;
       portAt[`${host.name}|${protocol}|${r.port}`] = { x: bx + 28, y: py + 18, owner: p.name, node: pg2 };
     });
   });

@@ -1,0 +1,1 @@
+"""System calls of the lab's processes and socket scripts: strace, read and run."""
