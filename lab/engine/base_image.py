@@ -46,6 +46,7 @@ PACKAGES = (
 )
 LOCAL_REPOSITORY = "netlab-base"
 ENV_KEY = "LAB_BASE_IMAGE"
+BASE_LABEL = "lab.base"  # on each service image: the base it was built on (Dockerfile)
 
 
 def local_tag(packages: Iterable[str] = PACKAGES, suite: str = SUITE) -> str:
@@ -136,11 +137,19 @@ def ensure(client: docker.DockerClient, project_dir: Path, progress: Progress) -
     return chosen
 
 
-def remove_stale_local_bases(client: docker.DockerClient, keep: str, progress: Progress) -> None:
-    """Local bases built for an older package list: a few hundred MB each, never used again."""
-    for image in client.images.list(name=LOCAL_REPOSITORY):
+def remove_stale_local_bases(
+    client: docker.DockerClient, keep: str, progress: Progress, repository: str = LOCAL_REPOSITORY
+) -> None:
+    """Local bases built for an older package list: a few hundred MB each. One that a
+    service image still names in its ``lab.base`` label stays (another checkout of the
+    lab on this machine, on another branch, still builds on it)."""
+    named = {
+        str(image.labels.get(BASE_LABEL))
+        for image in client.images.list(filters={"label": BASE_LABEL})
+    }
+    for image in client.images.list(name=repository):
         for tag in image.tags:
-            if tag != keep:
+            if tag != keep and tag not in named:
                 try:
                     client.images.remove(tag)  # never forced: one still in use stays
                     progress(f"removed the outdated base {tag}")

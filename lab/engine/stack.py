@@ -24,7 +24,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network as DockerNetwork
 
-from lab.engine import base_image
+from lab.engine import base_image, build, readiness
 from lab.engine.compose import Compose, port_in_use
 from lab.errors import (
     ComposeFailed,
@@ -347,9 +347,14 @@ class Stack:
             # The base chosen above, for Compose files wherever they are (.env holds it
             # too, for a plain `docker compose` in the project folder).
             self.compose = self.compose.with_env(base_image.ENV_KEY, chosen.image)
-            self.compose.build()
-            self.prune_old_images()
-            clock.done("build")
+            builds = self.topology.builds
+            mark = build.fingerprint(builds, self._image_id, chosen.image)
+            if build.up_to_date(builds, self._image_labels, mark):
+                clock.done("build (up to date)")
+            else:
+                self.compose.with_env(build.ENV_KEY, mark).build()
+                self.prune_old_images()
+                clock.done("build")
             progress("starting containers")
             try:
                 self.compose.up()
@@ -368,6 +373,18 @@ class Stack:
             clock.done("routes and links")
         self.up_phases = clock.phases
         return chosen
+
+    def _image_id(self, name: str) -> str:
+        try:
+            return str(self.client.images.get(name).id)
+        except docker.errors.DockerException:  # none, or a build argument that is no image
+            return ""
+
+    def _image_labels(self, name: str) -> dict[str, str]:
+        try:
+            return dict(self.client.images.get(name).labels or {})
+        except docker.errors.DockerException:
+            return {}
 
     def prune_old_images(self) -> None:
         """Remove service images that a rebuild left untagged (each is a few hundred MB)."""
@@ -411,10 +428,12 @@ class Stack:
         last = [""]
         waiting: list[str] = []
         states: dict[str, ServiceState] = {}
+        answered: set[str] = set()  # passed their own healthcheck, run by the lab
 
         def all_ready() -> bool:
             nonlocal states, waiting
-            states = self.states()
+            containers = self.containers()
+            states = {n: ServiceState.of(c, self.topology.networks) for n, c in containers.items()}
             for name, state in states.items():
                 if name in expected and state.status in ("exited", "dead"):
                     raise Unhealthy(
@@ -422,8 +441,15 @@ class Stack:
                         f"exited with code {state.exit_code}",
                         self._last_words(state.service),
                     )
-            ready = sorted(s for s in expected if s in states and states[s].ready)
-            waiting = sorted(expected - set(ready))
+            ready = {s for s in expected if s in states and states[s].ready} | answered
+            pending = {
+                s: (containers[s], self._address_of(s, states))
+                for s in expected - ready
+                if s in states and states[s].status == "running"
+            }
+            answered.update(readiness.answering(pending))
+            ready |= answered
+            waiting = sorted(expected - ready)
             line = f"{len(ready)}/{len(expected)} healthy" + (
                 f", waiting for {', '.join(waiting)}" if waiting else ""
             )
@@ -445,6 +471,24 @@ class Stack:
                 else state.health
             )
             raise Unhealthy(service, state_text, self._last_words(service)) from None
+
+    def answering(self) -> set[str]:
+        """The services ready now: Docker says healthy, or their own healthcheck passes
+        when the lab runs it (see lab/engine/readiness.py)."""
+        containers = self.containers()
+        states = {n: ServiceState.of(c, self.topology.networks) for n, c in containers.items()}
+        ready = {n for n, state in states.items() if state.ready}
+        pending = {
+            n: (containers[n], self._address_of(n, states))
+            for n, state in states.items()
+            if n not in ready and state.status == "running"
+        }
+        return ready | readiness.answering(pending)
+
+    def _address_of(self, service: str, states: dict[str, ServiceState]) -> str:
+        """The address of the host a service is or runs on, as Docker gave it."""
+        host = self.topology.host_of(service).name
+        return states[host].ip if host in states else ""
 
     def _last_words(self, service: str) -> str:
         """The most telling line: the last failed healthcheck, else the last log line."""

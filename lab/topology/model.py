@@ -162,12 +162,24 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Build:
+    """An image Compose builds for a service (its ``build:``), as Compose resolved it."""
+
+    service: str
+    image: str  # the tag it gets: the service's ``image:``, or Compose's own name for it
+    context: str  # an absolute folder (Compose resolves it), or a URL
+    dockerfile: str
+    args: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Topology:
     project: str
     networks: dict[str, Network]
     hosts: dict[str, Host]
     processes: dict[str, Process]
     shortcuts: dict[str, str] = field(default_factory=dict)
+    builds: tuple[Build, ...] = ()
 
     # --- naming -------------------------------------------------------------
 
@@ -309,9 +321,23 @@ def from_config(config: Mapping[str, Any]) -> Topology:
     for short, target in shortcuts.items():
         if target not in processes:
             raise TopologyError(f"x-lab shortcut {short!r} names no process ({target!r})")
-    topology = Topology(project, networks, hosts, processes, shortcuts)
+    builds = tuple(
+        _build(name, spec, project) for name, spec in services.items() if spec.get("build")
+    )
+    topology = Topology(project, networks, hosts, processes, shortcuts, builds)
     _check_addresses(topology)
     return topology
+
+
+def _build(name: str, spec: Mapping[str, Any], project: str) -> Build:
+    build = spec["build"] if isinstance(spec["build"], Mapping) else {"context": spec["build"]}
+    return Build(
+        name,
+        str(spec.get("image") or f"{project}-{name}"),
+        str(build.get("context") or "."),
+        str(build.get("dockerfile") or "Dockerfile"),
+        {str(k): str(v) for k, v in (build.get("args") or {}).items()},
+    )
 
 
 def _subnet(key: str, spec: Mapping[str, Any]) -> str:

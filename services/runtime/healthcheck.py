@@ -13,33 +13,38 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Callable
 
 TIMEOUT = 2.0
 
 
-def check_http(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+# Each check takes the address too: the driver runs the same checks from outside the
+# host, over the lab network, when it can reach it (lab/engine/readiness.py).
+
+
+def check_http(port: int, address: str = "127.0.0.1", timeout: float = TIMEOUT) -> bool:
+    with socket.create_connection((address, port), timeout=timeout) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: healthcheck\r\nConnection: close\r\n\r\n")
         return _read_all(s).startswith(b"HTTP/1.1 200 ")
 
 
-def check_db(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+def check_db(port: int, address: str = "127.0.0.1", timeout: float = TIMEOUT) -> bool:
+    with socket.create_connection((address, port), timeout=timeout) as s:
         s.sendall(b"*1\r\n$4\r\nPING\r\n")
         return s.recv(64) == b"+PONG\r\n"
 
 
-def check_tcp_shout(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+def check_tcp_shout(port: int, address: str = "127.0.0.1", timeout: float = TIMEOUT) -> bool:
+    with socket.create_connection((address, port), timeout=timeout) as s:
         s.sendall(b"ping")
         s.shutdown(socket.SHUT_WR)
         return _read_all(s) == b"PING"
 
 
-def check_udp_shout(port: int) -> bool:
+def check_udp_shout(port: int, address: str = "127.0.0.1", timeout: float = TIMEOUT) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(TIMEOUT)
-        s.connect(("127.0.0.1", port))
+        s.settimeout(timeout)
+        s.connect((address, port))
         s.send(b"ping")
         return s.recv(64) == b"PING"
 
@@ -58,7 +63,7 @@ def listening(port: int, transport: str = "tcp", proc: str = "/proc") -> bool:
     return any(s.port == port and s.protocol.rstrip("6") == transport for s in read_sockets(proc))
 
 
-CHECKS = {
+CHECKS: dict[str, Callable[..., bool]] = {
     "http": check_http,
     "db": check_db,
     "tcp-shout": check_tcp_shout,

@@ -88,6 +88,19 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         time.sleep(0.1)
 
 
+def settled(lab: Stack, services: list[str] | None = None) -> None:
+    """Docker reports every service (or ``services``) healthy. The lab itself counts a
+    service ready as soon as its healthcheck passes when the lab runs it, so Docker's own
+    first check may come up to one interval (1 s) later: this polls for it."""
+    names = services or list(lab.topology.services)
+
+    def healthy() -> bool:
+        states = lab.states()
+        return all(n in states and states[n].ready for n in names)
+
+    wait_for(healthy, f"Docker to report {', '.join(names)} healthy", timeout=15)
+
+
 def start_lab_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> subprocess.Popen[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lab.bench import report
 from lab.engine.stack import Stack
-from tests.docker.conftest import PROJECT, run_lab_cli
+from tests.docker.conftest import PROJECT, run_lab_cli, settled
 
 
 def test_each_benchmark_runs_on_a_tiny_setting(lab: Stack, tmp_path: Path) -> None:
@@ -41,4 +41,4 @@ def test_each_benchmark_runs_on_a_tiny_setting(lab: Stack, tmp_path: Path) -> No
     # What the benchmarks started is gone, and the lab is as it was.
     left = lab.client.containers.list(all=True, filters={"label": "lab.purpose=bench"})
     assert [c.name for c in left if (c.name or "").startswith(PROJECT)] == []
-    assert all(s.ready for s in lab.states().values())
+    settled(lab)

@@ -14,7 +14,7 @@ from lab.engine.stack import Stack
 from lab.experiments.builtin.failures import DEFAULT_ROWS, Failures, Row
 from lab.experiments.model import Context
 from lab.progress import silent
-from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
+from tests.docker.conftest import PROJECT, run_lab_cli, settled, start_lab_cli, wait_for
 
 
 def rows(*names: str) -> tuple[Row, ...]:
@@ -64,7 +64,7 @@ def test_chaos_by_hand_then_restore(lab: Stack) -> None:
     healed = chaos("restore")
     assert healed.returncode == 0, healed.stderr
     assert "heal shouthost" in healed.stdout
-    assert all(s.ready for s in lab.states().values())
+    settled(lab)
     lab.network().reload()
     assert lab.container("shouthost").id in (lab.network().attrs.get("Containers") or {})
 
@@ -85,13 +85,14 @@ def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Stack) -> None:
             proc.kill()
         # What the interrupted run left, read before anything is mended...
         states = lab.states()
+        answering = lab.answering()
         network = lab.network()
         attached = set(network.attrs.get("Containers") or {})
         hosts = {h: lab.container(h).id for h in lab.topology.hosts}
         restore(lab, silent)  # ...then, whatever happened, the next test gets a whole lab
     assert proc.returncode == 130, err
     assert {s.service: s.status for s in states.values()} == dict.fromkeys(states, "running")
-    assert all(s.ready for s in states.values())
+    assert answering == set(lab.topology.services)
     assert all(container_id in attached for container_id in hosts.values())
 
 

@@ -16,7 +16,7 @@ import pytest
 import lab as netlab
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from lab.engine.stack import PROJECT_LABEL, Stack
-from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
+from tests.docker.conftest import PROJECT, run_lab_cli, settled, start_lab_cli, wait_for
 
 
 def helpers_left(lab: Stack) -> list[str]:
@@ -199,4 +199,4 @@ def test_run_sockets_passes(net: netlab.Lab, tmp_path: Path) -> None:
         "shouthost (script)",
     }
     assert net.process("tcp-shout").state is not None
-    assert net.process("tcp-shout").state.ready  # type: ignore[union-attr]
+    settled(net.stack, ["tcp-shout"])

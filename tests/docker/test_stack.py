@@ -13,7 +13,7 @@ import redis
 from lab.engine.stack import Stack
 from lab.progress import silent
 from lab.traffic import clients as send
-from tests.docker.conftest import ENV
+from tests.docker.conftest import ENV, settled
 
 
 def client_has(lab: Stack, tool: str) -> bool:
@@ -25,6 +25,7 @@ def client_has(lab: Stack, tool: str) -> bool:
 
 
 def test_every_service_is_healthy_on_its_fixed_address(lab: Stack) -> None:
+    settled(lab)
     states = lab.states()
     assert {s: states[s].ready for s in lab.topology.services} == dict.fromkeys(
         lab.topology.services, True
@@ -192,4 +193,4 @@ def test_rebuilds_leave_no_untagged_service_images(lab: Stack) -> None:
     in_use = {c.image.id for c in lab.client.containers.list(all=True) if c.image}
     dangling = lab.client.images.list(filters={"dangling": True, "label": IMAGE_LABEL})
     assert [i.id for i in dangling if i.id not in in_use] == []
-    assert all(s.ready for s in lab.states().values())
+    settled(lab)
