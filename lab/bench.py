@@ -21,6 +21,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -387,7 +388,8 @@ def cold(lab: Stack, sizes: Sizes, progress: Progress = silent) -> Bench:
     """A first start on a machine with no images: the base image path included."""
     progress("removing the lab, its service image and its local base image")
     lab.down()
-    for name in ("netlab-services:latest", base_image.local_tag()):
+    services = os.environ.get("LAB_SERVICES_IMAGE") or "netlab-services:latest"
+    for name in (services, base_image.local_tag()):
         with contextlib.suppress(docker.errors.ImageNotFound):
             lab.client.images.remove(name, force=True)
     progress("lab up from nothing (debootstrap, build, start)")
