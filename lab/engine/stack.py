@@ -12,6 +12,7 @@ import json
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ HEALTH_TIMEOUT = 120.0
 EXEC_TIMEOUT = 60.0  # the longest any command the driver runs in a container may take
 KILLED = 128 + 9  # the exit status of a command coreutils' timeout ended with SIGKILL
 POLL = 0.25
+OWN_CHECK_EVERY = 0.5  # seconds between the driver's own runs of one service's check
 
 
 @dataclass(frozen=True)
@@ -291,40 +293,60 @@ class Stack:
         progress: Progress,
         timeout: float = HEALTH_TIMEOUT,
         then: Callable[[], None] | None = None,
+        build: bool = True,
     ) -> base_image.Plan:
         """Base image, build, start, and wait until every service is healthy.
 
         Interrupted or failed part-way, it removes what it started; a lab that was
-        already there before is left for the user to look at.
+        already there before is left for the user to look at. ``build=False``: the
+        image was built already (by the first of several labs started together).
         """
         self.check_ports_free()
         already_there = bool(self.owned().containers)
-        chosen = base_image.ensure(self.client, self.project_dir, progress)
-        progress(f"building the service image on {chosen.image}")
+        chosen = self.prepare(progress, build)
         with self._undo_on_failure(unless=already_there):
-            # The base chosen above, for Compose files wherever they are (.env holds it
-            # too, for a plain `docker compose` in the project folder).
-            self.compose = self.compose.with_env(base_image.ENV_KEY, chosen.image)
+            self.start(progress, timeout, then)
+        return chosen
+
+    def prepare(self, progress: Progress, build: bool = True) -> base_image.Plan:
+        """The base image, and the service image built on it."""
+        chosen = base_image.ensure(self.client, self.project_dir, progress)
+        # The base chosen above, for Compose files wherever they are (.env holds it
+        # too, for a plain `docker compose` in the project folder).
+        self.compose = self.compose.with_env(base_image.ENV_KEY, chosen.image)
+        if build:
+            progress(f"building the service image on {chosen.image}")
             self.compose.build()
             self.prune_old_images()
-            progress("starting containers")
-            try:
-                self.compose.up()
-            except ComposeFailed as exc:
-                port = port_in_use(exc.output)
-                if port is not None:
-                    spec = self._published_by_port(port)
-                    hint = self.compose.port_hint(spec.container_port, spec.protocol)
-                    raise PortTaken(port, spec.protocol, hint) from None
-                raise
-            self.wait_healthy(progress, timeout)
-            if then is not None:
-                then()  # what the topology declares beyond Compose (routes, links)
         return chosen
+
+    def start(
+        self, progress: Progress, timeout: float, then: Callable[[], None] | None = None
+    ) -> None:
+        """Start what Compose describes (creating what is missing), then wait for health."""
+        progress("starting containers")
+        try:
+            self.compose.up()
+        except ComposeFailed as exc:
+            port = port_in_use(exc.output)
+            if port is not None:
+                spec = self._published_by_port(port)
+                hint = self.compose.port_hint(spec.container_port, spec.protocol)
+                raise PortTaken(port, spec.protocol, hint) from None
+            raise
+        self.wait_healthy(progress, timeout)
+        if then is not None:
+            then()  # what the topology declares beyond Compose (routes, links)
 
     def prune_old_images(self) -> None:
         """Remove service images that a rebuild left untagged (each is a few hundred MB)."""
         self.client.images.prune(filters={"dangling": True, "label": IMAGE_LABEL})
+
+    @contextmanager
+    def undo_on_failure(self, unless: bool = False) -> Iterator[None]:
+        """Remove the lab if the block fails or is interrupted (``unless`` it was there)."""
+        with self._undo_on_failure(unless):
+            yield
 
     @contextmanager
     def _undo_on_failure(self, unless: bool) -> Iterator[None]:
@@ -359,15 +381,23 @@ class Stack:
 
     def wait_healthy(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> None:
         """Until every service of the topology is running and healthy, with progress;
-        Unhealthy names the first one that exited, or that is still waited for."""
+        Unhealthy names the first one that exited, or that is still waited for.
+
+        Healthy is what the service's own healthcheck says. Docker runs it first one
+        interval after a start (and a lab may set a long one, to cost little when idle),
+        so while Docker has no verdict yet, the driver runs the very same check itself.
+        """
         expected = set(self.topology.services)
         last = [""]
         waiting: list[str] = []
         states: dict[str, ServiceState] = {}
+        passed: dict[str, str] = {}  # service -> the start (StartedAt) its own check passed in
+        tried: dict[str, float] = {}
 
         def all_ready() -> bool:
             nonlocal states, waiting
-            states = self.states()
+            containers = self.containers()
+            states = {n: ServiceState.of(c, self.topology.networks) for n, c in containers.items()}
             for name, state in states.items():
                 if name in expected and state.status in ("exited", "dead"):
                     raise Unhealthy(
@@ -375,7 +405,18 @@ class Stack:
                         f"exited with code {state.exit_code}",
                         self._last_words(state.service),
                     )
-            ready = sorted(s for s in expected if s in states and states[s].ready)
+            ready = set()
+            for name in expected & set(states):
+                state, container = states[name], containers[name]
+                started = str(container.attrs["State"].get("StartedAt", ""))
+                no_verdict = state.status == "running" and not state.ready
+                due = time.monotonic() - tried.get(name, 0.0) >= OWN_CHECK_EVERY
+                if no_verdict and passed.get(name) != started and due:
+                    tried[name] = time.monotonic()
+                    if own_check_passes(container):
+                        passed[name] = started
+                if state.ready or (state.status == "running" and passed.get(name) == started):
+                    ready.add(name)
             waiting = sorted(expected - set(ready))
             line = f"{len(ready)}/{len(expected)} healthy" + (
                 f", waiting for {', '.join(waiting)}" if waiting else ""
@@ -439,6 +480,29 @@ class Stack:
         for v in self.client.volumes.list(filters=label):
             with suppress(docker.errors.NotFound):
                 v.remove(force=True)
+
+
+def healthcheck_argv(test: list[str]) -> list[str] | None:
+    """The command a container's healthcheck runs (Docker's Test form), or None."""
+    if len(test) >= 2 and test[0] == "CMD":
+        return list(test[1:])
+    if len(test) == 2 and test[0] == "CMD-SHELL":
+        return ["/bin/sh", "-c", test[1]]
+    return None  # NONE, or inherited from the image (no check of the lab's own)
+
+
+def own_check_passes(container: Container) -> bool:
+    """Run a container's own healthcheck in it, as Docker would; whether it passed."""
+    check = container.attrs["Config"].get("Healthcheck") or {}
+    argv = healthcheck_argv(list(check.get("Test") or []))
+    if argv is None:
+        return False
+    seconds = (check.get("Timeout") or 30 * 10**9) / 10**9
+    try:
+        code, _ = container.exec_run(["timeout", "-s", "KILL", f"{seconds:g}", *argv])
+    except docker.errors.APIError:
+        return False  # stopped or gone meanwhile: the next poll sees it
+    return code == 0
 
 
 def dns_names(host: Host, interface: Interface) -> list[str]:
