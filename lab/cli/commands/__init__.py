@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
-from lab.cli.commands import bench, chaos, experiments, fuzz, packets, send, stack, web
+from lab.cli.commands import (
+    bench,
+    chaos,
+    experiments,
+    fuzz,
+    grade,
+    packets,
+    send,
+    stack,
+    web,
+)
 
-GROUPS = (stack, send, experiments, chaos, packets, web, fuzz, bench)
+GROUPS = (stack, send, experiments, chaos, packets, web, fuzz, bench, grade)
