@@ -177,3 +177,50 @@ def test_a_labs_state_in_a_few_words(
 )
 def test_the_command_a_healthcheck_runs(test: list[str], argv: list[str] | None) -> None:
     assert healthcheck_argv(test) == argv
+
+
+@pytest.mark.parametrize(
+    ("largest", "marks"),
+    [
+        (0, []),
+        (1, [1]),
+        (2, [1, 2]),
+        (3, [1, 2, 3]),
+        (12, [1, 2, 5, 10, 12]),
+        (30, [1, 2, 5, 10, 15, 20, 25, 30]),
+    ],
+)
+def test_density_measures_at_these_k(largest: int, marks: list[int]) -> None:
+    from lab.bench import checkpoints
+
+    assert checkpoints(largest) == marks
+
+
+def test_memory_and_cpu_are_read_as_docker_stats_reads_them(tmp_path: Path) -> None:
+    from lab.bench import available_mib
+    from lab.engine import usage
+
+    v1 = tmp_path / "memory" / "docker" / "abc"
+    v1.mkdir(parents=True)
+    (v1 / "memory.usage_in_bytes").write_text("10485760\n")
+    (v1 / "memory.stat").write_text(
+        "cache 4194304\ntotal_rss 3145728\ntotal_inactive_file 2097152\n"
+    )
+    assert usage.memory_bytes("abc", tmp_path) == 10485760 - 2097152
+    assert usage.anon_bytes("abc", tmp_path) == 3145728
+    cpu = tmp_path / "cpuacct" / "docker" / "abc"
+    cpu.mkdir(parents=True)
+    (cpu / "cpuacct.usage").write_text("1500000000\n")
+    assert usage.cpu_seconds("abc", tmp_path) == 1.5
+    v2 = tmp_path / "system.slice" / "docker-def.scope"
+    v2.mkdir(parents=True)
+    (v2 / "memory.current").write_text("4096\n")
+    (v2 / "memory.stat").write_text("anon 1024\ninactive_file 1000\n")
+    (v2 / "cpu.stat").write_text("usage_usec 250000\nuser_usec 1\n")
+    assert usage.memory_bytes("def", tmp_path) == 3096
+    assert usage.cpu_seconds("def", tmp_path) == 0.25
+    assert usage.memory_bytes("nope", tmp_path) is None
+    assert usage.cpu_seconds("nope", tmp_path) is None
+    stat = "123 (containerd shim) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"
+    assert usage.process_ticks(stat) == 11 + 12 + 13 + 14
+    assert available_mib("MemTotal: 100 kB\nMemAvailable:  2097152 kB\n") == 2048
