@@ -48,6 +48,7 @@ HEALTH_TIMEOUT = 120.0
 EXEC_TIMEOUT = 60.0  # the longest any command the driver runs in a container may take
 KILLED = 128 + 9  # the exit status of a command coreutils' timeout ended with SIGKILL
 POLL = 0.25
+SHORT_INTERVAL = 2.0  # seconds: Docker's own verdict is awaited for healthchecks this often
 OWN_CHECK_EVERY = 0.5  # seconds between the driver's own runs of one service's check
 
 
@@ -384,8 +385,9 @@ class Stack:
         Unhealthy names the first one that exited, or that is still waited for.
 
         Healthy is what the service's own healthcheck says. Docker runs it first one
-        interval after a start (and a lab may set a long one, to cost little when idle),
-        so while Docker has no verdict yet, the driver runs the very same check itself.
+        interval after a start; where that interval is long (a lab that costs little
+        when idle), the driver runs the very same check itself while Docker has no
+        verdict yet. With a short one (the default 1 s), Docker's verdict is awaited.
         """
         expected = set(self.topology.services)
         last = [""]
@@ -409,7 +411,12 @@ class Stack:
             for name in expected & set(states):
                 state, container = states[name], containers[name]
                 started = str(container.attrs["State"].get("StartedAt", ""))
-                no_verdict = state.status == "running" and not state.ready
+                # With a short interval Docker's verdict is due soon: wait for it, as ever.
+                no_verdict = (
+                    state.status == "running"
+                    and not state.ready
+                    and health_interval(container) > SHORT_INTERVAL
+                )
                 due = time.monotonic() - tried.get(name, 0.0) >= OWN_CHECK_EVERY
                 if no_verdict and passed.get(name) != started and due:
                     tried[name] = time.monotonic()
@@ -489,6 +496,12 @@ def healthcheck_argv(test: list[str]) -> list[str] | None:
     if len(test) == 2 and test[0] == "CMD-SHELL":
         return ["/bin/sh", "-c", test[1]]
     return None  # NONE, or inherited from the image (no check of the lab's own)
+
+
+def health_interval(container: Container) -> float:
+    """Seconds between a container's healthchecks (Docker's default, 30 s, if unset)."""
+    check = container.attrs["Config"].get("Healthcheck") or {}
+    return float(check.get("Interval") or 30 * 10**9) / 10**9
 
 
 def own_check_passes(container: Container) -> bool:
