@@ -130,9 +130,10 @@ def test_nothing_of_one_lab_is_reachable_from_the_others_client(
         )
         # ...and b's own client reaches b (so b's capture was listening).
         own = b.client.run(clients.tcp_script("tcp-shout", 8080, "still here"))
-    for i in range(len(b_hosts)):
-        assert events.first(f"t{i}", "connect").outcome in ("timeout", "EHOSTUNREACH")
-        assert events.of(f"u{i}").failure() != ""
+    for i, ip in enumerate(b_hosts):
+        outcome = events.first(f"t{i}", "connect").outcome
+        assert outcome in ("timeout", "EHOSTUNREACH"), (ip, outcome, events.of(f"t{i}"))
+        assert events.of(f"u{i}").failure() != "", (ip, events.of(f"u{i}"))
     assert events.first("published", "connect").outcome in ("ECONNREFUSED", "timeout")
     outcomes = [e.outcome for e in names if e.op == "resolve"]
     assert outcomes[0].startswith("unresolved")
@@ -172,6 +173,26 @@ def test_a_fault_and_an_impairment_in_one_lab_change_nothing_in_the_other(
         assert restored.returncode == 0, restored.stderr
     assert a.send("db", "PING").reply == "PONG"
     assert a.send("udp", "back").reply == "BACK"
+
+
+def test_bench_density_on_two_labs_measures_each_checkpoint_and_leaves_none(
+    pair: tuple[netlab.Lab, netlab.Lab], tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    done = run_lab_cli("bench", "density", "--tiny", "--out", str(tmp_path), timeout=900)
+    assert done.returncode == 0, done.stderr
+    (bench,) = json.loads((tmp_path / "latest.json").read_text())
+    points = bench["data"]["points"]
+    assert [p["k"] for p in points] == [1, 2]
+    assert [p["dispatch_passed"] for p in points] == [1, 2]
+    assert bench["data"]["largest_k"] == 2
+    for p in points:
+        assert 20 < p["memory_mib_mean"] <= p["memory_mib_max"] < 256 * 7
+        assert 0 < p["anon_mib_mean"] < p["memory_mib_mean"]
+        assert 0 <= p["cpu_pct_per_lab"] <= p["cpu_with_shims_pct_per_lab"]
+        assert p["up_s_mean"] > 0
+    left = [p for p in named.projects(docker_client) if "density-" in p]
+    assert left == []
+    assert {r.name for r in map(record, pair)} <= set(named.records(docker_client))  # untouched
 
 
 def test_down_all_removes_every_named_lab_and_nothing_else(
