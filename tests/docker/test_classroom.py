@@ -132,7 +132,9 @@ def test_nothing_of_one_lab_is_reachable_from_the_others_client(
         own = b.client.run(clients.tcp_script("tcp-shout", 8080, "still here"))
     for i, ip in enumerate(b_hosts):
         outcome = events.first(f"t{i}", "connect").outcome
-        assert outcome in ("timeout", "EHOSTUNREACH"), (ip, outcome, events.of(f"t{i}"))
+        # Dropped on the way (timeout), or refused by a router: never answered by b's
+        # host (ok, or its kernel's RST: ECONNREFUSED).
+        assert outcome not in ("ok", "ECONNREFUSED"), (ip, outcome, events.of(f"t{i}"))
         assert events.of(f"u{i}").failure() != "", (ip, events.of(f"u{i}"))
     assert events.first("published", "connect").outcome in ("ECONNREFUSED", "timeout")
     outcomes = [e.outcome for e in names if e.op == "resolve"]
