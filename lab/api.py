@@ -8,6 +8,8 @@
         print(net.send("tcp", "hello"))
     with lab.started() as net:            # up for the block, and removed after it
         ...
+    ada = lab.open(name="ada")            # a named lab: one of many side by side
+    ada.up()                              # its own project, subnet and ports
 
 Nothing here prints or exits: errors are ``lab.LabError`` with a ``line()`` to
 show, results are objects that print well. The command line (``lab.cli``) is a
@@ -29,7 +31,7 @@ import docker
 
 from lab import journal
 from lab.chaos import declared, faults, impairment, links
-from lab.engine import base_image
+from lab.engine import base_image, named
 from lab.engine.compose import COMPOSE_FILES, Compose
 from lab.engine.session import ScriptSession
 from lab.engine.stack import HostStatus, Removed, ServiceState, Stack
@@ -68,6 +70,7 @@ def open(
     project: str | None = None,
     env: Mapping[str, str] | None = None,
     client: docker.DockerClient | None = None,
+    name: str | None = None,
 ) -> Lab:
     """The lab the Compose files describe, running or not (``up()`` starts it). Docker
     Engine is connected to on first use.
@@ -75,14 +78,38 @@ def open(
     ``project_dir``: where Compose runs (default: this folder if it holds Compose
     files, else the lab's own checkout); ``files``: as ``docker compose -f``;
     ``project``: as ``-p``; ``env``: variables for Compose on top of the environment.
+    ``name``: a named lab, one of many side by side (docs/classroom.md): if it exists,
+    it is opened as it was started (its files, subnet and ports, whatever the other
+    arguments say); if not, ``up()`` starts it on a subnet and ports of its own.
     """
     paths = tuple(Path(f) for f in files)
     workdir = Path(project_dir).resolve() if project_dir else workdir_for(paths)
     compose = Compose(workdir, project, paths, dict(env or {}))
     Compose.version()
+    if name is not None:
+        if project:
+            raise UsageError(
+                f"a named lab's project is {named.project_of(name)}", "give a name or a project"
+            )
+        return _open_named(compose, named.check_name(name), client)
     topology = compose.topology()
     stack = Stack(client, topology, compose.named(topology.project), workdir)
     return Lab(stack)
+
+
+def _open_named(base: Compose, name: str, client: docker.DockerClient | None) -> Lab:
+    if client is None:
+        from lab.engine.docker_client import connect
+
+        client = connect()
+    record = named.find(client, name)
+    if record is not None:
+        compose, topology = named.compose_of(record)
+        return Lab(Stack(client, topology, compose, Path(record.workdir)), name=name)
+    # Not started yet: its subnet and ports are chosen by up(); till then, the files as
+    # they are, under its project name.
+    plain = Compose(base.workdir, named.project_of(name), base.files, base.env)
+    return Lab(Stack(client, plain.topology(), plain, base.workdir), name=name, new=base)
 
 
 @contextlib.contextmanager
@@ -94,10 +121,11 @@ def started(
     env: Mapping[str, str] | None = None,
     timeout: float = 180.0,
     progress: Progress = silent,
+    name: str | None = None,
 ) -> Iterator[Lab]:
     """A lab that is up for the block. One this started is removed after it, whatever
     happens; one that was already running is left running."""
-    net = open(project_dir, files=files, project=project, env=env)
+    net = open(project_dir, files=files, project=project, env=env, name=name)
     already = net.is_running()
     net.up(timeout=timeout, progress=progress)
     try:
@@ -149,8 +177,10 @@ class Sent:
 class Lab:
     """A lab: its topology, its hosts and processes, and what can be done to them."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, name: str | None = None, new: Compose | None = None) -> None:
         self.stack = stack
+        self.name = name  # a named lab's name (None: a lab of its own project)
+        self._new = new  # a named lab not started yet: the files it will be started from
 
     @property
     def topology(self) -> Topology:
@@ -162,6 +192,8 @@ class Lab:
 
     def __repr__(self) -> str:
         t = self.topology
+        if self.name and self._new is not None:
+            return f"<Lab {self.name} (not started): project {t.project}>"
         return f"<Lab {t.project}: hosts {', '.join(t.hosts)}; processes {', '.join(t.processes)}>"
 
     # --- parts ------------------------------------------------------------------
@@ -217,11 +249,29 @@ class Lab:
 
     # --- the lab's life --------------------------------------------------------------
 
-    def up(self, timeout: float = 180.0, progress: Progress = silent) -> base_image.Plan:
+    def up(
+        self, timeout: float = 180.0, progress: Progress = silent, build: bool = True
+    ) -> base_image.Plan:
         """Build, start, wait for health, then put declared routes and links in place.
-        A failure or Ctrl-C part-way removes what it started."""
+        A failure or Ctrl-C part-way removes what it started. ``build=False``: the
+        service image is already built (several labs started one after another)."""
+        if self._new is not None and self.name is not None:
+            self.stack, chosen = named.up_new(
+                self.stack,
+                self._new,
+                self.name,
+                progress,
+                timeout,
+                lambda stack: declared.apply_all(stack, progress),
+                build,
+            )
+            self._new = None
+            return chosen
         return self.stack.up(
-            progress, timeout=timeout, then=lambda: declared.apply_all(self.stack, progress)
+            progress,
+            timeout=timeout,
+            then=lambda: declared.apply_all(self.stack, progress),
+            build=build,
         )
 
     def down(self) -> Removed:
@@ -231,6 +281,8 @@ class Lab:
 
         removed = self.stack.down()
         powerloss.sweep(self.project)
+        if self.name:
+            named.forget(self.name)
         return removed
 
     def restore(self, progress: Progress = silent) -> list[str]:

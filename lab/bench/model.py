@@ -48,6 +48,10 @@ class Sizes:
     rates: tuple[int, ...] = (2_000, 5_000, 10_000, 20_000, 40_000, 80_000)
     curves: int = 2  # the UDP curve is drawn this many times: its onset must agree
     frames: int = 100_000
+    labs: int = 30  # density: the largest K
+    idle_seconds: float = 60.0  # density: the window idle CPU is measured over (2 intervals)
+    budget_seconds: float = 2400.0  # density: its own time limit
+    keep: bool = False  # density: leave the labs up (`lab ls`; `lab down --all` removes them)
 
     @classmethod
     def tiny(cls) -> Sizes:
@@ -61,6 +65,9 @@ class Sizes:
             rates=(500, 1_000),
             curves=1,
             frames=2_000,
+            labs=2,
+            idle_seconds=5.0,
+            budget_seconds=600.0,
         )
 
 

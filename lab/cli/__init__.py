@@ -19,6 +19,7 @@ import docker.errors
 from lab.cli.commands import GROUPS
 from lab.cli.context import Session
 from lab.engine import helpers
+from lab.engine.named import NAME_ENV
 from lab.engine.stack import ctrl_c_ignored
 from lab.errors import ExitCode, LabError
 
@@ -64,10 +65,17 @@ examples:
   lab bench --tiny                benchmarks against real peers, on tiny sizes (BENCHMARKS.md)
   lab -f examples/topologies/router/compose.yaml up
                                   another topology: two networks joined by a router host
+  lab up --name ada --name bob    labs side by side: own project, subnet and ports each
+  lab send tcp hi --name ada      any command, on one named lab (or LAB_NAME=ada)
+  lab ls                          the named labs on this machine: owner, subnet, ports, state, age
+  lab grade results/ shared/      predictions of the whole class: CSV and one HTML page
+  lab bench density               how many labs this machine holds (memory, CPU, dispatch)
   lab down                        remove every container, network and volume of the lab
+  lab down --all                  remove every named lab (and nothing else)
 """
 
 log = logging.getLogger("lab")
+WITHOUT_A_LAB = ("list", "packets", "ls", "grade")  # commands no --name applies to
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.register(commands)
+    for command, sub in commands.choices.items():
+        if command not in WITHOUT_A_LAB:
+            several = command in ("up", "down")
+            sub.add_argument(
+                "--name",
+                dest="lab_names",
+                action="append",
+                metavar="NAME",
+                help="a named lab, one of many side by side (docs/classroom.md)"
+                + ("; repeatable" if several else "")
+                + f"; default ${NAME_ENV}, else the Compose files' own project",
+            )
     return parser
 
 

@@ -11,6 +11,8 @@ from rich.console import Console
 
 from lab.api import Lab
 from lab.api import open as open_lab
+from lab.engine.named import NAME_ENV
+from lab.errors import UsageError
 from lab.views.render import Reporter
 
 
@@ -22,11 +24,29 @@ class Session:
         self.console = Console(width=width)
         self.opened: Lab | None = None
 
+    @property
+    def names(self) -> list[str]:
+        """The named labs asked for: ``--name`` (repeatable where a command allows), else
+        $LAB_NAME; [] for the lab of the Compose files' own project."""
+        given: list[str] = getattr(self.args, "lab_names", None) or []
+        if given:
+            return given
+        return [os.environ[NAME_ENV]] if os.environ.get(NAME_ENV) else []
+
     @cached_property
     def lab(self) -> Lab:
-        """The lab the global options point at (Compose's conventions otherwise)."""
+        """The lab the options point at: a named one, or the Compose files' project."""
+        if len(self.names) > 1:
+            raise UsageError(
+                f"{self.args.command} works on one lab at a time",
+                "give one --name (only up and down take several)",
+            )
+        return self.open(self.names[0] if self.names else None)
+
+    def open(self, name: str | None) -> Lab:
+        """A lab by name (None: the Compose files' own project), as the global options say."""
         self.opened = open_lab(
-            self.args.project_dir, files=self.args.file or (), project=self.args.project
+            self.args.project_dir, files=self.args.file or (), project=self.args.project, name=name
         )
         return self.opened
 

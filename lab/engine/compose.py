@@ -1,4 +1,4 @@
-"""The Compose CLI, used for exactly four things: config, build, up and down.
+"""The Compose CLI, used for exactly five things: config, build, create, up and down.
 
 ``config`` is how the driver reads the topology: Compose resolves its own files
 (``compose.yaml`` and ``compose.override.yaml``, ``-f``, ``COMPOSE_FILE``, ``.env``,
@@ -171,6 +171,11 @@ class Compose:
 
     def build(self) -> str:
         return self.run("build")
+
+    def create(self) -> str:
+        """Networks, volumes and containers, none started (what a named lab takes from
+        the pool exists in Docker from here on)."""
+        return self.run("create", "--no-build", "--remove-orphans")
 
     def up(self) -> str:
         # Healthiness is awaited by the driver itself, with a progress display.

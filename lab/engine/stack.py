@@ -331,48 +331,72 @@ class Stack:
         progress: Progress,
         timeout: float = HEALTH_TIMEOUT,
         then: Callable[[], None] | None = None,
+        build: bool = True,
     ) -> base_image.Plan:
         """Base image, build, start, and wait until every service is healthy.
 
         Interrupted or failed part-way, it removes what it started; a lab that was
-        already there before is left for the user to look at.
+        already there before is left for the user to look at. ``build=False``: the
+        image was built already (by the first of several labs started together).
         """
         clock = Phases()
         self.check_ports_free()
         already_there = bool(self.owned().containers)
-        chosen = base_image.ensure(self.client, self.project_dir, progress)
-        clock.done("base image")
-        progress(f"building the service image on {chosen.image}")
+        chosen = self.prepare(progress, build, clock)
         with self._undo_on_failure(unless=already_there):
-            # The base chosen above, for Compose files wherever they are (.env holds it
-            # too, for a plain `docker compose` in the project folder).
-            self.compose = self.compose.with_env(base_image.ENV_KEY, chosen.image)
-            builds = self.topology.builds
-            mark = build.fingerprint(builds, self._image_id, chosen.image)
-            if build.up_to_date(builds, self._image_labels, mark):
-                clock.done("build (up to date)")
-            else:
-                self.compose.with_env(build.ENV_KEY, mark).build()
-                self.prune_old_images()
-                clock.done("build")
-            progress("starting containers")
-            try:
-                self.compose.up()
-            except ComposeFailed as exc:
-                port = port_in_use(exc.output)
-                if port is not None:
-                    spec = self._published_by_port(port)
-                    hint = self.compose.port_hint(spec.container_port, spec.protocol)
-                    raise PortTaken(port, spec.protocol, hint) from None
-                raise
-            clock.done("containers started")
-            self.wait_healthy(progress, timeout)
-            clock.done("healthy")
-            if then is not None:
-                then()  # what the topology declares beyond Compose (routes, links)
-            clock.done("routes and links")
+            self.start(progress, timeout, then, clock)
         self.up_phases = clock.phases
         return chosen
+
+    def prepare(
+        self, progress: Progress, build_image: bool = True, clock: Phases | None = None
+    ) -> base_image.Plan:
+        """The base image, and the service image built on it (unless it is up to date:
+        see lab/engine/build.py)."""
+        clock = clock or Phases()
+        chosen = base_image.ensure(self.client, self.project_dir, progress)
+        clock.done("base image")
+        # The base chosen above, for Compose files wherever they are (.env holds it
+        # too, for a plain `docker compose` in the project folder).
+        self.compose = self.compose.with_env(base_image.ENV_KEY, chosen.image)
+        if not build_image:
+            return chosen
+        builds = self.topology.builds
+        mark = build.fingerprint(builds, self._image_id, chosen.image)
+        if build.up_to_date(builds, self._image_labels, mark):
+            clock.done("build (up to date)")
+        else:
+            progress(f"building the service image on {chosen.image}")
+            self.compose.with_env(build.ENV_KEY, mark).build()
+            self.prune_old_images()
+            clock.done("build")
+        return chosen
+
+    def start(
+        self,
+        progress: Progress,
+        timeout: float,
+        then: Callable[[], None] | None = None,
+        clock: Phases | None = None,
+    ) -> None:
+        """Start what Compose describes (creating what is missing), then wait for health."""
+        clock = clock or Phases()
+        progress("starting containers")
+        try:
+            self.compose.up()
+        except ComposeFailed as exc:
+            port = port_in_use(exc.output)
+            if port is not None:
+                spec = self._published_by_port(port)
+                hint = self.compose.port_hint(spec.container_port, spec.protocol)
+                raise PortTaken(port, spec.protocol, hint) from None
+            raise
+        clock.done("containers started")
+        self.wait_healthy(progress, timeout)
+        clock.done("healthy")
+        if then is not None:
+            then()  # what the topology declares beyond Compose (routes, links)
+        clock.done("routes and links")
 
     def _image_id(self, name: str) -> str:
         try:
@@ -389,6 +413,12 @@ class Stack:
     def prune_old_images(self) -> None:
         """Remove service images that a rebuild left untagged (each is a few hundred MB)."""
         self.client.images.prune(filters={"dangling": True, "label": IMAGE_LABEL})
+
+    @contextmanager
+    def undo_on_failure(self, unless: bool = False) -> Iterator[None]:
+        """Remove the lab if the block fails or is interrupted (``unless`` it was there)."""
+        with self._undo_on_failure(unless):
+            yield
 
     @contextmanager
     def _undo_on_failure(self, unless: bool) -> Iterator[None]:
@@ -423,12 +453,17 @@ class Stack:
 
     def wait_healthy(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> None:
         """Until every service of the topology is running and healthy, with progress;
-        Unhealthy names the first one that exited, or that is still waited for."""
+        Unhealthy names the first one that exited, or that is still waited for.
+
+        Healthy is what the service's own healthcheck says: Docker's verdict, or the
+        same check run by the lab at once (Docker runs it first one interval after a
+        start, 1 s by default and 30 s in a named lab): see lab/engine/readiness.py.
+        """
         expected = set(self.topology.services)
         last = [""]
         waiting: list[str] = []
         states: dict[str, ServiceState] = {}
-        answered: set[str] = set()  # passed their own healthcheck, run by the lab
+        answered: dict[str, str] = {}  # passed its own check, run by the lab: in which start
 
         def all_ready() -> bool:
             nonlocal states, waiting
@@ -441,14 +476,17 @@ class Stack:
                         f"exited with code {state.exit_code}",
                         self._last_words(state.service),
                     )
-            ready = {s for s in expected if s in states and states[s].ready} | answered
+            ready = {s for s in expected if s in states and states[s].ready}
+            started = {n: str(c.attrs["State"].get("StartedAt", "")) for n, c in containers.items()}
+            # A check passed in an earlier start of the container says nothing of this one.
+            ready |= {s for s, at in answered.items() if started.get(s) == at}
             pending = {
                 s: (containers[s], self._address_of(s, states))
                 for s in expected - ready
                 if s in states and states[s].status == "running"
             }
-            answered.update(readiness.answering(pending))
-            ready |= answered
+            answered.update({s: started[s] for s in readiness.answering(pending)})
+            ready |= {s for s, at in answered.items() if started.get(s) == at}
             waiting = sorted(expected - ready)
             line = f"{len(ready)}/{len(expected)} healthy" + (
                 f", waiting for {', '.join(waiting)}" if waiting else ""

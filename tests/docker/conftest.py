@@ -32,6 +32,7 @@ ENV = {
     "LAB_DB_PORT": "",
     "LAB_TCP_SHOUT_PORT": "",
     "LAB_UDP_SHOUT_PORT": "",
+    "LAB_NAME": "",  # a named lab in the user's shell must not become the test lab
 }
 
 

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
-from lab.cli.commands import bench, chaos, experiments, fuzz, packets, send, sockets, stack, web
+from lab.cli.commands import (
+    bench,
+    chaos,
+    experiments,
+    fuzz,
+    grade,
+    packets,
+    send,
+    sockets,
+    stack,
+    web,
+)
 
-GROUPS = (stack, sockets, send, experiments, chaos, packets, web, fuzz, bench)
+GROUPS = (stack, sockets, send, experiments, chaos, packets, web, fuzz, bench, grade)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -24,7 +25,8 @@ from lab.errors import NotRunning, UsageError
 def register(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
-        help="benchmarks against real peers: redis, c10k, udp, packets, up, curriculum",
+        help="benchmarks against real peers: redis, c10k, udp, packets, up, curriculum; "
+        "density: labs per machine",
         description=bench_module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -36,6 +38,20 @@ def register(commands: Any) -> None:
         f"one of: {', '.join(bench_module.BENCHES)}",
     )
     bench.add_argument("--tiny", action="store_true", help="tiny sizes: checks that each runs")
+    bench.add_argument(
+        "--labs", type=int, metavar="K", help="density: the largest number of labs (default 30)"
+    )
+    bench.add_argument(
+        "--keep",
+        action="store_true",
+        help="density: leave its labs up (see them with `lab ls`; `lab down --all` removes them)",
+    )
+    bench.add_argument(
+        "--budget",
+        type=float,
+        metavar="SECONDS",
+        help="density: its own time limit (default 2400)",
+    )
     bench.add_argument(
         "--out",
         type=Path,
@@ -59,10 +75,17 @@ def cmd_bench(s: Session, args: argparse.Namespace) -> int:
             f"no benchmark {', '.join(unknown)}", f"one of: {', '.join(bench_module.BENCHES)}"
         )
     sizes = bench_module.Sizes.tiny() if args.tiny else bench_module.Sizes()
+    if args.labs is not None:
+        sizes = dataclasses.replace(sizes, labs=args.labs)
+    if args.keep:
+        sizes = dataclasses.replace(sizes, keep=True)
+    if args.budget is not None:
+        sizes = dataclasses.replace(sizes, budget_seconds=args.budget)
     lab = s.lab
-    if not lab.is_running():
-        raise NotRunning(f"the lab (project {lab.project})")
-    lab.wait_healthy(timeout=30)
+    if any(n not in bench_module.NEED_NO_LAB for n in names):
+        if not lab.is_running():
+            raise NotRunning(f"the lab (project {lab.project})")
+        lab.wait_healthy(timeout=30)
     results = []
     reporter = s.reporter()
     try:

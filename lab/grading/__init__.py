@@ -1,0 +1,1 @@
+"""`lab grade`: a class's predictions collected, checked, aggregated and reported."""

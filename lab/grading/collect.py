@@ -1,0 +1,160 @@
+"""Collecting a class's results: every result file under some folders, checked, or skipped.
+
+A result is kept only if it is valid against the published schema
+(lab/experiments/result.schema.json) *and* agrees with itself: its prediction score
+is what its answers and its checks give, and ``passed`` is what its checks give. A
+file that fails either (truncated, not JSON, another kind of JSON, a score edited by
+hand) is skipped with the reason, and never stops the report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from lab.errors import UsageError
+from lab.experiments.model import SCHEMA_ID
+
+MAX_BYTES = 50 * 1024 * 1024  # a result with a capture summary is a few MB at most
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One valid result with predictions: who predicted what, and what held on their lab."""
+
+    path: str
+    student: str
+    experiment: str
+    started_at: str
+    project: str  # the lab it ran on
+    claims: dict[str, str]  # claim id -> its text, in the experiment's order
+    held: dict[str, bool]  # claim id -> whether it held on this lab
+    answers: dict[str, bool]  # claim id -> predicted to hold
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Collected:
+    submissions: list[Submission]
+    skipped: list[Skipped]
+    unpredicted: list[str]  # valid results that carry no predictions: nobody to grade
+
+
+@cache
+def validator() -> Draft202012Validator:
+    text = resources.files("lab.experiments").joinpath("result.schema.json").read_text()
+    return Draft202012Validator(json.loads(text))
+
+
+def result_files(folders: Iterable[Path]) -> Iterator[Path]:
+    """Every *.json under the folders (or the files themselves), each once, in order."""
+    seen: set[Path] = set()
+    for folder in folders:
+        if not folder.exists():
+            raise UsageError(f"{folder}: no such file or folder")
+        found = [folder] if folder.is_file() else sorted(folder.rglob("*.json"))
+        for path in found:
+            key = path.resolve()
+            if key not in seen and path.is_file():
+                seen.add(key)
+                yield path
+
+
+def problem(data: Any) -> str | None:
+    """Why a parsed document is not a result this report can trust; None when it is."""
+    if not isinstance(data, dict):
+        return "not an experiment result (not a JSON object)"
+    if data.get("schema") != SCHEMA_ID:
+        return f"not an experiment result (schema is {data.get('schema')!r}, not {SCHEMA_ID!r})"
+    error = best_match(validator().iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        return f"invalid against the result schema at {where}: {error.message}"
+    return inconsistent(data)
+
+
+def inconsistent(data: Mapping[str, Any]) -> str | None:
+    """A schema-valid result whose numbers do not follow from its own checks: edited."""
+    held = {c["id"]: c["held"] for c in data["checks"]}
+    if data["passed"] != all(held.values()):
+        return "edited: `passed` does not follow from its checks"
+    predictions = data.get("predictions")
+    if predictions is None:
+        return None
+    answers = predictions["answers"]
+    unknown = sorted(set(answers) - set(held))
+    if unknown:
+        return f"edited: predictions for claims it did not check ({', '.join(unknown)})"
+    by_claim = {claim: answers[claim] == held[claim] for claim in answers}
+    if predictions["by_claim"] != by_claim:
+        return "edited: predictions.by_claim does not follow from its answers and checks"
+    right = sum(by_claim.values())
+    if (predictions["right"], predictions["total"]) != (right, len(by_claim)):
+        return (
+            f"edited: predictions say {predictions['right']} of {predictions['total']} right, "
+            f"its answers and checks give {right} of {len(by_claim)}"
+        )
+    return None
+
+
+def load(path: Path) -> tuple[Submission | None, str | None]:
+    """A file as a submission (None if it has no predictions), or the reason to skip it."""
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            return None, f"larger than {MAX_BYTES // 2**20} MiB"
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror}"
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc.msg}, line {exc.lineno})"
+    except RecursionError:
+        return None, "not JSON this report can read (nested too deeply)"
+    reason = problem(data)
+    if reason is not None:
+        return None, reason
+    predictions = data["predictions"]
+    if predictions is None:
+        return None, None
+    return (
+        Submission(
+            path=str(path),
+            student=predictions["by"].strip() or "(anonymous)",
+            experiment=data["experiment"],
+            started_at=data["started_at"],
+            project=str(data["lab"]["project"]),
+            claims={c["id"]: c["claim"] for c in data["checks"]},
+            held={c["id"]: c["held"] for c in data["checks"]},
+            answers=dict(predictions["answers"]),
+        ),
+        None,
+    )
+
+
+def collect(folders: Iterable[Path]) -> Collected:
+    submissions: list[Submission] = []
+    skipped: list[Skipped] = []
+    unpredicted: list[str] = []
+    for path in result_files(folders):
+        submission, reason = load(path)
+        if reason is not None:
+            skipped.append(Skipped(str(path), reason))
+        elif submission is None:
+            unpredicted.append(str(path))
+        else:
+            submissions.append(submission)
+    return Collected(submissions, skipped, unpredicted)
