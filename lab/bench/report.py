@@ -8,22 +8,39 @@ from typing import Any
 MET = {True: "yes", False: "**no**", None: "-"}
 
 
+def merge(
+    previous: dict[str, Any] | None, fresh: list[dict[str, Any]], order: list[str]
+) -> list[dict[str, Any]]:
+    """The benchmarks of a run of some of them, over those an earlier run left: each name
+    keeps its latest measurement (and says when it was made), in ``order``."""
+    by_name = {b["name"]: b for b in (previous or {}).get("benchmarks", []) if "measured" in b}
+    by_name.update({b["name"]: b for b in fresh})
+    known = [n for n in order if n in by_name]
+    return [by_name[n] for n in known + sorted(set(by_name) - set(known))]
+
+
 def render(run: dict[str, Any]) -> str:
+    benches = run["benchmarks"]
+    machines = sorted({b["measured"]["machine"] for b in benches})
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{run['command']}` on {run['machine']}, {run['date']}, at commit "
-        f"{run['commit']}, from [`{run['json']}`]({run['json']}): do not edit by hand, run "
-        "the command again. Every ratio is measured side by side with its peer in one run, "
-        "repeated, as a median with its spread (lowest-highest, n runs). These are one "
-        "machine's figures; `lab bench --help` says what each measures.",
+        f"Written by `lab bench --markdown BENCHMARKS.md` from [`{run['json']}`]({run['json']}): "
+        "do not edit by hand, run the command again. Every ratio is measured side by side "
+        "with its peer in one run, repeated, as a median with its spread (lowest-highest, "
+        "n runs). The last column says which run measured each row (a run of some "
+        "benchmarks keeps the others' rows). These are one machine's figures "
+        f"({'; '.join(machines)}); `lab bench --help` says what each measures.",
         "",
-        "| benchmark | target | met | measured |",
-        "|---|---|---|---|",
+        "| benchmark | target | met | measured | run |",
+        "|---|---|---|---|---|",
     ]
-    benches = run["benchmarks"]
     for b in benches:
-        lines.append(f"| {b['name']} | {b['target']} | {MET[b['met']]} | {b['summary']} |")
+        m = b["measured"]
+        lines.append(
+            f"| {b['name']} | {b['target']} | {MET[b['met']]} | {b['summary']} | "
+            f"`{m['command']}`, {m['date']}, {m['commit']} |"
+        )
     missed = [b for b in benches if b.get("why")]
     if missed:
         lines += ["", "## Why targets are missed", ""]
@@ -98,4 +115,30 @@ def _curriculum(b: dict[str, Any]) -> list[str]:
     ]
 
 
-DETAILS = {"redis": _redis, "udp": _udp, "curriculum": _curriculum}
+def _density(b: dict[str, Any]) -> list[str]:
+    points = b["data"].get("points", [])
+    if not points:
+        return []
+    return [
+        "## Labs on one machine",
+        "",
+        f"Named labs started one after another; {b['data']['stopped']}. Memory is each "
+        "lab's containers' cgroups less inactive file pages (as `docker stats`); CPU is "
+        "over an idle minute, in the containers' cgroups, then with the containerd shims "
+        "that run each healthcheck's `docker exec` (dockerd's own share is left out: the "
+        "machine is shared).",
+        "",
+        "| K | dispatch passed | lab up (mean s) | MiB per lab (mean / max) | of which "
+        "anonymous | % of a core per idle lab | with shims | MiB available |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {p['k']} | {p['dispatch_passed']}/{p['k']} | {p['up_s_mean']:.1f} | "
+            f"{p['memory_mib_mean']:.0f} / {p['memory_mib_max']:.0f} | "
+            f"{p.get('anon_mib_mean', 0):.0f} | {p['cpu_pct_per_lab']:.2f} | "
+            f"{p['cpu_with_shims_pct_per_lab']:.2f} | {p['available_mib']} |"
+            for p in points
+        ),
+    ]
+
+
+DETAILS = {"redis": _redis, "udp": _udp, "curriculum": _curriculum, "density": _density}

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import time
 
 import docker.errors
 
 from lab.api import Lab
-from lab.bench.model import Bench, Sizes, Spread
+from lab.bench.model import Bench, BenchError, Sizes, Spread
 from lab.engine import base_image
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
 from lab.progress import Progress, silent
 
 UP_TARGET = "lab up, images built, from nothing running to every service answering: under 2 s"
+UP_WHY = (
+    "Measured by phase (the last column): `docker compose up` creating and starting the "
+    "seven containers is most of it, and it is the Docker Engine's work (a container start "
+    "took 0.4-0.8 s here on fuse-overlayfs, and seven started together about 2 s); then "
+    "the Python servers start (about 0.3 s of imports each). What was the lab's own is "
+    "gone: the build is skipped when nothing changed (0.5 s), the services are asked at "
+    "once with their own healthchecks instead of waiting for Docker's first check one "
+    "interval after the start (1-1.5 s), and the image holds compiled modules."
+)
 RUN_TARGET = "every built-in experiment, `lab run --all`: under 60 s in total"
 COLD_TARGET = "a first lab up on a machine with no images: under 3 minutes"
 # The waits that are the kernel's own timers, not the lab's choice (shown in BENCHMARKS.md).
@@ -29,26 +41,58 @@ KERNEL_TIMERS = {
 
 
 def up(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
+    """`lab up` as a user types it, timed to its "lab is up" line (every service answering;
+    the status tables it prints afterwards are timed apart), after `lab down`; then one
+    run inside this process, for where the time goes."""
     runs: list[float] = []
-    phases: list[dict[str, float]] = []
-    for _ in range(max(1, min(sizes.repeats, 3))):
-        progress("lab down, then lab up from built images")
+    tables: list[float] = []
+    for rep in range(max(1, min(sizes.repeats, 3))):
+        progress(f"lab down, then `lab up` from built images ({rep + 1})")
         net.down()
-        started = time.monotonic()
-        net.up()
-        runs.append(time.monotonic() - started)
-        phases.append(dict(net.stack.up_phases))
+        answering, finished = _timed_cli_up(net)
+        runs.append(answering)
+        tables.append(finished - answering)
+    progress("once more inside this process, phase by phase")
+    net.down()
+    net.up()
+    phases = dict(net.stack.up_phases)
     spread = Spread.of(runs)
-    slowest = max(phases[-1], key=lambda k: phases[-1][k]) if phases[-1] else "?"
+    slowest = max(phases, key=lambda k: phases[k]) if phases else "?"
+    met = spread.median < 2.0
     return Bench(
         "up",
         UP_TARGET,
-        spread.median < 2.0,
-        f"lab up {spread.text(1, ' s')}; last run: "
-        + ", ".join(f"{k} {v:.2f} s" for k, v in phases[-1].items())
+        met,
+        f"`lab up` to every service answering {spread.text(2, ' s')} (then its status "
+        f"tables {Spread.of(tables).text(2, ' s')}); inside the driver: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
         + f" (the most: {slowest})",
-        {"seconds": spread.json(), "phases": phases},
+        {"seconds": spread.json(), "tables_seconds": Spread.of(tables).json(), "phases": phases},
+        why="" if met else UP_WHY,
     )
+
+
+def _timed_cli_up(net: Lab) -> tuple[float, float]:
+    """Seconds from starting `lab up` to its "lab is up" line, and to its end."""
+    compose = net.stack.compose
+    argv = [sys.executable, "-m", "lab", "--project-dir", str(compose.workdir)]
+    argv += [arg for f in compose.files for arg in ("-f", str(f))]
+    argv += ["-p", net.project, "up"]
+    env = {**os.environ, **compose.env}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    answering = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if answering is None and "lab is up" in line:
+            answering = time.monotonic() - started
+    _, errors = proc.communicate(timeout=300)
+    finished = time.monotonic() - started
+    if proc.returncode != 0 or answering is None:
+        raise BenchError(f"`lab up` failed: {errors.strip()[-300:] or proc.returncode}")
+    return answering, finished
 
 
 def curriculum(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:

@@ -80,13 +80,15 @@ def cell_timeline(cell: Cell, path: Path, frames: list[PacketMark] | None = None
             groups[-1][1].append(f"{e.op} {e.outcome}")
         else:
             groups.append((x, [f"{e.op} {e.outcome}"]))
+    last = max([e.t + e.dt for e in cell.events] + [cell.recovered_at])
     for i, (x, labels) in enumerate(groups):
+        right = x > 0.8 * last  # near the right edge: the words go to its left
         ax.annotate(
             "\n".join(labels),
             (x, ERROR_Y),
             textcoords="offset points",
-            xytext=(3, -6 - 14 * (i % 2)),
-            ha="left",
+            xytext=(-3 if right else 3, -6 - 14 * (i % 2)),
+            ha="right" if right else "left",
             va="top",
             fontsize=7,
             color="#c0392b",
@@ -101,10 +103,17 @@ def cell_timeline(cell: Cell, path: Path, frames: list[PacketMark] | None = None
     ax.set_ylim(-2.0, 3.0 if frames else 1.6)
     ax.set_xlabel("seconds since the clients connected (red: fault, green: recovered)")
     fig.suptitle(f"{cell.row} / {cell.client}", fontsize=11, x=0.01, ha="left")
-    ax.set_title(textwrap.fill(cell.summary(), 130), fontsize=8, loc="left")
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.06), fontsize=7, frameon=False, ncol=4)
+    title = textwrap.fill(cell.summary(), 130)
+    ax.set_title(title, fontsize=8, loc="left")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
+    # Fixed margins, in inches, rather than tight_layout, which draws the figure once more
+    # to measure it (a quarter of the time of the matrix's thirty pictures): the title's
+    # lines are the only thing that varies. The legend goes under the axis label.
+    height = fig.get_size_inches()[1]
+    top = 1 - (0.45 + 0.14 * (title.count("\n") + 1)) / height
+    bottom = 0.85 / height
+    fig.subplots_adjust(left=0.13, right=0.985, bottom=bottom, top=top)
+    fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.01), fontsize=7, frameon=False, ncol=4)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

@@ -33,7 +33,7 @@ def test_a_db_that_acknowledges_before_fsync_fails_the_power_loss_claim(net: net
     checks = {c.id: c for c in result.checks}
     power = result.facts["power"]
     assert power["always"]["unsafe"] is True
-    assert power["always"]["lost"] > 0, checks["power-always"].observed
+    assert power["always"]["lost"] > 0, (checks["power-always"].observed, power)
     assert not checks["power-always"].held
     assert checks["power-everysec"].held, checks["power-everysec"].observed  # the rest as ever
     assert not result.passed

@@ -64,19 +64,20 @@ def test_udp_loss_onset(losses: list[float], expected: int | None) -> None:
     assert udp_bench.onset(points) == expected
 
 
+MEASURED = {"command": "lab bench", "machine": "Linux 6.x, 2 CPUs", "date": "2026-11-27"}
+
+
 def _run(benchmarks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"json": "benchmarks/results/latest.json", "benchmarks": benchmarks}
+
+
+def _bench(
+    name: str, met: bool | None, summary: str, commit: str = "abc1234", **extra: Any
+) -> dict[str, Any]:
     return {
-        "command": "lab bench",
-        "machine": "Linux 6.x, 2 CPUs",
-        "date": "2026-11-27",
-        "commit": "abc1234",
-        "json": "benchmarks/results/latest.json",
-        "benchmarks": benchmarks,
-    }
-
-
-def _bench(name: str, met: bool | None, summary: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "target": "t", "met": met, "summary": summary, "data": {}, **extra}
+        "name": name, "target": "t", "met": met, "summary": summary, "data": {},
+        "measured": {**MEASURED, "commit": commit}, **extra,
+    }  # fmt: skip
 
 
 def test_the_page_says_what_was_missed_and_why() -> None:
@@ -89,11 +90,11 @@ def test_the_page_says_what_was_missed_and_why() -> None:
             ]
         )
     )
-    assert "| up | t | **no** | lab up 2.4 s |" in text
-    assert "| udp | t | - | onset at 20000 |" in text
-    assert "| c10k | t | yes | 10000 held |" in text
+    run = "| `lab bench`, 2026-11-27, abc1234 |"
+    assert f"| up | t | **no** | lab up 2.4 s {run}" in text
+    assert f"| udp | t | - | onset at 20000 {run}" in text
+    assert f"| c10k | t | yes | 10000 held {run}" in text
     assert "- **up**: compose create: 1.6 s of it" in text
-    assert "at commit abc1234" in text
     assert "Linux 6.x, 2 CPUs" in text
 
 
@@ -115,6 +116,17 @@ def test_the_udp_table_shows_achieved_rates_not_the_asked_ones() -> None:
     assert "| 1 | udp-shout | 40000 | 32500 | 30000 | 7.7% | 2500 | 0 |" in report.render(
         _run([bench])
     )
+
+
+def test_a_run_of_some_benchmarks_keeps_the_others_latest_rows() -> None:
+    earlier = _run([_bench("redis", False, "old", "c1"), _bench("density", False, "d", "c0")])
+    merged = report.merge(earlier, [_bench("redis", False, "new", "c2")], ["redis", "density"])
+    assert [(b["name"], b["summary"], b["measured"]["commit"]) for b in merged] == [
+        ("redis", "new", "c2"),
+        ("density", "d", "c0"),
+    ]
+    legacy = {"benchmarks": [{"name": "udp", "summary": "no provenance"}]}  # an old file
+    assert report.merge(legacy, [], ["udp"]) == []
 
 
 def test_benchmarks_md_is_exactly_what_the_committed_json_renders_to() -> None:

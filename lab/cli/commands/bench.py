@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,8 @@ def register(commands: Any) -> None:
     bench.add_argument(
         "--out",
         type=Path,
-        default=Path("benchmarks/results"),
-        help="folder for the JSON and pictures (default: benchmarks/results)",
+        help="folder for the JSON and pictures (default: benchmarks/results; with --tiny, "
+        "a folder under /tmp, so that tiny figures never replace real ones)",
     )
     bench.add_argument(
         "--markdown",
@@ -75,6 +76,9 @@ def cmd_bench(s: Session, args: argparse.Namespace) -> int:
             f"no benchmark {', '.join(unknown)}", f"one of: {', '.join(bench_module.BENCHES)}"
         )
     sizes = bench_module.Sizes.tiny() if args.tiny else bench_module.Sizes()
+    if args.out is None:
+        tiny = Path(tempfile.gettempdir()) / "netlab-bench-tiny"
+        args.out = tiny if args.tiny else Path("benchmarks/results")
     if args.labs is not None:
         sizes = dataclasses.replace(sizes, labs=args.labs)
     if args.keep:
@@ -104,18 +108,25 @@ def cmd_bench(s: Session, args: argparse.Namespace) -> int:
         )
     s.print(table)
     command = "lab bench" + "".join(f" {n}" for n in args.names) + (" --tiny" * args.tiny)
-    out = args.out / "latest.json"
-    run = {
+    measured = {
         "command": command,
         "machine": machine_line(),
         "date": datetime.date.today().isoformat(),
         "commit": commit(),
+    }
+    out = args.out / "latest.json"
+    previous = None
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads(out.read_text())
+        previous = loaded if isinstance(loaded, dict) else None
+    fresh = [{**asdict(b), "measured": measured} for b in results]
+    run = {
         "json": str(out),
-        "benchmarks": [asdict(b) for b in results],
+        "benchmarks": report.merge(previous, fresh, list(bench_module.BENCHES)),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(run, indent=2) + "\n")
-    s.print(f"JSON in {out}")
+    s.print(f"JSON in {out} (the other benchmarks' latest rows kept)")
     if args.markdown:
         args.markdown.write_text(report.render(run))
         s.print(f"page written to {args.markdown}")

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.chaos import powerloss
 from lab.engine.session import AttachedExec
-from lab.errors import ExperimentError
+from lab.errors import ExperimentError, TimedOut
 from lab.experiments.model import (
     Claim,
     Context,
@@ -47,9 +50,13 @@ if TYPE_CHECKING:
 
 POLICIES = ("always", "everysec", "no")
 VOLATILE_PORT = 6390  # where the copy of db on the volatile disk listens, on db's host
-POWER_WRITE_S = 4.0  # the writer's run against it; the power goes after POWER_CUT_AT
-POWER_CUT_AT = 3.0  # seconds into it: more than everysec's second since any fsync
-EVERYSEC_BOUND_S = 1.5  # everysec's fsync runs once a second; its loss must stay within
+POWER_CUT_AT = 3.0  # seconds into it at least: more than everysec's second since any fsync
+FSYNC_WAIT_S = 1.5  # longer than everysec's period: no fsync by then means none is coming
+AFTER_FSYNC_S = 0.5  # the cut falls this long after an fsync (everysec: mid-period)
+# everysec's fsync runs once a second; its loss must stay within this
+EVERYSEC_BOUND_S = 1.5
+# The writer's run against it: on past the latest the power can go, so it is writing then.
+POWER_WRITE_S = POWER_CUT_AT + FSYNC_WAIT_S + AFTER_FSYNC_S + 1.0
 TORN = "*3\\r\\n$3\\r\\nSET\\r\\n$4\\r\\ntorn"  # printf text: a SET cut off mid-key
 
 
@@ -122,11 +129,22 @@ class DbKill(Experiment):
     def run(self, ctx: Context) -> None:
         rng = random.Random(self.seed)
         ctx.facts["kills_planned"] = self.kills
-        ctx.facts["runs"] = {
-            policy: self._writes_through_kills(ctx, policy, rng) for policy in self.policies
-        }
-        ctx.facts["power"] = self._power_losses(ctx)
-        ctx.facts["torn"] = self._torn_record(ctx)
+        # The power-loss rows use copies of db of their own (their own port, their own
+        # disk), so they run beside the kills of the lab's db rather than after them: the
+        # experiment takes as long as the longer of the two, and no window is shortened.
+        stop = threading.Event()  # set when the kills fail or Ctrl-C: no next power row
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            power = pool.submit(self._power_losses, ctx, stop)
+            try:
+                ctx.facts["runs"] = {
+                    policy: self._writes_through_kills(ctx, policy, rng) for policy in self.policies
+                }
+                ctx.facts["torn"] = self._torn_record(ctx)
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                ctx.facts["power"] = power.result()  # the row under way ends, and cleans up
 
     def judge(self, seen: Observations) -> Verdicts:
         runs, planned = seen.facts["runs"], seen.facts["kills_planned"]
@@ -229,12 +247,14 @@ class DbKill(Experiment):
         facts = result.facts
         return [plots.power_loss(facts["power"], facts["runs"], folder / "power-loss.png")]
 
-    def _power_losses(self, ctx: Context) -> dict[str, dict[str, Any]]:
+    def _power_losses(self, ctx: Context, stop: threading.Event) -> dict[str, dict[str, Any]]:
         lab = ctx.lab
         host = lab.topology.host_of("db").name
         out = {}
         with powerloss.volatile_disk(lab.project) as disk:
             for policy in self.policies:
+                if stop.is_set():
+                    break
                 unsafe = self.unsafe_always and policy == "always"
                 out[policy] = self._power_loss(ctx, disk, host, policy, unsafe)
         return out
@@ -264,6 +284,7 @@ class DbKill(Experiment):
             )
             try:
                 ctx.wait(POWER_CUT_AT)
+                self._between_fsyncs(ctx, disk)
                 fsyncs = disk.stats()["fsyncs"] - fsyncs_before
                 cut_at = time.monotonic()
                 lost_bytes = powerloss.power_cut(container, disk)
@@ -286,6 +307,19 @@ class DbKill(Experiment):
             }
         finally:
             powerloss.remove(container)
+
+    @staticmethod
+    def _between_fsyncs(ctx: Context, disk: powerloss.VolatileDisk) -> None:
+        """Wait for the next fsync the disk sees, then half of everysec's period: the cut
+        then falls where a once-a-second fsync leaves acknowledged writes unsynced, never
+        by chance just after one (db's timer and this one would otherwise keep the same
+        phase from run to run). A policy that never fsyncs (no) is cut at once."""
+        from lab.waiting import wait_until
+
+        seen = disk.stats()["fsyncs"]
+        with suppress(TimedOut):
+            wait_until(lambda: disk.stats()["fsyncs"] > seen, FSYNC_WAIT_S, "an fsync", poll=0.01)
+            ctx.wait(AFTER_FSYNC_S)
 
     def _until_answering(self, ctx: Context, address: str) -> None:
         from lab.waiting import wait_until

@@ -24,7 +24,9 @@ would keep retransmitting for minutes, the cell says "no answer within N s".
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -352,6 +354,69 @@ def recv_step(client: Client) -> dict[str, Any]:
 # --- verdicts from observations -------------------------------------------------------------
 
 
+Step = Callable[..., list[Event]]
+
+
+@contextmanager
+def sessions(
+    ctx: Context, host: str, t0: float, count: int, pool: ThreadPoolExecutor
+) -> Iterator[list[Step]]:
+    """``count`` sessions on ``host``, opened side by side, all closed however the block
+    ends (one that failed to open closes the others)."""
+    opened: list[Any] = []
+    futures = [pool.submit(lambda: ctx.session(host, t0).__enter__()) for _ in range(count)]
+    failure: BaseException | None = None
+    for future in futures:
+        try:
+            opened.append(future.result())
+        except BaseException as exc:  # re-raised once every session that opened is closed
+            failure = failure or exc
+    try:
+        if failure is not None:
+            raise failure
+        yield [s.step for s in opened]
+    finally:
+        for session in opened:
+            session.__exit__(None, None, None)
+
+
+def _before(c: Client, step: Step) -> list[Event]:
+    events = [e for s in connect_steps(c, PROBE_TIMEOUT) for e in step(**s)]
+    events += step(**send_step(c, f"{c.sock}-before"))
+    return events + step(**recv_step(c))
+
+
+def _during(c: Client, step: Step) -> list[Event]:
+    probe: list[Event] = []
+    if c.column.kind == "stream":
+        probe += step(**recv_step(c))
+        probe += step(**send_step(c, f"{c.sock}-during1"))
+        probe += step(**send_step(c, f"{c.sock}-during2"))
+        probe += step(**recv_step(c))
+    else:
+        probe += step(**send_step(c, f"{c.sock}-during1"))
+        probe += step(**recv_step(c))
+    return probe
+
+
+def _after(c: Client, step: Step) -> tuple[list[Event], Client, list[Event]]:
+    """The same socket (waiting up to AFTER_TIMEOUT for TCP's resend), then a new one."""
+    after: list[Event] = []
+    step(op="timeout", sock=c.sock, seconds=AFTER_TIMEOUT)
+    after += step(**send_step(c, f"{c.sock}-after"))
+    while True:
+        got = step(**recv_step(c))
+        after += got
+        if got[-1].outcome != "ok":
+            break
+        step(op="timeout", sock=c.sock, seconds=PROBE_TIMEOUT)
+    fresh = Client(c.column, c.sock + "_new", address=c.address)
+    new_events = [e for s in connect_steps(fresh, AFTER_TIMEOUT) for e in step(**s)]
+    new_events += step(**send_step(fresh, f"{fresh.sock}-check"))
+    new_events += step(**recv_step(fresh))
+    return after, fresh, new_events
+
+
 def during_verdict(events: list[Event]) -> str:
     """Name what the client saw while the fault was in place.
 
@@ -565,66 +630,44 @@ class Failures(Experiment):
         return paths
 
     def run_row(self, ctx: Context, row: Row, columns: list[Column]) -> list[Cell]:
+        """One fault, and every client side by side: each in a session of its own on the
+        client host, the phases (before, during, after) in step for all of them, so that
+        each client meets the fault at the same moment and the row lasts as long as its
+        slowest client, not as long as all of them one after another."""
         lab = ctx.lab
         t0 = ctx.clock()
         clients = [Client(c, c.sock, address=lab.topology.hosts[c.host].ip) for c in columns]
-        with ctx.session(lab.topology.client.name, t0) as session:
-            step = session.step
+        host = lab.topology.client.name
+        with (
+            ThreadPoolExecutor(max_workers=len(clients)) as pool,
+            sessions(ctx, host, t0, len(clients), pool) as steps,
+        ):
+            each = dict(zip((c.name for c in clients), steps, strict=True))
+
+            def side_by_side(phase: Callable[[Client, Step], Any]) -> dict[str, Any]:
+                done = pool.map(lambda c: phase(c, each[c.name]), clients)
+                return dict(zip((c.name for c in clients), done, strict=True))
 
             # 1. connect, and one exchange each so every connection is known to work
-            before: dict[str, list[Event]] = {}
-            for c in clients:
-                before[c.name] = [e for s in connect_steps(c, PROBE_TIMEOUT) for e in step(**s)]
-                before[c.name] += step(**send_step(c, f"{c.sock}-before"))
-                before[c.name] += step(**recv_step(c))
+            before = side_by_side(_before)
             ctx.wait(row.at)
             # 2. the fault, undone however this block ends
             with lab.fault(row.fault, *row.targets):
                 fault_at = ctx.clock() - t0
                 if row.settle:
                     lab.wait_healthy()
-                during: dict[str, list[Event]] = {}
-                for c in clients:
-                    probe: list[Event] = []
-                    if c.column.kind == "stream":
-                        probe += step(**recv_step(c))
-                        probe += step(**send_step(c, f"{c.sock}-during1"))
-                        probe += step(**send_step(c, f"{c.sock}-during2"))
-                        probe += step(**recv_step(c))
-                    else:
-                        probe += step(**send_step(c, f"{c.sock}-during1"))
-                        probe += step(**recv_step(c))
-                    during[c.name] = probe
+                during = side_by_side(_during)
             recovered_at = ctx.clock() - t0
             # 3. after recovery: the same socket, then a new one
-            cells = []
-            for c in clients:
-                after: list[Event] = []
-                step(op="timeout", sock=c.sock, seconds=AFTER_TIMEOUT)
-                after += step(**send_step(c, f"{c.sock}-after"))
-                while True:
-                    got = step(**recv_step(c))
-                    after += got
-                    if got[-1].outcome != "ok":
-                        break
-                    step(op="timeout", sock=c.sock, seconds=PROBE_TIMEOUT)
-                fresh = Client(c.column, c.sock + "_new", address=c.address)
-                new_events = [e for s in connect_steps(fresh, AFTER_TIMEOUT) for e in step(**s)]
-                new_events += step(**send_step(fresh, f"{fresh.sock}-check"))
-                new_events += step(**recv_step(fresh))
-                cells.append(
-                    self._cell(
-                        row,
-                        c,
-                        fresh,
-                        before[c.name],
-                        during[c.name],
-                        after,
-                        new_events,
-                        fault_at,
-                        recovered_at,
-                    )
-                )
+            after = side_by_side(_after)
+        cells = []
+        for c in clients:
+            old, fresh, new_events = after[c.name]
+            cell = self._cell(
+                row, c, fresh, before[c.name], during[c.name], old, new_events, fault_at,
+                recovered_at,
+            )  # fmt: skip
+            cells.append(cell)
         for cell in cells:
             cell.t0 = t0
         return cells
@@ -654,8 +697,8 @@ class Failures(Experiment):
         late = [t for t in still_waiting if t in answered_after]
         lost = [t for t in still_waiting if t not in answered_after]
         errors = [e for e in during if e.outcome not in ("ok", "timeout")]
-        # When the client found out: the end of its first call that reported the fault.
-        # Clients are probed one after another, so a later one also looks later.
+        # When the client found out: the end of its first call that reported the fault
+        # (every client of a row is probed at the same time, from the fault on).
         noticed = round(max(0.0, errors[0].t + errors[0].dt - fault_at), 3) if errors else None
         new_reply = b"".join(
             raw(e.data or "") for e in new_events if e.op.startswith("recv") and e.outcome == "ok"

@@ -14,6 +14,7 @@ import math
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -271,11 +272,18 @@ class ImpairedDelivery(Experiment):
         with tempfile.TemporaryDirectory(prefix="netlab-impaired-") as folder:
             for label, impairment, loss in settings:
                 pcap = Path(folder) / "link.pcap"
+                # TCP and UDP side by side: one capture, told apart by protocol, and the
+                # loss is drawn for each frame on its own, whichever it carries.
                 with (
                     lab.impaired(server.name, impairment) as how,
                     lab.capture(pcap, offload=True, purpose="capture-impaired"),
+                    ThreadPoolExecutor(max_workers=2) as pool,
                 ):
-                    reports = {p: self._send(ctx, client, p, server.ip) for p in ("tcp", "udp")}
+                    sent = {
+                        p: pool.submit(self._send, ctx, client, p, server.ip)
+                        for p in ("tcp", "udp")
+                    }
+                    reports = {p: future.result() for p, future in sent.items()}
                 if how:
                     ctx.facts["delay_by"] = how
                 frames = dissect.read(pcap)
