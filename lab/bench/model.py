@@ -15,6 +15,7 @@ from typing import Any
 
 import docker.errors
 from docker.models.containers import Container
+from docker.types import Mount
 
 from lab.engine import helpers
 from lab.engine.stack import Stack
@@ -120,7 +121,8 @@ def companion(
         security_opt=["no-new-privileges:true"],
         pids_limit=64,
         mem_limit="256m",
-        volumes={"/data": {}} if data_volume else None,  # an anonymous volume: the same disk
+        # An anonymous volume (the same disk for both servers), removed with the container.
+        mounts=[Mount("/data", None, type="volume")] if data_volume else None,
         environment=environment or {},
         labels=helpers.labels(stack, helpers.ROLE, PURPOSE),
     )

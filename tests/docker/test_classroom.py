@@ -182,7 +182,7 @@ def test_bench_density_on_two_labs_measures_each_checkpoint_and_leaves_none(
 ) -> None:
     done = run_lab_cli("bench", "density", "--tiny", "--out", str(tmp_path), timeout=900)
     assert done.returncode == 0, done.stderr
-    (bench,) = json.loads((tmp_path / "latest.json").read_text())
+    (bench,) = json.loads((tmp_path / "latest.json").read_text())["benchmarks"]
     points = bench["data"]["points"]
     assert [p["k"] for p in points] == [1, 2]
     assert [p["dispatch_passed"] for p in points] == [1, 2]

@@ -185,12 +185,23 @@ def test_http_relays_across_hosts_to_the_shout_servers(lab: Stack) -> None:
         assert out.stdout == b"RELAY ME", protocol
 
 
-def test_rebuilds_leave_no_untagged_service_images(lab: Stack) -> None:
+def test_an_unchanged_lab_is_not_rebuilt_and_a_rebuild_leaves_no_untagged_image(
+    lab: Stack,
+) -> None:
+    from lab.engine import build
     from lab.engine.stack import IMAGE_LABEL
 
-    lab.up(silent, timeout=120)  # a second up on a running lab: rebuild (cached), no leftovers
-    # An old image still used by some container (another lab, say) is not a leftover.
+    lab.up(silent, timeout=120)  # a second up on a running lab: nothing changed, no build
+    assert "build (up to date)" in lab.up_phases
+    # A rebuild (here: of another fingerprint) leaves the old image untagged: pruned. Two
+    # builds, so that the one left untagged is surely this project's own.
+    for mark in ("a-test-rebuild", "another-test-rebuild"):
+        lab.compose.with_env(build.ENV_KEY, mark).build()
+    lab.prune_old_images()
+    # Ours only (other checkouts on this Docker build the same tag); an old image still
+    # used by some container (another lab, say) is not a leftover.
     in_use = {c.image.id for c in lab.client.containers.list(all=True) if c.image}
-    dangling = lab.client.images.list(filters={"dangling": True, "label": IMAGE_LABEL})
+    ours = [IMAGE_LABEL, f"com.docker.compose.project={lab.topology.project}"]
+    dangling = lab.client.images.list(filters={"dangling": True, "label": ours})
     assert [i.id for i in dangling if i.id not in in_use] == []
     settled(lab)
