@@ -191,7 +191,8 @@ def test_an_unchanged_lab_is_not_rebuilt_and_a_rebuild_leaves_no_untagged_image(
     from lab.engine import build
     from lab.engine.stack import IMAGE_LABEL
 
-    lab.up(silent, timeout=120)  # a second up on a running lab: nothing changed, no build
+    lab.up(silent, timeout=120)  # builds if an earlier test (or checkout) changed the image
+    lab.up(silent, timeout=120)  # ...and then nothing has changed: no build
     assert "build (up to date)" in lab.up_phases
     # A rebuild (here: of another fingerprint) leaves the old image untagged: pruned. Two
     # builds, so that the one left untagged is surely this project's own.
