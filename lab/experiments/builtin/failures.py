@@ -417,6 +417,22 @@ def _after(c: Client, step: Step) -> tuple[list[Event], Client, list[Event]]:
     return after, fresh, new_events
 
 
+def _close(c: Client, step: Step) -> None:
+    """The row's sockets, closed: the session goes on to the next row."""
+    for sock in (c.sock, c.sock + "_new"):
+        step(op="close", sock=sock)
+
+
+def _shifted(cell: Cell, start: float, t0: float) -> Cell:
+    """A cell's times counted from its row's start (its picture's "since the clients
+    connected"), not from the matrix's."""
+    cell.events = [replace(e, t=round(e.t - start, 6)) for e in cell.events]
+    cell.fault_at -= start
+    cell.recovered_at -= start
+    cell.t0 = t0 + start
+    return cell
+
+
 def during_verdict(events: list[Event]) -> str:
     """Name what the client saw while the fault was in place.
 
@@ -584,10 +600,18 @@ class Failures(Experiment):
     def run(self, ctx: Context) -> None:
         rows, columns = self.plan(ctx.lab.topology)
         cells: list[Cell] = []
-        for row in rows:
-            for cell in self.run_row(ctx, row, columns):
-                cells.append(cell)
-                self.on_cell(cell)
+        # One socket session per client on the client host, for the whole matrix (opening
+        # them is most of a row's first second); each row closes the sockets it opened.
+        t0 = ctx.clock()
+        host = ctx.lab.topology.client.name
+        with (
+            ThreadPoolExecutor(max_workers=len(columns)) as pool,
+            sessions(ctx, host, t0, len(columns), pool) as steps,
+        ):
+            for row in rows:
+                for cell in self.run_row(ctx, row, columns, t0, steps, pool):
+                    cells.append(cell)
+                    self.on_cell(cell)
         ctx.facts["seed"] = self.seed
         ctx.facts["rows"] = [asdict(r) for r in rows]
         ctx.facts["columns"] = [asdict(c) for c in columns]
@@ -629,37 +653,41 @@ class Failures(Experiment):
             paths.append(plots.cell_timeline(cell, folder / f"{cell.row}-{cell.client}.png", marks))
         return paths
 
-    def run_row(self, ctx: Context, row: Row, columns: list[Column]) -> list[Cell]:
-        """One fault, and every client side by side: each in a session of its own on the
-        client host, the phases (before, during, after) in step for all of them, so that
-        each client meets the fault at the same moment and the row lasts as long as its
-        slowest client, not as long as all of them one after another."""
+    def run_row(
+        self,
+        ctx: Context,
+        row: Row,
+        columns: list[Column],
+        t0: float,
+        steps: list[Step],
+        pool: ThreadPoolExecutor,
+    ) -> list[Cell]:
+        """One fault, and every client side by side, each in its own session (``steps``,
+        their times counted from ``t0``): the phases (before, during, after) in step for
+        all of them, so that each client meets the fault at the same moment and the row
+        lasts as long as its slowest client, not as long as all of them in turn."""
         lab = ctx.lab
-        t0 = ctx.clock()
+        start = ctx.clock() - t0  # this row's times are shifted to count from here
         clients = [Client(c, c.sock, address=lab.topology.hosts[c.host].ip) for c in columns]
-        host = lab.topology.client.name
-        with (
-            ThreadPoolExecutor(max_workers=len(clients)) as pool,
-            sessions(ctx, host, t0, len(clients), pool) as steps,
-        ):
-            each = dict(zip((c.name for c in clients), steps, strict=True))
+        each = dict(zip((c.name for c in clients), steps, strict=True))
 
-            def side_by_side(phase: Callable[[Client, Step], Any]) -> dict[str, Any]:
-                done = pool.map(lambda c: phase(c, each[c.name]), clients)
-                return dict(zip((c.name for c in clients), done, strict=True))
+        def side_by_side(phase: Callable[[Client, Step], Any]) -> dict[str, Any]:
+            done = pool.map(lambda c: phase(c, each[c.name]), clients)
+            return dict(zip((c.name for c in clients), done, strict=True))
 
-            # 1. connect, and one exchange each so every connection is known to work
-            before = side_by_side(_before)
-            ctx.wait(row.at)
-            # 2. the fault, undone however this block ends
-            with lab.fault(row.fault, *row.targets):
-                fault_at = ctx.clock() - t0
-                if row.settle:
-                    lab.wait_healthy()
-                during = side_by_side(_during)
-            recovered_at = ctx.clock() - t0
-            # 3. after recovery: the same socket, then a new one
-            after = side_by_side(_after)
+        # 1. connect, and one exchange each so every connection is known to work
+        before = side_by_side(_before)
+        ctx.wait(row.at)
+        # 2. the fault, undone however this block ends
+        with lab.fault(row.fault, *row.targets):
+            fault_at = ctx.clock() - t0
+            if row.settle:
+                lab.wait_healthy()
+            during = side_by_side(_during)
+        recovered_at = ctx.clock() - t0
+        # 3. after recovery: the same socket, then a new one
+        after = side_by_side(_after)
+        side_by_side(_close)  # (a row that fails ends the matrix: its sessions close then)
         cells = []
         for c in clients:
             old, fresh, new_events = after[c.name]
@@ -667,9 +695,7 @@ class Failures(Experiment):
                 row, c, fresh, before[c.name], during[c.name], old, new_events, fault_at,
                 recovered_at,
             )  # fmt: skip
-            cells.append(cell)
-        for cell in cells:
-            cell.t0 = t0
+            cells.append(_shifted(cell, start, t0))
         return cells
 
     @staticmethod
