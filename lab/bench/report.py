@@ -100,7 +100,8 @@ def _udp(b: dict[str, Any]) -> list[str]:
                     f"| {i} | {peer} | {p['rate']} | {p['sent_rate']} | {p['received_rate']} | "
                     f"{100 * p['loss']:.1f}% | {p['server_drops']} | {p['client_drops']} |"
                 )
-    out += ["", "![offered against answered datagrams](benchmarks/results/udp-loss.png)"]
+    if b["data"].get("plot"):
+        out += ["", f"![offered against answered datagrams]({b['data']['plot']})"]
     return out
 
 

@@ -115,7 +115,8 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent, plot: Path | None =
         f"over {len(curves)} curves ({'the same' if agree else 'NOT the same'}); socat's at "
         f"{', '.join(str(c['onset']['socat'] or 'none') for c in curves)}"
     )
-    return Bench("udp", TARGET, None, summary, {"curves": curves, "onsets_agree": agree})
+    data = {"curves": curves, "onsets_agree": agree, "plot": str(plot) if plot else ""}
+    return Bench("udp", TARGET, None, summary, data)
 
 
 def _bound(net: Lab, host: str, port: int) -> bool:

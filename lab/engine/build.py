@@ -25,16 +25,21 @@ SKIPPED = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}  # neve
 
 def fingerprint(builds: Iterable[Build], image_id: Callable[[str], str], base: str) -> str:
     """One digest of everything the builds read, ``base`` (the base image `lab up` chose)
-    included; "" when it cannot be known (a context that is a URL): then the caller
-    builds, as Compose would. Every file of the context counts, even those a
-    .dockerignore leaves out (its rules are not re-implemented here): a change there
-    costs a needless build, never a stale image."""
+    included; "" when it cannot be known (a context that is a URL, or a build using what
+    the digest does not follow: see ``Build.opaque``): then the caller builds, as Compose
+    would. Every file of the context counts, even those a .dockerignore leaves out (its
+    rules are not re-implemented here), and the Dockerfile's own text wherever it is: a
+    change costs at worst a needless build."""
     digest = hashlib.sha256(f"{base}\0{image_id(base)}\0".encode())
     for build in sorted(builds, key=lambda b: b.service):
         context = Path(build.context)
-        if "://" in build.context or not context.is_dir():
+        dockerfile = context / build.dockerfile  # (an absolute path stays itself)
+        if "://" in build.context or not context.is_dir() or build.opaque:
+            return ""
+        if not dockerfile.is_file():
             return ""
         digest.update(f"{build.service}\0{build.image}\0{build.dockerfile}\0".encode())
+        digest.update(hashlib.sha256(dockerfile.read_bytes()).digest())
         for key, value in sorted(build.args.items()):
             # A base image is named by a tag that a rebuild moves: its id is what counts.
             digest.update(f"{key}={value}\0{image_id(value)}\0".encode())

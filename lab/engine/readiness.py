@@ -57,27 +57,27 @@ def direct_check(argv: Sequence[str]) -> tuple[str, int] | None:
     return None
 
 
-def reachable(address: str) -> bool:
+def reachable(address: str, subnet: str) -> bool:
     """Whether this machine is on the link of ``address`` (a lab bridge here): the route
-    the kernel picks to it leaves from an address of the same /24 or closer."""
+    the kernel picks to it leaves from an address of its own in ``subnet``."""
     try:
+        network = ipaddress.ip_network(subnet, strict=False)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((address, 9))  # no datagram is sent: this only picks a route
             local = s.getsockname()[0]
-    except OSError:
+    except (OSError, ValueError):
         return False
-    net = ipaddress.ip_network(f"{address}/24", strict=False)
-    return ipaddress.ip_address(local) in net and local != address
+    return ipaddress.ip_address(local) in network and local != address
 
 
-def answers(container: Any, address: str, timeout: float = 3.0) -> bool:
+def answers(container: Any, address: str, subnet: str, timeout: float = 3.0) -> bool:
     """Whether the container's declared healthcheck passes when run now."""
     check = (container.attrs.get("Config") or {}).get("Healthcheck") or {}
     argv = probe_argv(check.get("Test"), timeout)
     if argv is None:
         return True
     direct = direct_check(argv[4:])
-    if direct is not None and address and reachable(address):
+    if direct is not None and address and reachable(address, subnet):
         kind, port = direct
         try:
             return bool(healthcheck.CHECKS[kind](port, address, DIRECT_TIMEOUT))
@@ -90,11 +90,11 @@ def answers(container: Any, address: str, timeout: float = 3.0) -> bool:
     return bool(code == 0)
 
 
-def answering(containers: dict[str, tuple[Any, str]], timeout: float = 3.0) -> set[str]:
-    """The names, among ``containers`` (name: (container, its host's address)), whose
-    checks pass now, run side by side."""
+def answering(containers: dict[str, tuple[Any, str, str]], timeout: float = 3.0) -> set[str]:
+    """The names, among ``containers`` (name: (container, its host's address, that
+    network's subnet)), whose checks pass now, run side by side."""
     if not containers:
         return set()
     with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
-        results = pool.map(lambda pair: answers(pair[0], pair[1], timeout), containers.values())
+        results = pool.map(lambda c: answers(c[0], c[1], c[2], timeout), containers.values())
         return {name for name, ok in zip(containers, results, strict=True) if ok}

@@ -476,17 +476,7 @@ class Stack:
                         f"exited with code {state.exit_code}",
                         self._last_words(state.service),
                     )
-            ready = {s for s in expected if s in states and states[s].ready}
-            started = {n: str(c.attrs["State"].get("StartedAt", "")) for n, c in containers.items()}
-            # A check passed in an earlier start of the container says nothing of this one.
-            ready |= {s for s, at in answered.items() if started.get(s) == at}
-            pending = {
-                s: (containers[s], self._address_of(s, states))
-                for s in expected - ready
-                if s in states and states[s].status == "running"
-            }
-            answered.update({s: started[s] for s in readiness.answering(pending)})
-            ready |= {s for s, at in answered.items() if started.get(s) == at}
+            ready = self._ready(containers, states, expected, answered)
             waiting = sorted(expected - ready)
             line = f"{len(ready)}/{len(expected)} healthy" + (
                 f", waiting for {', '.join(waiting)}" if waiting else ""
@@ -515,18 +505,37 @@ class Stack:
         when the lab runs it (see lab/engine/readiness.py)."""
         containers = self.containers()
         states = {n: ServiceState.of(c, self.topology.networks) for n, c in containers.items()}
-        ready = {n for n, state in states.items() if state.ready}
-        pending = {
-            n: (containers[n], self._address_of(n, states))
-            for n, state in states.items()
-            if n not in ready and state.status == "running"
-        }
-        return ready | readiness.answering(pending)
+        return self._ready(containers, states, set(states), {})
 
-    def _address_of(self, service: str, states: dict[str, ServiceState]) -> str:
-        """The address of the host a service is or runs on, as Docker gave it."""
-        host = self.topology.host_of(service).name
-        return states[host].ip if host in states else ""
+    def _ready(
+        self,
+        containers: dict[str, Container],
+        states: dict[str, ServiceState],
+        among: set[str],
+        answered: dict[str, str],
+    ) -> set[str]:
+        """Which of ``among`` are ready: Docker says healthy, or their own check passed,
+        now or earlier in the same start (``answered``: service -> StartedAt, kept up to
+        date here, so that a check passed before a restart says nothing of the new start)."""
+        started = {n: str(c.attrs["State"].get("StartedAt", "")) for n, c in containers.items()}
+        ready = {s for s in among if s in states and states[s].ready}
+        ready |= {s for s, at in answered.items() if s in among and started.get(s) == at}
+        pending = {
+            s: (containers[s], *self._address_of(s, states))
+            for s in among - ready
+            if s in states and states[s].status == "running"
+        }
+        answered.update({s: started[s] for s in readiness.answering(pending)})
+        return ready | {s for s, at in answered.items() if s in among and started.get(s) == at}
+
+    def _address_of(self, service: str, states: dict[str, ServiceState]) -> tuple[str, str]:
+        """The address of the host a service is or runs on, as Docker gave it, and the
+        subnet of that (first) network."""
+        host = self.topology.host_of(service)
+        subnet = (
+            self.topology.networks[host.interfaces[0].network].subnet if host.interfaces else ""
+        )
+        return (states[host.name].ip if host.name in states else ""), subnet
 
     def _last_words(self, service: str) -> str:
         """The most telling line: the last failed healthcheck, else the last log line."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -128,19 +129,22 @@ class Context:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.events = Events()
+        # Sessions may be driven from threads (the failure matrix's clients side by side,
+        # db-kill's power rows): what they record is added under this lock.
+        self._recording = threading.Lock()
         self.facts: dict[str, Any] = {}
         self.t0 = self.clock()  # every script's event times count from here
 
     def on(self, host: str, script: Script | list[Step]) -> Events:
         """Run a socket script inside a lab host; its events are kept for the result."""
         events = self.lab.run(steps_of(script), on=host, t0=self.t0)
-        self.events.extend(events)
+        self.record(events)
         return events
 
     def on_docker_host(self, script: Script | list[Step]) -> Events:
         """The same on the Docker host itself (through published ports)."""
         events = self.lab.run(steps_of(script), on="docker-host", t0=self.t0)
-        self.events.extend(events)
+        self.record(events)
         return events
 
     def session(
@@ -152,7 +156,8 @@ class Context:
         return RecordedSession(self, host, self.t0 if t0 is None else t0, traced)
 
     def record(self, events: list[Event]) -> None:
-        self.events.extend(events)
+        with self._recording:
+            self.events.extend(events)
 
     def ip(self, host: str) -> str:
         return self.lab.topology.host_of(host).ip
@@ -196,7 +201,7 @@ class RecordedSession:
     def step(self, **step: Any) -> Events:
         assert self._session is not None, "use the session in a with block"
         events = self._session.step(**step)
-        self.ctx.events.extend(events)
+        self.ctx.record(events)
         return events
 
 

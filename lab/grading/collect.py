@@ -87,10 +87,15 @@ def problem(data: Any) -> str | None:
 
 
 def inconsistent(data: Mapping[str, Any]) -> str | None:
-    """A schema-valid result whose numbers do not follow from its own checks: edited."""
+    """A schema-valid result whose numbers do not follow from its own checks, or, for a
+    built-in experiment, whose checks do not follow from its observations: edited."""
     held = {c["id"]: c["held"] for c in data["checks"]}
     if data["passed"] != all(held.values()):
         return "edited: `passed` does not follow from its checks"
+    rejudged = rejudge(data)
+    if rejudged is not None and rejudged != held:
+        changed = sorted(k for k in held if rejudged.get(k) != held[k])
+        return f"edited: its observations do not give its checks ({', '.join(changed)})"
     predictions = data.get("predictions")
     if predictions is None:
         return None
@@ -108,6 +113,22 @@ def inconsistent(data: Mapping[str, Any]) -> str | None:
             f"its answers and checks give {right} of {len(by_claim)}"
         )
     return None
+
+
+def rejudge(data: Mapping[str, Any]) -> dict[str, bool] | None:
+    """A built-in experiment's checks judged again from the observations the file records
+    (the same pure judgements the run used); None for an experiment of one's own (its code
+    is not here to judge with), or observations its judgement cannot read."""
+    from lab.experiments import EXPERIMENTS
+    from lab.experiments.model import judge_result
+
+    experiment = EXPERIMENTS.get(str(data.get("experiment")))
+    if experiment is None:
+        return None
+    try:
+        return {c.id: c.held for c in judge_result(experiment, data)}
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return {c["id"]: False for c in data["checks"]}  # unreadable: nothing holds
 
 
 def load(path: Path) -> tuple[Submission | None, str | None]:

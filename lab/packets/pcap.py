@@ -107,6 +107,13 @@ def _classic(
 
 
 def _pcapng(data: bytes) -> Iterator[tuple[float, bytes]]:
+    try:
+        yield from _pcapng_blocks(data)
+    except struct.error as exc:  # a block whose body is shorter than its fields
+        raise PcapError(f"a pcapng block is cut short ({exc})") from None
+
+
+def _pcapng_blocks(data: bytes) -> Iterator[tuple[float, bytes]]:
     order = "<"
     interfaces: list[tuple[int, float]] = []  # (link type, seconds per timestamp unit)
     at = 0

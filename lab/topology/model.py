@@ -170,6 +170,9 @@ class Build:
     context: str  # an absolute folder (Compose resolves it), or a URL
     dockerfile: str
     args: dict[str, str] = field(default_factory=dict)
+    # What the lab's fingerprint does not follow (target, an inline Dockerfile, other
+    # contexts, secrets, ssh): with any of these, `lab up` always lets Compose build.
+    opaque: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,9 @@ def from_config(config: Mapping[str, Any]) -> Topology:
     return topology
 
 
+OPAQUE_BUILD_KEYS = ("target", "dockerfile_inline", "additional_contexts", "secrets", "ssh")
+
+
 def _build(name: str, spec: Mapping[str, Any], project: str) -> Build:
     build = spec["build"] if isinstance(spec["build"], Mapping) else {"context": spec["build"]}
     return Build(
@@ -337,6 +343,7 @@ def _build(name: str, spec: Mapping[str, Any], project: str) -> Build:
         str(build.get("context") or "."),
         str(build.get("dockerfile") or "Dockerfile"),
         {str(k): str(v) for k, v in (build.get("args") or {}).items()},
+        tuple(k for k in OPAQUE_BUILD_KEYS if build.get(k)),
     )
 
 

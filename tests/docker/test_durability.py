@@ -3,9 +3,13 @@ power loss; a db that acknowledges before it fsyncs is caught by the power-loss 
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+
 import lab as netlab
 from lab.experiments.builtin.db_kill import DbKill
 from lab.experiments.model import run_experiment
+from tests.docker.conftest import PROJECT, start_lab_cli, wait_for
 
 
 def test_no_acknowledged_write_is_lost_across_ten_kills(net: netlab.Lab) -> None:
@@ -37,3 +41,32 @@ def test_a_db_that_acknowledges_before_fsync_fails_the_power_loss_claim(net: net
     assert not checks["power-always"].held
     assert checks["power-everysec"].held, checks["power-everysec"].observed  # the rest as ever
     assert not result.passed
+
+
+def test_ctrl_c_during_db_kill_leaves_no_disk_and_no_copy_of_db(net: netlab.Lab) -> None:
+    """The power rows run in a thread beside the kills: a Ctrl-C must stop both, and the
+    volatile disk (a FUSE mount on this machine) and db's copy on it must go."""
+    proc = start_lab_cli("-p", PROJECT, "run", "db-kill", "--results", "/tmp/netlab-interrupted")
+    try:
+        wait_for(lambda: bool(_copies(net)), "the copy of db on the volatile disk", timeout=120)
+        wait_for(lambda: bool(_mounts(net.project)), "the volatile disk", timeout=30)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert _copies(net) == []
+    assert _mounts(net.project) == []
+    net.wait_healthy(timeout=60)  # and the lab's own db is back
+    assert net.send("db", "PING").reply == "PONG"
+
+
+def _copies(net: netlab.Lab) -> list[str]:
+    found = net.stack.client.containers.list(all=True, filters={"name": "db-on-volatile-disk"})
+    return [c.name or "" for c in found if (c.name or "").startswith(net.project)]
+
+
+def _mounts(project: str) -> list[str]:
+    text = Path("/proc/mounts").read_text()
+    return [line for line in text.splitlines() if f"/{project}-volatile-disk-" in line]

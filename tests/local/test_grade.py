@@ -51,14 +51,14 @@ def test_grade_writes_both_csvs_and_the_page_and_names_what_it_skipped(tmp_path:
     assert f"skipped {results / 'cy/broken.json'}: not JSON" in done.stdout
     assert f"skipped {results / 'cy/dispatch-2.json'}: edited: predictions say 1" in done.stdout
     assert "3 results with predictions from 3 students, 3 claims" in done.stdout
-    assert "most often predicted wrong: dispatch/udp-silent (1 of 3 right)" in done.stdout
+    assert "most often predicted wrong: own-dispatch/udp-silent (1 of 3 right)" in done.stdout
     students = list(csv.DictReader((out / "students.csv").open()))
     assert [(s["student"], s["predictions_right"], s["predictions_total"]) for s in students] == [
         ("Ada", "2", "3"),
         ("Bob", "1", "1"),
         ("Cy", "0", "1"),
     ]
-    assert students[0]["claims_not_held_on_their_lab"] == "dispatch/udp-silent"
+    assert students[0]["claims_not_held_on_their_lab"] == "own-dispatch/udp-silent"
     claims = list(csv.DictReader((out / "claims.csv").open()))
     assert claims[0]["claim"] == "udp-silent"
     assert claims[0]["share_right"] == "0.33"

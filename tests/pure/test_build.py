@@ -9,7 +9,7 @@ from lab.topology.model import Build
 
 
 def _context(tmp_path: Path) -> Build:
-    (tmp_path / "servers").mkdir()
+    (tmp_path / "servers").mkdir(parents=True)
     (tmp_path / "Dockerfile").write_text("FROM base\n")
     (tmp_path / "servers" / "x.py").write_text("print(1)\n")
     return Build("apphost", "img:latest", str(tmp_path), "Dockerfile", {"BASE": "base:1"})
@@ -34,9 +34,22 @@ def test_the_fingerprint_follows_every_file_and_the_base(tmp_path: Path) -> None
     assert fingerprint([build], ids, "base:1") != changed
 
 
+def test_a_dockerfile_outside_the_context_is_followed_too(tmp_path: Path) -> None:
+    build = _context(tmp_path / "ctx")
+    outside = tmp_path / "elsewhere.Dockerfile"
+    outside.write_text("FROM base\n")
+    moved = Build(build.service, build.image, build.context, str(outside), build.args)
+    first = fingerprint([moved], ids, "base:1")
+    outside.write_text("FROM base\nRUN true\n")
+    assert fingerprint([moved], ids, "base:1") != first
+
+
 def test_a_context_it_cannot_read_means_build(tmp_path: Path) -> None:
     remote = Build("a", "i", "https://example.invalid/repo.git", "Dockerfile")
     assert fingerprint([remote], ids, "base:1") == ""
+    local = _context(tmp_path)
+    staged = Build(local.service, local.image, local.context, "Dockerfile", opaque=("target",))
+    assert fingerprint([staged], ids, "base:1") == ""
     assert not up_to_date([remote], lambda _: {LABEL: ""}, "")
 
 

@@ -197,6 +197,8 @@ def test_bad_schedules_are_refused(tmp_path: Path) -> None:
         load_schedule(bad)
     with pytest.raises(ScheduleError, match="no host or process 'nobody'"):
         draw_targets((Row("r", "", "kill", ("nobody",)),), 0, TOPOLOGY)
+    with pytest.raises(ScheduleError, match="client is where the matrix's clients run"):
+        draw_targets((Row("r", "", "kill", ("client",)),), 0, TOPOLOGY)
     with pytest.raises(ScheduleError, match="cut takes a host"):
         draw_targets((Row("r", "", "cut", ("db",)),), 0, TOPOLOGY)
 

@@ -22,7 +22,7 @@ def a_result(
     by: str | None,
     answers: dict[str, bool],
     held: dict[str, bool] | None = None,
-    experiment: str = "dispatch",
+    experiment: str = "own-dispatch",  # a file of ones own: not judged again here
     started_at: str = "2026-01-01T10:00:00+00:00",
 ) -> dict[str, Any]:
     held = held or dict.fromkeys(CLAIMS, True)
@@ -136,8 +136,8 @@ def test_students_are_graded_on_their_first_run_and_every_run_counts(tmp_path: P
     assert list(rows) == ["Ada", "Bob", "Cy"]
     ada = rows["Ada"]
     assert (ada.runs, ada.experiments, ada.right, ada.total, ada.wrong) == (2, 1, 2, 2, ())
-    assert ada.not_held == ("dispatch/udp-silent",)
-    assert rows["Bob"].wrong == ("dispatch/tcp-refused", "dispatch/udp-silent")
+    assert ada.not_held == ("own-dispatch/udp-silent",)
+    assert rows["Bob"].wrong == ("own-dispatch/tcp-refused", "own-dispatch/udp-silent")
     assert (rows["Bob"].right, rows["Bob"].share) == (0, 0.0)
     assert (rows["Cy"].right, rows["Cy"].total) == (1, 2)
 
@@ -188,3 +188,18 @@ def test_the_page_escapes_names_holds_its_chart_and_fetches_nothing(tmp_path: Pa
     assert "not JSON" in page
     for fetching in ("src=", "href=", "url(", "@import"):
         assert fetching not in page
+
+
+def test_a_built_in_result_is_judged_again_from_its_observations() -> None:
+    real = json.loads(
+        (Path(__file__).parent / "fixtures/results/dispatch.json").read_text()
+    )  # a recorded run of the built-in dispatch
+    assert collect.inconsistent(real) is None
+    # A student flips a claim and makes every number agree with the flip: still caught,
+    # because dispatch's own judgement of the recorded observations says otherwise.
+    flipped = json.loads(json.dumps(real))
+    flipped["checks"][0]["held"] = False
+    flipped["passed"] = False
+    assert collect.inconsistent(flipped) == (
+        "edited: its observations do not give its checks (same-ip)"
+    )

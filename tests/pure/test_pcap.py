@@ -58,6 +58,19 @@ def test_pcapng_as_wireshark_writes_it(tmp_path: Path) -> None:
     assert [f.summary for f in dissect.read(path)] == ["UDP 2 B", "UDP 2 B"]
 
 
+def test_a_pcapng_block_shorter_than_its_fields_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.pcapng"
+    with PcapNgWriter(str(path)) as writer:
+        writer.write(Ether(FRAME))
+    data = path.read_bytes()
+    # The section and interface blocks, then an enhanced packet block of 12 bytes: a
+    # valid length field, no room for its interface, time or lengths.
+    header_end = data.index(struct.pack("<I", 6))
+    path.write_bytes(data[:header_end] + struct.pack("<III", 6, 12, 12))
+    with pytest.raises(PacketError, match="cut short"):
+        dissect.read(path)
+
+
 def test_scapys_own_pcap_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "s.pcap"
     with PcapWriter(str(path)) as writer:

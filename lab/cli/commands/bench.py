@@ -9,7 +9,9 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -27,7 +29,7 @@ def register(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
         help="benchmarks against real peers: redis, c10k, udp, packets, up, curriculum; "
-        "density: labs per machine",
+        "cold (deletes images) and density (labs per machine) on request",
         description=bench_module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -107,7 +109,7 @@ def cmd_bench(s: Session, args: argparse.Namespace) -> int:
             b.name, b.target, {True: "[green]yes", False: "[red]no", None: "-"}[b.met], b.summary
         )
     s.print(table)
-    command = "lab bench" + "".join(f" {n}" for n in args.names) + (" --tiny" * args.tiny)
+    command = shlex.join(["lab", *sys.argv[1:]])  # exactly as typed: options included
     measured = {
         "command": command,
         "machine": machine_line(),

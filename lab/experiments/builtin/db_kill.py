@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.chaos import powerloss
 from lab.engine.session import AttachedExec
+from lab.engine.stack import ctrl_c_ignored
 from lab.errors import ExperimentError, TimedOut
 from lab.experiments.model import (
     Claim,
@@ -58,6 +59,13 @@ EVERYSEC_BOUND_S = 1.5
 # The writer's run against it: on past the latest the power can go, so it is writing then.
 POWER_WRITE_S = POWER_CUT_AT + FSYNC_WAIT_S + AFTER_FSYNC_S + 1.0
 TORN = "*3\\r\\n$3\\r\\nSET\\r\\n$4\\r\\ntorn"  # printf text: a SET cut off mid-key
+
+
+def _unless(stop: threading.Event, wait: float = 0.0) -> bool:
+    """Wait ``wait`` seconds, unless ``stop`` is set first: then ExperimentError."""
+    if stop.wait(wait):
+        raise ExperimentError("the power-loss rows stopped: the kills beside them ended")
+    return False
 
 
 class DbKill(Experiment):
@@ -141,10 +149,11 @@ class DbKill(Experiment):
                 }
                 ctx.facts["torn"] = self._torn_record(ctx)
             except BaseException:
-                stop.set()
+                stop.set()  # the power row under way stops at its next wait and cleans up
+                with ctrl_c_ignored(), suppress(Exception):
+                    power.result()  # (the first error is the one that counts)
                 raise
-            finally:
-                ctx.facts["power"] = power.result()  # the row under way ends, and cleans up
+            ctx.facts["power"] = power.result()
 
     def judge(self, seen: Observations) -> Verdicts:
         runs, planned = seen.facts["runs"], seen.facts["kills_planned"]
@@ -253,20 +262,27 @@ class DbKill(Experiment):
         out = {}
         with powerloss.volatile_disk(lab.project) as disk:
             for policy in self.policies:
-                if stop.is_set():
-                    break
                 unsafe = self.unsafe_always and policy == "always"
-                out[policy] = self._power_loss(ctx, disk, host, policy, unsafe)
+                out[policy] = self._power_loss(ctx, disk, host, policy, unsafe, stop)
         return out
 
     def _power_loss(
-        self, ctx: Context, disk: powerloss.VolatileDisk, host: str, policy: str, unsafe: bool
+        self,
+        ctx: Context,
+        disk: powerloss.VolatileDisk,
+        host: str,
+        policy: str,
+        unsafe: bool,
+        stop: threading.Event,
     ) -> dict[str, Any]:
+        """One policy's power cut. Every wait ends early, with ExperimentError, once ``stop``
+        is set (the kills beside it failed, or Ctrl-C): the container and disk still go."""
+        _unless(stop)
         lab = ctx.lab
         address = lab.topology.hosts[host].ip
         container = powerloss.db_on(lab.stack, disk, host, VOLATILE_PORT, policy, unsafe=unsafe)
         try:
-            self._until_answering(ctx, address)
+            self._until_answering(ctx, address, stop)
             fsyncs_before = disk.stats()["fsyncs"]
             prefix = f"power:{policy}:{int(time.time() * 1000)}"
             writer = AttachedExec(
@@ -283,13 +299,13 @@ class DbKill(Experiment):
                 ],
             )
             try:
-                ctx.wait(POWER_CUT_AT)
-                self._between_fsyncs(ctx, disk)
+                _unless(stop, wait=POWER_CUT_AT)
+                self._between_fsyncs(disk, stop)
                 fsyncs = disk.stats()["fsyncs"] - fsyncs_before
                 cut_at = time.monotonic()
                 lost_bytes = powerloss.power_cut(container, disk)
                 container.start()
-                self._until_answering(ctx, address)
+                self._until_answering(ctx, address, stop)
                 report = json.loads(writer.read_to_end())
             finally:
                 writer.close()
@@ -309,7 +325,7 @@ class DbKill(Experiment):
             powerloss.remove(container)
 
     @staticmethod
-    def _between_fsyncs(ctx: Context, disk: powerloss.VolatileDisk) -> None:
+    def _between_fsyncs(disk: powerloss.VolatileDisk, stop: threading.Event) -> None:
         """Wait for the next fsync the disk sees, then half of everysec's period: the cut
         then falls where a once-a-second fsync leaves acknowledged writes unsynced, never
         by chance just after one (db's timer and this one would otherwise keep the same
@@ -318,13 +334,19 @@ class DbKill(Experiment):
 
         seen = disk.stats()["fsyncs"]
         with suppress(TimedOut):
-            wait_until(lambda: disk.stats()["fsyncs"] > seen, FSYNC_WAIT_S, "an fsync", poll=0.01)
-            ctx.wait(AFTER_FSYNC_S)
+            wait_until(
+                lambda: _unless(stop) or disk.stats()["fsyncs"] > seen,
+                FSYNC_WAIT_S,
+                "an fsync",
+                poll=0.01,
+            )
+            _unless(stop, wait=AFTER_FSYNC_S)
 
-    def _until_answering(self, ctx: Context, address: str) -> None:
+    def _until_answering(self, ctx: Context, address: str, stop: threading.Event) -> None:
         from lab.waiting import wait_until
 
         def pong() -> bool:
+            _unless(stop)
             events = ctx.lab.run(send.db_script(address, VOLATILE_PORT, ["PING"]))
             return send.reply_text("resp", events) == "PONG"
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from lab.engine.stack import ctrl_c_ignored
 from lab.errors import ScheduleError
 from lab.experiments.model import (
     Claim,
@@ -363,17 +364,17 @@ def sessions(
 ) -> Iterator[list[Step]]:
     """``count`` sessions on ``host``, opened side by side, all closed however the block
     ends (one that failed to open closes the others)."""
-    opened: list[Any] = []
     futures = [pool.submit(lambda: ctx.session(host, t0).__enter__()) for _ in range(count)]
-    failure: BaseException | None = None
-    for future in futures:
-        try:
-            opened.append(future.result())
-        except BaseException as exc:  # re-raised once every session that opened is closed
-            failure = failure or exc
     try:
-        if failure is not None:
-            raise failure
+        wait(futures)
+    finally:
+        with ctrl_c_ignored():  # a Ctrl-C above still lets each opening end, to be closed
+            wait(futures)
+    errors = [e for f in futures if (e := f.exception()) is not None]
+    opened = [f.result() for f in futures if f.exception() is None]
+    try:
+        if errors:
+            raise errors[0]
         yield [s.step for s in opened]
     finally:
         for session in opened:
@@ -571,6 +572,12 @@ def draw_targets(rows: tuple[Row, ...], seed: int, topology: Topology) -> tuple[
                 )
         if row.fault == "cut" and any(t in topology.processes for t in targets):
             raise ScheduleError(f"row {row.name}: cut takes a host, not a process")
+        workbench = topology.client.name
+        if workbench in targets:
+            raise ScheduleError(
+                f"row {row.name}: {workbench} is where the matrix's clients run",
+                "fault the hosts and processes they talk to",
+            )
         drawn.append(replace(row, targets=tuple(targets)))
     return resolve_rows(tuple(drawn), columns)
 
@@ -600,12 +607,14 @@ class Failures(Experiment):
     def run(self, ctx: Context) -> None:
         rows, columns = self.plan(ctx.lab.topology)
         cells: list[Cell] = []
+        if not columns:  # no port in a protocol the matrix reads: nothing to judge (exit 6)
+            rows = ()
         # One socket session per client on the client host, for the whole matrix (opening
         # them is most of a row's first second); each row closes the sockets it opened.
         t0 = ctx.clock()
         host = ctx.lab.topology.client.name
         with (
-            ThreadPoolExecutor(max_workers=len(columns)) as pool,
+            ThreadPoolExecutor(max_workers=max(1, len(columns))) as pool,
             sessions(ctx, host, t0, len(columns), pool) as steps,
         ):
             for row in rows:

@@ -288,7 +288,7 @@ class ImpairedDelivery(Experiment):
                     ctx.facts["delay_by"] = how
                 frames = dissect.read(pcap)
                 for protocol, report in reports.items():
-                    ctx.events.extend(sender_events(report, protocol, label, client, server.ip))
+                    ctx.record(sender_events(report, protocol, label, client, server.ip))
                     run = judge_run(protocol, label, loss, report)
                     if protocol == "tcp":
                         resent = tcp_retransmissions(frames, client_ip, server.ip, 8080)
