@@ -6,6 +6,12 @@ import signal
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests the same on every run (a seed per test, not per run), and no deadline per
+# example: a loaded CI machine makes a 200 ms example slow, not wrong.
+settings.register_profile("lab", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("lab")
 
 TIERS = {"pure": pytest.mark.pure, "local": pytest.mark.local, "docker": pytest.mark.docker}
 

@@ -238,24 +238,68 @@ def _cells() -> list[str]:
     return [f"{c['row']}.{c['client']}" for c in recorded("failures")["facts"]["cells"]]
 
 
+def _cell(d: Data, claim: str) -> dict[str, Any]:
+    return next(c for c in d["facts"]["cells"] if f"{c['row']}.{c['client']}" == claim)
+
+
+def _phase(cell: dict[str, Any], phase: str) -> list[dict[str, Any]]:
+    """The held socket's recorded events of one phase (as the judgement splits them)."""
+    sock = cell["client"].replace("-", "_")
+    start, end = {
+        "during": (cell["fault_at"], cell["recovered_at"]),
+        "after": (cell["recovered_at"], float("inf")),
+    }[phase]
+    return [e for e in cell["events"] if e["sock"] == sock and start <= e["t"] < end]
+
+
 @pytest.mark.parametrize("claim", _cells())
 def test_every_failure_cell_can_fail(claim: str) -> None:
+    """The cells are judged from their socket events: change what the client received
+    while the fault was in place (an answer where there was none, or none where there
+    was one) and only that cell's claim fails."""
+
     def change(d: Data) -> None:
-        for cell in d["facts"]["cells"]:
-            if f"{cell['row']}.{cell['client']}" == claim:
-                cell["during"] = "answered" if cell["during"] != "answered" else "silent"
+        recvs = [e for e in _phase(_cell(d, claim), "during") if e["op"].startswith("recv")]
+        answers = [e for e in recvs if e["outcome"] == "ok" and e["nbytes"] is not None]
+        for e in answers:
+            e.update(outcome="timeout", nbytes=None, data="")
+        if not answers:
+            recvs[0].update(outcome="ok", nbytes=4, data="WHAT")
 
     only_fails("failures", claim, change)
 
 
 def test_a_failure_cell_also_fails_when_the_old_socket_did_the_unexpected() -> None:
     def change(d: Data) -> None:
-        cell = next(c for c in d["facts"]["cells"] if c["row"] == "process-crash")
-        cell["old_socket_works"] = not cell["old_socket_works"]
+        # process killed: the old socket's send after recovery met EPIPE; had it been
+        # sent and answered, the lesson (must reconnect) would not hold.
+        after = _phase(_cell(d, "process-crash.tcp-shout"), "after")
+        send = next(e for e in after if e["op"] == "send")
+        recv = next(e for e in after if e["op"] == "recv")
+        send.update(outcome="ok")
+        recv.update(outcome="ok", nbytes=15, data="TCP_SHOUT-AFTER")
+
+    only_fails("failures", "process-crash.tcp-shout", change)
+
+
+def test_a_failure_cell_fails_when_its_new_socket_is_not_answered() -> None:
+    def change(d: Data) -> None:
+        cell = _cell(d, "partition.db")
+        for e in cell["events"]:
+            if e["sock"] == "db_new" and e["op"] == "recv":
+                e.update(outcome="timeout", nbytes=None, data="")
+
+    only_fails("failures", "partition.db", change)
+
+
+def test_the_labels_a_run_wrote_are_not_what_is_judged() -> None:
+    def change(d: Data) -> None:  # labels saying everything was fine: the events disagree
+        cell = _cell(d, "process-crash.tcp-shout")
+        cell.update(during="answered", old_socket_works=True, lost=[], late=[])
 
     data = copy.deepcopy(recorded("failures"))
     change(data)
-    assert list(verdicts("failures", data).values()).count(False) == 1
+    assert all(verdicts("failures", data).values())  # judged as recorded: still held
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ would keep retransmitting for minutes, the cell says "no answer within N s".
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -434,6 +435,81 @@ def _shifted(cell: Cell, start: float, t0: float) -> Cell:
     return cell
 
 
+def sent_tags(events: list[Event], sock: str) -> list[str]:
+    """The tags of the messages a socket sent, in order, read back from its send events
+    (each message carries its tag: a shout's text, an ECHO's argument, a URL's query)."""
+    tag = re.compile(re.escape(sock).encode() + rb"-(?:before|during\d+|after|check)")
+    found = []
+    for e in events:
+        if e.sock == sock and e.op.startswith("send") and e.data:
+            match = tag.search(raw(e.data))
+            if match:
+                found.append(match.group().decode())
+    return found
+
+
+def derive(
+    row: str, column: Column, events: list[Event], fault_at: float, recovered_at: float
+) -> Cell:
+    """A cell from its socket events alone: the held socket's events before the fault,
+    while it was in place, and after recovery (by their times), the new socket's, and
+    the messages each sent. The run and the judgement both make cells this way."""
+    sock = column.sock
+    held = [e for e in events if e.sock == sock]
+    before = [e for e in held if e.t < fault_at]
+    during = [e for e in held if fault_at <= e.t < recovered_at]
+    after = [e for e in held if e.t >= recovered_at]
+    new_events = [e for e in events if e.sock == sock + "_new"]
+    c = Client(column, sock, sent_tags(events, sock))
+    fresh = Client(column, sock + "_new", sent_tags(events, sock + "_new"))
+    return cell_of(row, c, fresh, before, during, after, new_events, fault_at, recovered_at)
+
+
+def cell_of(
+    row: str,
+    c: Client,
+    fresh: Client,
+    before: list[Event],
+    during: list[Event],
+    after: list[Event],
+    new_events: list[Event],
+    fault_at: float,
+    recovered_at: float,
+) -> Cell:
+    got_after = b"".join(
+        raw(e.data or "") for e in after if e.op.startswith("recv") and e.outcome == "ok"
+    )
+    got_during = b"".join(
+        raw(e.data or "") for e in during if e.op.startswith("recv") and e.outcome == "ok"
+    )
+    in_fault = [t for t in c.sent if "-during" in t]
+    answered_during = answered_tags(c, got_during, in_fault)
+    still_waiting = [t for t in in_fault if t not in answered_during]
+    answered_after = answered_tags(c, got_after, [*still_waiting, f"{c.sock}-after"])
+    late = [t for t in still_waiting if t in answered_after]
+    lost = [t for t in still_waiting if t not in answered_after]
+    errors = [e for e in during if e.outcome not in ("ok", "timeout")]
+    # When the client found out: the end of its first call that reported the fault
+    # (every client of a row is probed at the same time, from the fault on).
+    noticed = round(max(0.0, errors[0].t + errors[0].dt - fault_at), 3) if errors else None
+    new_reply = b"".join(
+        raw(e.data or "") for e in new_events if e.op.startswith("recv") and e.outcome == "ok"
+    )
+    return Cell(
+        row=row,
+        client=c.name,
+        during=during_verdict(during),
+        noticed_after_s=noticed,
+        old_socket_works=f"{c.sock}-after" in answered_after,
+        new_socket_works=bool(answered_tags(fresh, new_reply, fresh.sent)),
+        lost=lost,
+        late=late,
+        events=[*before, *during, *after, *new_events],
+        fault_at=fault_at,
+        recovered_at=recovered_at,
+    )
+
+
 def during_verdict(events: list[Event]) -> str:
     """Name what the client saw while the fault was in place.
 
@@ -631,7 +707,16 @@ class Failures(Experiment):
         columns = {c["name"]: Column(**c) for c in seen.facts["columns"]}
         verdicts = {}
         for data in seen.facts["cells"]:
-            cell = Cell.from_dict(data)
+            # Judged from the cell's recorded socket events, not from the labels the run
+            # wrote beside them: the same derivation, again, from the observations.
+            recorded = Cell.from_dict(data)
+            cell = derive(
+                recorded.row,
+                columns[recorded.client],
+                recorded.events,
+                recorded.fault_at,
+                recorded.recovered_at,
+            )
             expect = expectation(rows[cell.row], columns[cell.client])
             if expect is not None:
                 verdicts[f"{cell.row}.{cell.client}"] = Verdict(judge(cell, expect), cell.summary())
@@ -699,55 +784,8 @@ class Failures(Experiment):
         side_by_side(_close)  # (a row that fails ends the matrix: its sessions close then)
         cells = []
         for c in clients:
-            old, fresh, new_events = after[c.name]
-            cell = self._cell(
-                row, c, fresh, before[c.name], during[c.name], old, new_events, fault_at,
-                recovered_at,
-            )  # fmt: skip
+            old, _, new_events = after[c.name]
+            events = [*before[c.name], *during[c.name], *old, *new_events]
+            cell = derive(row.name, c.column, events, fault_at, recovered_at)
             cells.append(_shifted(cell, start, t0))
         return cells
-
-    @staticmethod
-    def _cell(
-        row: Row,
-        c: Client,
-        fresh: Client,
-        before: list[Event],
-        during: list[Event],
-        after: list[Event],
-        new_events: list[Event],
-        fault_at: float,
-        recovered_at: float,
-    ) -> Cell:
-        got_after = b"".join(
-            raw(e.data or "") for e in after if e.op.startswith("recv") and e.outcome == "ok"
-        )
-        got_during = b"".join(
-            raw(e.data or "") for e in during if e.op.startswith("recv") and e.outcome == "ok"
-        )
-        in_fault = [t for t in c.sent if "-during" in t]
-        answered_during = answered_tags(c, got_during, in_fault)
-        still_waiting = [t for t in in_fault if t not in answered_during]
-        answered_after = answered_tags(c, got_after, [*still_waiting, f"{c.sock}-after"])
-        late = [t for t in still_waiting if t in answered_after]
-        lost = [t for t in still_waiting if t not in answered_after]
-        errors = [e for e in during if e.outcome not in ("ok", "timeout")]
-        # When the client found out: the end of its first call that reported the fault
-        # (every client of a row is probed at the same time, from the fault on).
-        noticed = round(max(0.0, errors[0].t + errors[0].dt - fault_at), 3) if errors else None
-        new_reply = b"".join(
-            raw(e.data or "") for e in new_events if e.op.startswith("recv") and e.outcome == "ok"
-        )
-        return Cell(
-            row=row.name,
-            client=c.name,
-            during=during_verdict(during),
-            noticed_after_s=noticed,
-            old_socket_works=f"{c.sock}-after" in answered_after,
-            new_socket_works=bool(answered_tags(fresh, new_reply, fresh.sent)),
-            lost=lost,
-            late=late,
-            events=[*before, *during, *after, *new_events],
-            fault_at=fault_at,
-            recovered_at=recovered_at,
-        )
