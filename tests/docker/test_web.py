@@ -166,11 +166,19 @@ def test_killing_db_from_the_page_shows_it_down_and_what_a_client_then_sees(
     assert "failed: connect: ECONNREFUSED" in send_from_page(page, "db", "PING")
     shot(page, "db-killed")
     page.find_element(By.ID, "restore-button").click()
+    # Docker says "running" before db listens; the page says "restored" once the lab is
+    # healthy again (restore waits for every healthcheck), and only then may PING answer.
+    until(
+        page,
+        "document.getElementById('fault-result').textContent.startsWith('restored')",
+        "the page to say the lab is restored",
+        timeout=90,
+    )
     until(
         page,
         "!document.querySelector('.process[data-process=\"db\"]').classList.contains('down')",
         "db back",
-        timeout=90,
+        timeout=5,
     )
     assert send_from_page(page, "db", "PING") == "PONG"
 
