@@ -3,11 +3,16 @@
 Two echo servers in udp-shout's host, side by side: a copy of udp-shout with its
 per-datagram log off (``SHOUT_LOG_DATAGRAMS=0``, checked in its environment), and socat
 from Debian echoing every datagram back (``UDP4-LISTEN ... PIPE``: one peer, no fork), a
-reference that is not the lab's code. For each offered rate the client host's load
-generator reports the rate it really sent at and the rate answers came back at; the
-drops are counted on each server's own socket (the drops column of /proc/net/udp), and
-on the sender's socket, so nothing else's datagrams are counted. The curve is drawn
-``Sizes.curves`` times: its loss onset must agree.
+reference that is not the lab's code. socat's pipe is a byte stream: with its default
+8 KiB buffer it read several queued datagrams at once and sent them back as one, which
+counted as loss with no drop anywhere; ``-b`` of the datagram size keeps one per read,
+and each answer's size is checked so that a merge is an error, not a loss.
+
+For each offered rate the client host's load generator reports the rate it really sent
+at and the rate answers came back at; the drops are counted on each server's own socket
+(the drops column of /proc/net/udp), and on the sender's socket, so nothing else's
+datagrams are counted. The curve is drawn ``Sizes.curves`` times: its loss onset must
+agree.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def _socat(net: Lab, host: str) -> Container:
         net.stack,
         f"socat-{SOCAT_PORT}",
         host,
-        ["socat", "-T", "5", f"UDP4-LISTEN:{SOCAT_PORT},reuseaddr", "PIPE"],
+        ["socat", "-T", "5", "-b", str(SIZE), f"UDP4-LISTEN:{SOCAT_PORT},reuseaddr", "PIPE"],
     )
 
 
@@ -74,6 +79,12 @@ def _point(net: Lab, host: str, address: str, port: int, rate: int, sizes: Sizes
         net.stack.run_in(net.topology.client.name, argv, timeout=sizes.seconds + 30)
     )
     result["server_drops"] = drops(net, host, port) - before
+    if result["received_bytes"] != result["received"] * SIZE:
+        raise BenchError(
+            f"answers on port {port} were not one per datagram "
+            f"({result['received_bytes']} bytes in {result['received']} answers of {SIZE})",
+            "an echo that merges datagrams cannot be a reference",
+        )
     result["loss"] = round(1 - result["received"] / max(1, result["sent"]), 4)
     return result
 

@@ -103,13 +103,13 @@ def udp(host: str, port: int, rate: int, seconds: float, size: int) -> None:
     sock.setblocking(False)
     payload = b"u" * size
     total = int(rate * seconds)
-    sent = received = 0
+    sent = received = received_bytes = 0
 
     def drain() -> None:
-        nonlocal received
+        nonlocal received, received_bytes
         while True:
             try:
-                sock.recv(65535)
+                received_bytes += len(sock.recv(65535))
             except BlockingIOError:
                 return
             received += 1
@@ -139,6 +139,7 @@ def udp(host: str, port: int, rate: int, seconds: float, size: int) -> None:
                 "rate": rate,
                 "sent": sent,
                 "received": received,
+                "received_bytes": received_bytes,  # an echo that merges datagrams shows here
                 "seconds": round(elapsed, 3),
                 "sent_rate": round(sent / max(elapsed, 1e-9)),
                 "received_rate": round(received_while_sending / max(elapsed, 1e-9)),

@@ -135,3 +135,21 @@ def test_benchmarks_md_is_exactly_what_the_committed_json_renders_to() -> None:
         "BENCHMARKS.md differs from its JSON: run `lab bench --markdown BENCHMARKS.md` "
         "(never edit the page by hand)"
     )
+
+
+def test_a_missed_curriculum_names_its_slowest_experiments_and_the_windows_they_need() -> None:
+    from lab.bench.speed import curriculum_why
+
+    text = curriculum_why({"dispatch": 2.0, "failures": 19.0, "db-kill": 27.0, "sockets": 5.0})
+    assert text.startswith("53 s in all, 51 s of it in db-kill (27 s), failures (19 s), sockets")
+    assert "each writes 6 s" in text  # POWER_WRITE_S, from db-kill's own constants
+
+
+def test_a_missed_packets_row_says_where_its_time_goes() -> None:
+    from lab.bench.packets import why
+
+    text = why(Spread(1.6, 1.5, 1.7, 3), Spread(0.7, 0.7, 0.8, 3),
+               {"start": 0.3, "read": 1.0, "lines": 0.2}, 100_000)  # fmt: skip
+    assert "took 1.60 s to tshark's 0.70 s" in text
+    assert "0.30 s starting Python" in text
+    assert "about 12 µs of Python per frame for both), 0.10 s the rest" in text
