@@ -142,7 +142,8 @@ def test_a_missed_curriculum_names_its_slowest_experiments_and_the_windows_they_
 
     text = curriculum_why({"dispatch": 2.0, "failures": 19.0, "db-kill": 27.0, "sockets": 5.0})
     assert text.startswith("53 s in all, 51 s of it in db-kill (27 s), failures (19 s), sockets")
-    assert "each writes 6 s" in text  # POWER_WRITE_S, from db-kill's own constants
+    # db-kill's own settings: 4 kills, 1.5 s each, three policies one after another
+    assert "22.5 s of writing to the lab's one db" in text
 
 
 def test_a_missed_packets_row_says_where_its_time_goes() -> None:
