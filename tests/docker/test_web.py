@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -88,6 +92,8 @@ def browser() -> Iterator[WebDriver]:
 def page(net: netlab.Lab, browser: WebDriver) -> Iterator[WebDriver]:
     proc, address = start_web()
     browser.get(address)
+    # The page draws the topology once its first state arrives: tests start from there.
+    until(browser, "document.querySelectorAll('.process[data-process]').length > 0", "the topology")
     yield browser
     code, _ = stop_web(proc)
     assert code == 0
@@ -96,6 +102,20 @@ def page(net: netlab.Lab, browser: WebDriver) -> Iterator[WebDriver]:
 def shot(browser: WebDriver, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def click(browser: WebDriver, css: str, timeout: float = 10) -> None:
+    """Click what ``css`` selects. The page redraws the topology on every state it is sent,
+    so an element found may be replaced before the click lands: find it again until then."""
+
+    def attempt(driver: WebDriver) -> bool:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    WebDriverWait(browser, timeout).until(attempt, message=f"clicking {css}")
 
 
 def until(browser: WebDriver, script: str, what: str, timeout: float = 30) -> object:
@@ -151,8 +171,8 @@ def test_a_tcp_message_sent_from_the_page_is_answered(page: WebDriver) -> None:
 def test_killing_db_from_the_page_shows_it_down_and_what_a_client_then_sees(
     page: WebDriver, lab: Stack
 ) -> None:
-    page.find_element(By.CSS_SELECTOR, '.process[data-process="db"]').click()
-    page.find_element(By.CSS_SELECTOR, '#fault-buttons button[data-fault="kill"]').click()
+    click(page, '.process[data-process="db"]')
+    click(page, '#fault-buttons button[data-fault="kill"]')
     wait_for(lambda: lab.states()["db"].status == "exited", "db to be killed", timeout=30)
     killed_at = time.monotonic()
     until(
@@ -189,8 +209,8 @@ def test_the_seeds_broken_pipe_happens_on_the_page(page: WebDriver) -> None:
         hold.click()
     try:
         assert send_from_page(page, "tcp-shout", "ping") == "PING"
-        page.find_element(By.CSS_SELECTOR, '.process[data-process="tcp-shout"]').click()
-        page.find_element(By.CSS_SELECTOR, '#fault-buttons button[data-fault="kill"]').click()
+        click(page, '.process[data-process="tcp-shout"]')
+        click(page, '#fault-buttons button[data-fault="kill"]')
         until(
             page,
             "document.querySelector('.process[data-process=\"tcp-shout\"]')"
@@ -224,8 +244,8 @@ def test_ctrl_c_undoes_what_the_page_set(net: netlab.Lab, browser: WebDriver, la
     try:
         browser.get(address)
         until(browser, "document.querySelectorAll('.process').length > 0", "the topology")
-        browser.find_element(By.CSS_SELECTOR, '.process[data-process="tcp-shout"]').click()
-        browser.find_element(By.CSS_SELECTOR, '#fault-buttons button[data-fault="pause"]').click()
+        click(browser, '.process[data-process="tcp-shout"]')
+        click(browser, '#fault-buttons button[data-fault="pause"]')
         wait_for(lambda: lab.states()["tcp-shout"].status == "paused", "the pause", timeout=30)
     finally:
         code, out = stop_web(proc)
