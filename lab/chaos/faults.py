@@ -122,7 +122,7 @@ class Chaos:
         container = self.lab.container(target)
         for key in self.lab.topology.hosts[target].networks:
             with contextlib.suppress(docker.errors.APIError):  # already off this one
-                self.lab.network(key).disconnect(container)
+                self.lab.disconnect(container, key)
 
     def _heal(self, target: str) -> None:
         host = self.lab.topology.hosts[target]
@@ -133,10 +133,8 @@ class Chaos:
                 now = attached[interface.network]
                 if now.ip == interface.ip and set(dns_names(host, interface)) <= set(now.aliases):
                     continue  # as promised
-                self.lab.network(interface.network).disconnect(container)
-            self.lab.network(interface.network).connect(
-                container, ipv4_address=interface.ip, aliases=dns_names(host, interface)
-            )
+                self.lab.disconnect(container, interface.network)
+            self.lab.connect(container, interface.network, interface.ip, dns_names(host, interface))
         self._host_back(target)
 
 

@@ -147,7 +147,7 @@ def db_on(
     ``unsafe``: acknowledge before fsync under `always` (a deliberately wrong setting, to
     show that the claim catches it)."""
     namespace = f"container:{stack.container(host).id}"
-    return stack.client.containers.run(
+    return stack.client_for(host).containers.run(
         helpers.image(stack),
         ["python3", "-m", "services.servers.db"],
         name=f"{stack.topology.project}-db-on-volatile-disk-{policy}",

@@ -107,6 +107,7 @@ class HostStatus:
     ports: list[Entry] | None  # None: the host is not running
     published: list[tuple[PublishedPort, int | None]]  # with the host port Docker chose
     differs: list[str]  # how it is not as the topology promises ([]: as promised)
+    machine: str = ""  # the machine it runs on, in a lab across machines ("" on one engine)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,19 @@ class Stack:
 
             self._client = connect()
         return self._client
+
+    def client_for(self, where: str) -> docker.DockerClient:
+        """The engine that runs a service (or a helper in its namespaces): on one
+        engine, that one; a lab across machines answers with the service's machine."""
+        return self.client
+
+    def clients(self) -> list[docker.DockerClient]:
+        """Every engine the lab runs on (helpers are looked for on each)."""
+        return [self.client]
+
+    def machine_of(self, service: str) -> str:
+        """The machine a service runs on ("" on one engine)."""
+        return ""
 
     # --- reading ---------------------------------------------------------------
 
@@ -296,6 +310,34 @@ class Stack:
             return self.client.networks.get(name)
         except docker.errors.NotFound:
             raise NotRunning(f"network {name}") from None
+
+    def run_on_docker_host(self, steps: list[Step], t0: float) -> list[Event]:
+        """A socket script on the Docker host itself (through published ports): here, in
+        the driver's own process."""
+        from services.probes.sockscript import Runner
+
+        runner = Runner(hostname="docker-host")
+        runner.started = t0
+        return runner.run(steps)
+
+    def capture_interfaces(self) -> str | None:
+        """Where a capture between hosts is taken, when not the lab networks' bridges."""
+        return None
+
+    def disconnect(self, container: Container, key: str) -> None:
+        """Take a container off a lab network, through the engine that runs it."""
+        name = self.topology.networks[key].docker_name
+        engine = container.client or self.client
+        engine.api.disconnect_container_from_network(str(container.id), name)
+
+    def connect(self, container: Container, key: str, ip: str, aliases: list[str]) -> None:
+        """Put a container on a lab network at ``ip`` with ``aliases``, through its engine
+        (by name: an overlay network is not listed on a worker until something uses it)."""
+        name = self.topology.networks[key].docker_name
+        engine = container.client or self.client
+        engine.api.connect_container_to_network(
+            str(container.id), name, ipv4_address=ip, aliases=aliases
+        )
 
     def gateway(self) -> str:
         """The lab network's gateway (the Docker host's side), from the client host's routes."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from lab.cluster.placement import Machine, machine_config, on_machine, parse_machines, place
+from lab.cluster.stack import one_swarm
 from lab.errors import TopologyError, UsageError
 from lab.topology import from_config
 
@@ -127,8 +128,50 @@ def test_each_machine_gets_its_share_of_the_compose_model() -> None:
     assert "build" not in m1["services"]["apphost"]
     assert m1["networks"] == {"labnet": {"name": "netlab_labnet", "external": True}}
     assert all(s["labels"]["lab.machine"] == "m1" for s in m1["services"].values())
-    assert m1["services"]["http"]["depends_on"] == {"apphost": {"condition": "service_started", "required": True}}
+    assert m1["services"]["http"]["depends_on"] == {
+        "apphost": {"condition": "service_started", "required": True}
+    }
     assert set(m1.get("volumes", {})) == {"dbdata"}  # db's volume lives where db runs
     m2 = machine_config(config, topology, where, "m2")
     assert set(m2["services"]) == {"client"}
     assert "volumes" not in m2
+
+
+@pytest.mark.parametrize(
+    ("swarms", "nodes", "problem"),
+    [
+        (
+            {
+                "m1": {"LocalNodeState": "active", "NodeID": "a"},
+                "m2": {"LocalNodeState": "active", "NodeID": "b"},
+            },
+            {"a", "b"},
+            "",
+        ),
+        (
+            {
+                "m1": {"LocalNodeState": "active", "NodeID": "a"},
+                "m2": {"LocalNodeState": "inactive", "NodeID": ""},
+            },
+            {"a"},
+            "m2 is in no swarm",
+        ),
+        (
+            {
+                "m1": {"LocalNodeState": "active", "NodeID": "a"},
+                "m2": {"LocalNodeState": "active", "NodeID": "z"},
+            },
+            {"a", "b"},
+            "m2 is in another swarm",
+        ),
+        (
+            {"m1": {"LocalNodeState": "active", "NodeID": "a"}},
+            None,
+            "no machine is a swarm manager",
+        ),
+    ],
+)
+def test_the_engines_must_form_one_swarm(
+    swarms: dict[str, dict[str, Any]], nodes: set[str] | None, problem: str
+) -> None:
+    assert one_swarm(swarms, nodes) == problem

@@ -219,7 +219,7 @@ class DbKill(Experiment):
         self._set_policy(ctx, policy)
         seconds = self.seconds_per_kill * (self.kills + 1)
         writer = AttachedExec(
-            lab.stack.client,
+            lab.stack.client_for(lab.topology.client.name),
             lab.stack.container(lab.topology.client.name),
             ["python3", "-m", "services.probes.writer", "db", "6379", prefix, str(seconds)],
         )
@@ -286,7 +286,7 @@ class DbKill(Experiment):
             fsyncs_before = disk.stats()["fsyncs"]
             prefix = f"power:{policy}:{int(time.time() * 1000)}"
             writer = AttachedExec(
-                lab.stack.client,
+                lab.stack.client_for(lab.topology.client.name),
                 lab.stack.container(lab.topology.client.name),
                 [
                     "python3",

@@ -1,0 +1,386 @@
+"""The lab across several machines: Docker Engines joined in one Docker Swarm.
+
+Why not a swarm *stack* (``docker stack deploy``): it ignores ``network_mode`` and
+``pid`` (moby#29940, moby#33055) and gives services no fixed IPs (moby#24170), so
+the lab's model (hosts that own an address, processes that join their host's
+namespaces) would not survive. What does: an **attachable overlay** network made on
+the swarm manager, and plain containers on every machine attached to it with fixed
+IPs, each process joined to its host with ``container:`` on the same machine. So
+each machine runs its share of the resolved Compose model with Compose itself
+(``DOCKER_HOST`` pointing at it), every lab network ``external`` there, and every
+reading goes to the engine that holds the container (``client_for``).
+
+The service image reaches each machine by ``docker save`` on the driver's engine and
+``docker load`` on the machine, streamed over the engine API: no registry is reachable
+here, and this needs no extra service, no port and no access beyond the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
+
+import docker
+import docker.errors
+import docker.types
+from docker.models.containers import Container
+
+from lab.cluster import machines as test_cluster
+from lab.cluster.placement import Machine, machine_config, on_machine, place
+from lab.engine import base_image
+from lab.engine.compose import Compose
+from lab.engine.stack import (
+    HEALTH_TIMEOUT,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    HostStatus,
+    Phases,
+    Removed,
+    Stack,
+)
+from lab.errors import DockerUnavailable, LabError, NotRunning, TimedOut
+from lab.progress import Progress
+from lab.topology import Topology
+from lab.waiting import wait_until
+from services.probes.sockscript import Event, Step
+
+CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
+NETWORK_GONE_TIMEOUT = 30.0  # an overlay is removable once every machine let go of it
+
+
+def one_swarm(swarms: dict[str, dict[str, Any]], manager_nodes: set[str] | None) -> str:
+    """Why these engines are not one swarm ("" when they are). Pure.
+
+    ``swarms``: each machine's ``docker info`` Swarm section; ``manager_nodes``: the
+    node ids the first manager lists (None when no machine is a manager).
+    """
+    inactive = [m for m, s in swarms.items() if s.get("LocalNodeState") != "active"]
+    if inactive:
+        return f"{', '.join(inactive)} {'is' if len(inactive) == 1 else 'are'} in no swarm"
+    if manager_nodes is None:
+        return "no machine is a swarm manager"
+    outside = [m for m, s in swarms.items() if s.get("NodeID") not in manager_nodes]
+    if outside:
+        return f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} in another swarm"
+    return ""
+
+
+class ClusterStack(Stack):
+    """A Stack whose hosts live on several engines; the driver's own engine builds."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient | None,
+        topology: Topology,
+        compose: Compose,
+        project_dir: Path,
+        machines: list[Machine],
+        config: dict[str, Any],
+    ) -> None:
+        super().__init__(client, topology, compose, project_dir)
+        self.machines = {m.name: m for m in machines}
+        self.placement = place(topology, list(self.machines))
+        self.config = config  # the resolved Compose model each machine gets its share of
+        self._engines: dict[str, docker.DockerClient] = {}
+
+    # --- engines ------------------------------------------------------------------
+
+    def engine(self, machine: str) -> docker.DockerClient:
+        if machine not in self._engines:
+            spec = self.machines[machine]
+            try:
+                client = test_cluster.connect(spec)
+                client.ping()
+            except (docker.errors.DockerException, OSError):
+                raise DockerUnavailable(
+                    f"the engine of machine {spec} does not answer",
+                    "check it with `docker -H URL info`",
+                ) from None
+            self._engines[machine] = client
+        return self._engines[machine]
+
+    def client_for(self, where: str) -> docker.DockerClient:
+        if where in self.placement:
+            return self.engine(self.placement[where])
+        return self.client  # the Docker host itself: the driver's engine
+
+    def clients(self) -> list[docker.DockerClient]:
+        # The driver's engine too: captures and Docker-host scripts run their helpers there.
+        return [self.client, *(self.engine(m) for m in self.machines)]
+
+    def machine_of(self, service: str) -> str:
+        return self.placement.get(service, "")
+
+    def manager(self) -> docker.DockerClient:
+        for machine in self.machines:
+            if self.engine(machine).info()["Swarm"].get("ControlAvailable"):
+                return self.engine(machine)
+        raise LabError(self.swarm_problem() or "no machine is a swarm manager")
+
+    def swarm_problem(self) -> str:
+        swarms = {m: dict(self.engine(m).info()["Swarm"]) for m in self.machines}
+        managers = [m for m, s in swarms.items() if s.get("ControlAvailable")]
+        nodes = {str(n.id) for n in self.engine(managers[0]).nodes.list()} if managers else None
+        return one_swarm(swarms, nodes)
+
+    def check_swarm(self) -> None:
+        problem = self.swarm_problem()
+        if problem:
+            first = next(iter(self.machines))
+            raise LabError(
+                f"the machines are not one swarm: {problem}",
+                f"run `docker swarm init` on {first} and the `docker swarm join` it prints on "
+                "each other machine (or `lab cluster make N` for a test cluster on this machine)",
+            )
+
+    # --- reading --------------------------------------------------------------------
+
+    def _containers(self, service: str | None = None) -> list[Container]:
+        labels = [f"{PROJECT_LABEL}={self.topology.project}"]
+        if service is not None:
+            labels.append(f"{SERVICE_LABEL}={service}")
+        where = (
+            [self.placement[service]]
+            if service is not None and service in self.placement
+            else list(self.machines)
+        )
+        found = []
+        for machine in where:
+            engine = self.engine(machine)
+            for summary in engine.api.containers(all=True, filters={"label": labels}):
+                with contextlib.suppress(docker.errors.NotFound):
+                    found.append(engine.containers.get(summary["Id"]))
+        return found
+
+    def status(self) -> list[HostStatus]:
+        return [
+            HostStatus(
+                e.host,
+                e.state,
+                e.processes,
+                e.ports,
+                e.published,
+                e.differs,
+                self.machine_of(e.host.name),
+            )
+            for e in super().status()
+        ]
+
+    def network(self, key: str | None = None) -> Any:
+        name = self.topology.networks[key or self.topology.network].docker_name
+        try:
+            return self.manager().networks.get(name)
+        except docker.errors.NotFound:
+            raise NotRunning(f"network {name}") from None
+
+    # --- changing --------------------------------------------------------------------
+
+    def up(
+        self,
+        progress: Progress,
+        timeout: float = HEALTH_TIMEOUT,
+        then: Any = None,
+        build: bool = True,
+    ) -> base_image.Plan:
+        """Swarm checked, image built here and copied to each machine, overlays made,
+        each machine's share started, every service awaited; undone on failure."""
+        clock = Phases()
+        self.check_swarm()
+        clock.done("swarm checked")
+        already_there = bool(self.owned().containers)
+        chosen = self.prepare(progress, build, clock)
+        with self._undo_on_failure(unless=already_there):
+            self.copy_images(progress)
+            clock.done("images copied")
+            self.make_networks(progress)
+            clock.done("overlay networks")
+            self.start(progress, timeout, then, clock)
+        self.up_phases = clock.phases
+        return chosen
+
+    def images_for(self, machine: str) -> set[str]:
+        services = self.config.get("services") or {}
+        return {
+            str(services[s]["image"])
+            for s in on_machine(self.placement, machine)
+            if services.get(s, {}).get("image")
+        }
+
+    def copy_images(self, progress: Progress) -> None:
+        """``docker save`` here, ``docker load`` there, streamed; skipped where the
+        machine holds the very same image already."""
+        for machine in self.machines:
+            engine = self.engine(machine)
+            for name in sorted(self.images_for(machine)):
+                local = self.client.images.get(name)
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    if engine.images.get(name).id == local.id:
+                        continue
+                progress(f"copying {name} to {machine} (docker save | docker load)")
+                # The SDK streams an iterable body (chunked): no copy of the image in memory.
+                engine.images.load(cast(Any, local.save(named=True)))
+
+    def make_networks(self, progress: Progress) -> None:
+        manager = self.manager()
+        for network in self.topology.networks.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                manager.networks.get(network.docker_name)
+                continue
+            progress(f"creating the attachable overlay {network.docker_name} ({network.subnet})")
+            manager.networks.create(
+                network.docker_name,
+                driver="overlay",
+                attachable=True,
+                ipam=docker.types.IPAMConfig(
+                    pool_configs=[docker.types.IPAMPool(subnet=network.subnet)]
+                ),
+                labels={PROJECT_LABEL: self.topology.project, CLUSTER_LABEL: "1"},
+            )
+
+    def machine_compose(self, machine: str, folder: Path) -> Compose:
+        """Compose for one machine: its share of the model, run against its engine."""
+        document = machine_config(self.config, self.topology, self.placement, machine)
+        path = folder / f"{self.topology.project}-{machine}.json"
+        path.write_text(json.dumps(document, indent=1))
+        return Compose(
+            self.project_dir,
+            self.topology.project,
+            (path,),
+            {**self.compose.env, "DOCKER_HOST": self.machines[machine].url},
+        )
+
+    def start(
+        self,
+        progress: Progress,
+        timeout: float,
+        then: Any = None,
+        clock: Phases | None = None,
+    ) -> None:
+        clock = clock or Phases()
+        with tempfile.TemporaryDirectory(prefix="netlab-cluster-compose-") as tmp:
+            for machine in self.machines:
+                if not on_machine(self.placement, machine):
+                    continue
+                progress(f"starting {', '.join(on_machine(self.placement, machine))} on {machine}")
+                self.machine_compose(machine, Path(tmp)).up()
+        clock.done("containers started")
+        self.wait_healthy(progress, timeout)
+        clock.done("healthy")
+        if then is not None:
+            then()
+        clock.done("routes and links")
+
+    def check_ports_free(self) -> None:
+        """Published ports are bound on each machine, not here: nothing to check here."""
+
+    def owned(self) -> Removed:
+        label = self._label
+        containers, volumes, networks = [], [], []
+        for machine in self.machines:
+            engine = self.engine(machine)
+            containers += [f"{c.name} ({machine})" for c in self._containers_on(engine)]
+            volumes += [f"{v.name} ({machine})" for v in engine.volumes.list(filters=label)]
+        with contextlib.suppress(LabError):
+            networks = [str(n.name) for n in self.manager().networks.list(filters=label)]
+        return Removed(sorted(containers), sorted(networks), sorted(volumes))
+
+    def _containers_on(self, engine: docker.DockerClient) -> list[Container]:
+        summaries = engine.api.containers(all=True, filters=self._label)
+        found = []
+        for summary in summaries:
+            with contextlib.suppress(docker.errors.NotFound):
+                found.append(engine.containers.get(summary["Id"]))
+        return found
+
+    def down(self) -> Removed:
+        found = self.owned()
+        self.sweep()
+        return found
+
+    def sweep(self) -> None:
+        """Containers and volumes on every machine, then the overlays on the manager
+        (each machine lets go of an overlay a moment after its last container went)."""
+        label = self._label
+        for machine in self.machines:
+            engine = self.engine(machine)
+            for c in self._containers_on(engine):
+                with contextlib.suppress(docker.errors.NotFound):
+                    c.remove(force=True, v=True)
+            for v in engine.volumes.list(filters=label):
+                with contextlib.suppress(docker.errors.NotFound):
+                    v.remove(force=True)
+        with contextlib.suppress(LabError):
+            manager = self.manager()
+
+            def all_gone() -> bool:
+                left = manager.networks.list(filters=label)
+                for n in left:
+                    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                        n.remove()
+                return not manager.networks.list(filters=label)
+
+            try:
+                wait_until(all_gone, NETWORK_GONE_TIMEOUT, "the overlay networks to go", poll=1)
+            except TimedOut:
+                raise LabError(
+                    "an overlay network of the lab is still in use on some machine",
+                    "run `lab down --cluster ...` again in a moment",
+                ) from None
+
+    # --- the Docker host, seen from a cluster -------------------------------------------
+
+    def run_on_docker_host(self, steps: list[Step], t0: float) -> list[Event]:
+        """Through published ports, from the machine that publishes them: a helper on
+        the driver's engine in the test machine's network namespace (127.0.0.1 there is
+        that machine's, where its engine bound the ports)."""
+        publisher = next((h for h in self.topology.hosts.values() if h.published), None)
+        if publisher is None:
+            raise LabError("no host of the lab publishes a port")
+        machine = self.machine_of(publisher.name)
+        try:
+            outer = self.client.containers.get(test_cluster.container_name(machine))
+        except docker.errors.NotFound:
+            raise LabError(
+                f"sending from the Docker host of {machine} is possible on the test cluster "
+                "only (its machines are containers of this engine)",
+                "send from a lab host (--from client)",
+            ) from None
+        image = str(self.container(self.topology.client.name).attrs["Image"])
+        argv = ["python3", "-m", "services.probes.sockscript", "--t0", repr(t0), json.dumps(steps)]
+        helper = self.client.containers.run(
+            image,
+            argv,
+            detach=True,
+            network_mode=f"container:{outer.id}",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            user="10001:10001",
+            labels={PROJECT_LABEL: self.topology.project, "lab.role": "helper"},
+        )
+        try:
+            code = int(helper.wait(timeout=120).get("StatusCode", 1))
+            out = helper.logs(stdout=True, stderr=False)
+            if code != 0:
+                raise LabError(f"the socket script on {machine} failed: {helper.logs()[-300:]!r}")
+        finally:
+            with contextlib.suppress(docker.errors.NotFound):
+                helper.remove(force=True)
+        # Its hostname is the machine's: name the place as one engine's lab does.
+        return [replace(Event(**e), host="docker-host") for e in json.loads(out)]
+
+    def capture_interfaces(self) -> str | None:
+        """The underlay between the test cluster's machines: every frame any two of them
+        exchange crosses its bridge, VXLAN-encapsulated."""
+        try:
+            network = self.client.networks.get(test_cluster.UNDERLAY)
+        except docker.errors.NotFound:
+            raise LabError(
+                "captures between machines are taken on the test cluster's underlay only",
+                "use `lab cluster make N`",
+            ) from None
+        options = network.attrs.get("Options") or {}
+        return str(options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}")
