@@ -42,12 +42,13 @@ from lab.engine.stack import (
     Removed,
     Stack,
 )
-from lab.errors import DockerUnavailable, LabError, NotRunning, TimedOut
+from lab.errors import DockerUnavailable, LabError, NotRunning, TimedOut, UsageError
 from lab.progress import Progress
 from lab.topology import Topology
 from lab.waiting import wait_until
 from services.probes.sockscript import Event, Step
 
+FAULT_CHAIN = "NETLAB-FAULT"  # a machine's fault rules, in a chain of their own
 CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
 NETWORK_GONE_TIMEOUT = 30.0  # an overlay is removable once every machine let go of it
 
@@ -69,6 +70,18 @@ def one_swarm(swarms: dict[str, dict[str, Any]], manager_nodes: set[str] | None)
     return ""
 
 
+def _chain_setup() -> list[str]:
+    """The fault chain, made once and jumped to first from INPUT and OUTPUT (the engine's
+    own rules stay as they are)."""
+    return [
+        f"iptables -w -N {FAULT_CHAIN} 2>/dev/null || true",
+        f"iptables -w -C INPUT -j {FAULT_CHAIN} 2>/dev/null"
+        f" || iptables -w -I INPUT -j {FAULT_CHAIN}",
+        f"iptables -w -C OUTPUT -j {FAULT_CHAIN} 2>/dev/null"
+        f" || iptables -w -I OUTPUT -j {FAULT_CHAIN}",
+    ]
+
+
 class ClusterStack(Stack):
     """A Stack whose hosts live on several engines; the driver's own engine builds."""
 
@@ -84,8 +97,12 @@ class ClusterStack(Stack):
         super().__init__(client, topology, compose, project_dir)
         self.machines = {m.name: m for m in machines}
         self.placement = place(topology, list(self.machines))
+        # The topology knows where each host is: the failure matrix adds its machine rows.
+        self.topology = replace(topology, machines={h: self.placement[h] for h in topology.hosts})
         self.config = config  # the resolved Compose model each machine gets its share of
         self._engines: dict[str, docker.DockerClient] = {}
+        self._faulted: set[str] = set()  # machines this process put fault rules on
+        self._swept = False  # whether every machine was checked for fault rules yet
 
     # --- engines ------------------------------------------------------------------
 
@@ -104,6 +121,8 @@ class ClusterStack(Stack):
         return self._engines[machine]
 
     def client_for(self, where: str) -> docker.DockerClient:
+        if where in self.machines:  # a helper in a machine's own network namespace
+            return self.engine(where)
         if where in self.placement:
             return self.engine(self.placement[where])
         return self.client  # the Docker host itself: the driver's engine
@@ -298,6 +317,8 @@ class ClusterStack(Stack):
 
     def down(self) -> Removed:
         found = self.owned()
+        with contextlib.suppress(LabError):  # the lab's image may be gone already
+            self.mend_machines()
         self.sweep()
         return found
 
@@ -330,6 +351,62 @@ class ClusterStack(Stack):
                     "an overlay network of the lab is still in use on some machine",
                     "run `lab down --cluster ...` again in a moment",
                 ) from None
+
+    # --- faults only a cluster has ------------------------------------------------------
+
+    def address_of(self, machine: str) -> str:
+        """The address a machine's engine advertises to the swarm: where its VXLAN goes."""
+        return str(self.engine(machine).info()["Swarm"].get("NodeAddr") or "")
+
+    def machine_fault(self, action: str, machine: str, peer: str = "") -> None:
+        """``isolate``: every frame between ``machine`` and any other machine dropped, both
+        ways (the overlay's VXLAN and the swarm's own traffic alike): to the others it is
+        lost, while its engine and containers live on. ``sever``: only those between
+        ``machine`` and ``peer``. ``rejoin`` and ``mend`` undo them.
+
+        Done with iptables in the machine's own network namespace, from a helper that
+        the machine's engine runs there with CAP_NET_ADMIN only (``network_mode: host``):
+        nothing but the engine is needed, on a test machine as on a real one.
+        """
+        if action in ("sever", "mend") and (not peer or peer == machine):
+            raise UsageError(f"{action}: {machine} and the client's machine are the same one")
+        peers = (
+            [peer] if action in ("sever", "mend") else [m for m in self.machines if m != machine]
+        )
+        addresses = [self.address_of(m) for m in peers]
+        op = "-A" if action in ("isolate", "sever") else "-D"
+        rules = [
+            f"iptables -w {op} {FAULT_CHAIN} {way} {ip} -j DROP"
+            + (" 2>/dev/null || true" if op == "-D" else "")
+            for ip in addresses
+            for way in ("-s", "-d")
+        ]
+        script = "; ".join([*_chain_setup(), *rules]) if op == "-A" else "; ".join(rules)
+        self._iptables(machine, script)
+        if op == "-A":
+            self._faulted.add(machine)
+
+    def mend_machines(self) -> list[str]:
+        """Every machine fault undone: the fault chain emptied where it holds rules."""
+        machines = list(self.machines) if not self._swept else sorted(self._faulted)
+        mended = []
+        for machine in machines:
+            out = self._iptables(
+                machine,
+                f"n=$(iptables -w -S {FAULT_CHAIN} 2>/dev/null | grep -c DROP); "
+                f"iptables -w -F {FAULT_CHAIN} 2>/dev/null; echo $n",
+            )
+            if out.strip() not in ("", "0"):
+                mended.append(machine)
+        self._faulted.clear()
+        self._swept = True
+        return mended
+
+    def _iptables(self, machine: str, script: str) -> str:
+        from lab.engine import helpers
+
+        where = helpers.Namespace("host", machine)
+        return helpers.run(self, "machine-fault", where, ["sh", "-c", script], "NET_ADMIN")
 
     # --- the Docker host, seen from a cluster -------------------------------------------
 

@@ -34,6 +34,7 @@ from lab.errors import (
     PortTaken,
     TimedOut,
     Unhealthy,
+    UsageError,
 )
 from lab.progress import Progress
 from lab.topology import Host, Interface, Network, PublishedPort, Topology
@@ -310,6 +311,20 @@ class Stack:
             return self.client.networks.get(name)
         except docker.errors.NotFound:
             raise NotRunning(f"network {name}") from None
+
+    # --- faults only a lab across machines has (lab/cluster/stack.py) ----------------
+
+    def machine_fault(self, action: str, machine: str, peer: str = "") -> None:
+        """Cut a machine off the others (``isolate``/``rejoin``), or the link between two
+        (``sever``/``mend``): only a lab across machines has machines."""
+        raise UsageError(
+            f"{action}: this lab runs on one Docker Engine",
+            "machine faults need a lab across machines (--cluster; docs/scale-out.md)",
+        )
+
+    def mend_machines(self) -> list[str]:
+        """Undo every machine fault, whoever left it (`lab chaos restore`, `lab down`)."""
+        return []
 
     def run_on_docker_host(self, steps: list[Step], t0: float) -> list[Event]:
         """A socket script on the Docker host itself (through published ports): here, in

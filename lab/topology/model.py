@@ -186,6 +186,8 @@ class Topology:
     processes: dict[str, Process]
     shortcuts: dict[str, str] = field(default_factory=dict)
     builds: tuple[Build, ...] = ()
+    # host -> the machine it runs on, in a lab across machines ({} on one engine)
+    machines: dict[str, str] = field(default_factory=dict)
 
     # --- naming -------------------------------------------------------------
 
