@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +41,11 @@ LABEL = "netlab.cluster"  # on every container, network and volume the test clus
 MACHINE_KEY = "netlab.cluster.machine"
 UNDERLAY = f"{PREFIX}-underlay"
 UNDERLAY_SUBNET = "10.231.0.0/24"
+# Bind-mounted into every machine at the same path, as a shared mount: each engine's
+# socket is here (SOCKETS/<machine>/docker.sock), and so is SHARED, where a mount made
+# on this machine later (db-kill's volatile disk) reaches the machines' engines too.
 SOCKETS = Path("/tmp/netlab-cluster")
+SHARED = SOCKETS / "shared"
 SWARM_PORT = 2377
 MAX_MACHINES = 9
 ENGINE_TIMEOUT = 90.0  # a fresh dockerd on vfs answers in a few seconds; CI is slower
@@ -137,6 +143,7 @@ def make(client: docker.DockerClient, count: int, progress: Progress) -> list[Ma
     try:
         tag = ensure_image(client, progress)
         underlay(client)
+        shared_mount()
         for name in wanted:
             progress(f"starting machine {name} at {address(name)} (dockerd, vfs storage)")
             start_machine(client, name, tag)
@@ -172,6 +179,21 @@ def underlay(client: docker.DockerClient) -> None:
     )
 
 
+def shared_mount() -> None:
+    """SOCKETS as a mount of its own, shared: what is mounted under it later propagates
+    into every machine (each binds it ``rslave``)."""
+    SOCKETS.mkdir(parents=True, exist_ok=True)
+    if not os.path.ismount(SOCKETS):
+        _mount(["--bind", str(SOCKETS), str(SOCKETS)])
+    _mount(["--make-rshared", str(SOCKETS)])
+
+
+def _mount(args: list[str]) -> None:
+    done = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise LabError(f"mount {' '.join(args)} failed: {done.stderr.strip()}", "run as root")
+
+
 def start_machine(client: docker.DockerClient, name: str, tag: str) -> None:
     sockets = SOCKETS / name
     shutil.rmtree(sockets, ignore_errors=True)  # a stale socket file from a killed run
@@ -184,7 +206,7 @@ def start_machine(client: docker.DockerClient, name: str, tag: str) -> None:
             "dockerd",
             "--storage-driver=vfs",
             "-H",
-            "unix:///netlab/docker.sock",
+            url(name),
             "--log-level=warn",
         ],
         name=container_name(name),
@@ -198,7 +220,7 @@ def start_machine(client: docker.DockerClient, name: str, tag: str) -> None:
         tmpfs={"/run": ""},
         volumes={
             "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-            str(sockets): {"bind": "/netlab", "mode": "rw"},
+            str(SOCKETS): {"bind": str(SOCKETS), "mode": "rw,rslave"},
             str(volume.name): {"bind": "/var/lib/docker", "mode": "rw"},
         },
         network=UNDERLAY,
@@ -273,6 +295,8 @@ def remove(client: docker.DockerClient, progress: Progress) -> list[str]:
         with contextlib.suppress(docker.errors.NotFound):
             network.remove()
             removed.append(str(network.name))
+    if os.path.ismount(SOCKETS):
+        subprocess.run(["umount", "-l", str(SOCKETS)], capture_output=True, check=False)
     shutil.rmtree(SOCKETS, ignore_errors=True)
     return removed
 

@@ -320,6 +320,9 @@ class ClusterStack(Stack):
         with contextlib.suppress(LabError):  # the lab's image may be gone already
             self.mend_machines()
         self.sweep()
+        from lab.chaos import powerloss
+
+        powerloss.sweep(self.topology.project, test_cluster.SHARED)
         return found
 
     def sweep(self) -> None:
@@ -448,6 +451,21 @@ class ClusterStack(Stack):
                 helper.remove(force=True)
         # Its hostname is the machine's: name the place as one engine's lab does.
         return [replace(Event(**e), host="docker-host") for e in json.loads(out)]
+
+    def shared_folder(self, host: str) -> Path | None:
+        """On the test cluster, a folder every machine sees at the same path, mounts made
+        here later included (a volatile disk): see lab/cluster/machines.py."""
+        machine = self.machine_of(host)
+        try:
+            self.client.containers.get(test_cluster.container_name(machine))
+        except docker.errors.NotFound:
+            raise LabError(
+                f"a volatile disk for {host} must be mounted on its machine {machine}",
+                "the power-loss rows run on one engine or on the test cluster",
+            ) from None
+        folder = test_cluster.SHARED
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def capture_interfaces(self) -> str | None:
         """The underlay between the test cluster's machines: every frame any two of them

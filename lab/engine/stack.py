@@ -322,6 +322,11 @@ class Stack:
             "machine faults need a lab across machines (--cluster; docs/scale-out.md)",
         )
 
+    def shared_folder(self, host: str) -> Path | None:
+        """A folder of this machine that ``host``'s engine can bind-mount as it is (None:
+        any folder, the engine is this machine's)."""
+        return None
+
     def mend_machines(self) -> list[str]:
         """Undo every machine fault, whoever left it (`lab chaos restore`, `lab down`)."""
         return []

@@ -260,7 +260,8 @@ class DbKill(Experiment):
         lab = ctx.lab
         host = lab.topology.host_of("db").name
         out = {}
-        with powerloss.volatile_disk(lab.project) as disk:
+        shared = lab.stack.shared_folder(lab.topology.host_of("db").name)
+        with powerloss.volatile_disk(lab.project, shared) as disk:
             for policy in self.policies:
                 unsafe = self.unsafe_always and policy == "always"
                 out[policy] = self._power_loss(ctx, disk, host, policy, unsafe, stop)
