@@ -43,7 +43,7 @@ def test_three_hosts_on_three_machines_healthy_and_status_says_where(net: netlab
     stack = stack_of(net)
     for service, machine in stack.placement.items():
         engine = stack.engine(machine)
-        assert engine.containers.get(stack.container(service).id).name
+        assert engine.containers.get(str(stack.container(service).id)).name
     assert stack.placement["http"] == stack.placement["apphost"]
     text = lab_cli("status")
     assert f"on machine {where['shouthost']}" in text.stdout
@@ -139,9 +139,11 @@ def test_down_leaves_nothing_on_any_machine(net: netlab.Lab) -> None:
     assert done.returncode == 0, done.stderr
     assert not stack.owned(), stack.owned()
     for engine in stack.clients():
-        labels = {"label": f"{PROJECT_LABEL}={PROJECT}"}
+        labels: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={PROJECT}"}
         assert engine.containers.list(all=True, filters=labels) == []
         assert engine.volumes.list(filters=labels) == []
-        helpers = {"label": [f"{PROJECT_LABEL}={PROJECT}", f"{ROLE_LABEL}={ROLE}"]}
+        helpers: dict[str, str | list[str] | bool] = {
+            "label": [f"{PROJECT_LABEL}={PROJECT}", f"{ROLE_LABEL}={ROLE}"]
+        }
         assert engine.containers.list(all=True, filters=helpers) == []
     assert stack.manager().networks.list(filters={"label": f"{PROJECT_LABEL}={PROJECT}"}) == []
