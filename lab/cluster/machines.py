@@ -49,7 +49,12 @@ SHARED = SOCKETS / "shared"
 SWARM_PORT = 2377
 MAX_MACHINES = 9
 ENGINE_TIMEOUT = 90.0  # a fresh dockerd on vfs answers in a few seconds; CI is slower
-PACKAGES = ("docker.io", "iproute2", "iptables", "ca-certificates", "procps", "tcpdump")
+PACKAGES = (
+    "docker.io", "iproute2", "iptables", "ca-certificates", "procps", "tcpdump", "fuse-overlayfs",
+)  # fmt: skip
+# vfs works everywhere; fuse-overlayfs (in the image too) shares layers, where FUSE allows.
+STORAGE_ENV = "LAB_CLUSTER_STORAGE"
+STORAGE_DEFAULT = "vfs"
 REPOSITORY = f"{PREFIX}-machine"
 # The capabilities a nested engine needs are all of them; this machine's root lacks
 # CAP_SYS_RESOURCE, so asking for it (as --privileged does) fails.
@@ -204,7 +209,7 @@ def start_machine(client: docker.DockerClient, name: str, tag: str) -> None:
         tag,
         [
             "dockerd",
-            "--storage-driver=vfs",
+            f"--storage-driver={os.environ.get(STORAGE_ENV) or STORAGE_DEFAULT}",
             "-H",
             url(name),
             "--log-level=warn",

@@ -337,6 +337,12 @@ class ClusterStack(Stack):
             for v in engine.volumes.list(filters=label):
                 with contextlib.suppress(docker.errors.NotFound):
                     v.remove(force=True)
+        # The helpers this lab ran on the driver's own engine (captures, Docker-host
+        # scripts): by the project's label and the helper role, nothing else of it.
+        outer = {"label": [f"{PROJECT_LABEL}={self.topology.project}", "lab.role=helper"]}
+        for summary in self.client.api.containers(all=True, filters=outer):
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_container(summary["Id"], force=True)
         with contextlib.suppress(LabError):
             manager = self.manager()
 

@@ -109,17 +109,28 @@ class Frame:
 
     @property
     def src(self) -> str:
-        network = self.headers[1] if len(self.headers) > 1 else None  # IPv4 or ARP
-        if network is None or network.name not in ("IPv4", "ARP"):
-            return ""
-        return socket.inet_ntoa(network.values[8 if network.name == "IPv4" else 6])
+        """The sender's address: under VXLAN, the inner frame's (a lab host's, not its
+        machine's: ``outer_src`` is the machine's)."""
+        return self._address(self.inner, 8, 6)
 
     @property
     def dst(self) -> str:
-        network = self.headers[1] if len(self.headers) > 1 else None
+        return self._address(self.inner, 9, 8)
+
+    @property
+    def outer_src(self) -> str:
+        return self._address(0, 8, 6)
+
+    @property
+    def outer_dst(self) -> str:
+        return self._address(0, 9, 8)
+
+    def _address(self, at: int, ipv4: int, arp: int) -> str:
+        """An address of the network header after the Ethernet header at ``at``."""
+        network = self.headers[at + 1] if len(self.headers) > at + 1 else None  # IPv4 or ARP
         if network is None or network.name not in ("IPv4", "ARP"):
             return ""
-        return socket.inet_ntoa(network.values[9 if network.name == "IPv4" else 8])
+        return socket.inet_ntoa(network.values[ipv4 if network.name == "IPv4" else arp])
 
     @property
     def inner(self) -> int:

@@ -65,8 +65,10 @@ def test_every_layer_outer_then_inner() -> None:
     vxlan = frame.layer("VXLAN")
     assert vxlan is not None
     assert vxlan.fields == {"flags": 0x08, "vni": 4097}
-    # The outer addresses are the machines'; the inner frame is the lab's own.
-    assert (frame.src, frame.dst) == (M1, M2)
+    # The outer addresses are the machines'; the inner frame is the lab's own, and a
+    # listing or a ladder shows the lab's hosts talking.
+    assert (frame.outer_src, frame.outer_dst) == (M1, M2)
+    assert (frame.src, frame.dst) == (CLIENT, SHOUT)
     assert frame.layers[5].fields["src"] == CLIENT
     assert frame.layers[5].fields["dst"] == SHOUT
     assert frame.payload == b"hi"
