@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from lab.cluster import machines
 from lab.cluster.placement import Machine, machine_config, on_machine, parse_machines, place
 from lab.cluster.stack import one_swarm
 from lab.errors import TopologyError, UsageError
@@ -175,3 +176,19 @@ def test_the_engines_must_form_one_swarm(
     swarms: dict[str, dict[str, Any]], nodes: set[str] | None, problem: str
 ) -> None:
     assert one_swarm(swarms, nodes) == problem
+
+
+def test_the_test_clusters_machines_are_named_and_addressed() -> None:
+    assert machines.names(3) == ["m1", "m2", "m3"]
+    assert [machines.address(m) for m in machines.names(3)] == [
+        "10.231.0.11",
+        "10.231.0.12",
+        "10.231.0.13",
+    ]
+    assert machines.url("m2") == "unix:///tmp/netlab-cluster/m2/docker.sock"
+    for wrong in (0, machines.MAX_MACHINES + 1):
+        with pytest.raises(UsageError):
+            machines.names(wrong)
+    # The image's tag follows its package list, so a stale machine image is never reused.
+    assert machines.image_tag() != machines.image_tag((*machines.PACKAGES, "strace"))
+    assert machines.image_tag() == machines.image_tag(tuple(reversed(machines.PACKAGES)))
