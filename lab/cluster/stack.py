@@ -49,7 +49,10 @@ from lab.waiting import wait_until
 from services.probes.sockscript import Event, Step
 
 FAULT_CHAIN = "NETLAB-FAULT"  # a machine's fault rules, in a chain of their own
-CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
+CLUSTER_LABEL = "lab.cluster"
+VXLAN_OVERHEAD = (
+    50  # outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8  # on the overlay networks the lab makes
+)
 NETWORK_GONE_TIMEOUT = 30.0  # an overlay is removable once every machine let go of it
 
 
@@ -243,8 +246,22 @@ class ClusterStack(Stack):
                 # The SDK streams an iterable body (chunked): no copy of the image in memory.
                 engine.images.load(cast(Any, local.save(named=True)))
 
+    def overlay_mtu(self) -> int | None:
+        """VXLAN adds 50 bytes to every frame: the overlay's MTU must leave room for them
+        on the underlay, or full-sized frames vanish between machines. Docker assumes a
+        1500-byte underlay (1450); the test cluster's is read from a machine (this
+        machine's Docker gives its networks 1400). None: Docker's default."""
+        for machine in self.machines:
+            with contextlib.suppress(docker.errors.DockerException):
+                outer = self.client.containers.get(test_cluster.container_name(machine))
+                code, out = outer.exec_run(["cat", "/sys/class/net/eth0/mtu"])
+                if code == 0 and out.strip().isdigit():
+                    return int(out.strip()) - VXLAN_OVERHEAD
+        return None
+
     def make_networks(self, progress: Progress) -> None:
         manager = self.manager()
+        mtu = self.overlay_mtu()
         for network in self.topology.networks.values():
             with contextlib.suppress(docker.errors.NotFound):
                 manager.networks.get(network.docker_name)
@@ -258,6 +275,7 @@ class ClusterStack(Stack):
                     pool_configs=[docker.types.IPAMPool(subnet=network.subnet)]
                 ),
                 labels={PROJECT_LABEL: self.topology.project, CLUSTER_LABEL: "1"},
+                options={"com.docker.network.driver.mtu": str(mtu)} if mtu else None,
             )
 
     def machine_compose(self, machine: str, folder: Path) -> Compose:
