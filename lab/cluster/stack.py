@@ -255,8 +255,9 @@ class ClusterStack(Stack):
             with contextlib.suppress(docker.errors.DockerException):
                 outer = self.client.containers.get(test_cluster.container_name(machine))
                 code, out = outer.exec_run(["cat", "/sys/class/net/eth0/mtu"])
-                if code == 0 and out.strip().isdigit():
-                    return int(out.strip()) - VXLAN_OVERHEAD
+                text = out.decode().strip() if isinstance(out, bytes) else ""
+                if code == 0 and text.isdigit():
+                    return int(text) - VXLAN_OVERHEAD
         return None
 
     def make_networks(self, progress: Progress) -> None:
