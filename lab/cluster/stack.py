@@ -106,6 +106,7 @@ class ClusterStack(Stack):
         self._engines: dict[str, docker.DockerClient] = {}
         self._faulted: set[str] = set()  # machines this process put fault rules on
         self._swept = False  # whether every machine was checked for fault rules yet
+        self._manager: str | None = None
 
     # --- engines ------------------------------------------------------------------
 
@@ -138,10 +139,15 @@ class ClusterStack(Stack):
         return self.placement.get(service, "")
 
     def manager(self) -> docker.DockerClient:
-        for machine in self.machines:
-            if self.engine(machine).info()["Swarm"].get("ControlAvailable"):
-                return self.engine(machine)
-        raise LabError(self.swarm_problem() or "no machine is a swarm manager")
+        """The engine of a swarm manager among the machines (found once, then kept)."""
+        if self._manager is None:
+            for machine in self.machines:
+                if self.engine(machine).info()["Swarm"].get("ControlAvailable"):
+                    self._manager = machine
+                    break
+            else:
+                raise LabError(self.swarm_problem() or "no machine is a swarm manager")
+        return self.engine(self._manager)
 
     def swarm_problem(self) -> str:
         swarms = {m: dict(self.engine(m).info()["Swarm"]) for m in self.machines}
