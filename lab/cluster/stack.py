@@ -18,6 +18,7 @@ here, and this needs no extra service, no port and no access beyond the engine.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import tempfile
 from dataclasses import replace
@@ -49,10 +50,9 @@ from lab.waiting import wait_until
 from services.probes.sockscript import Event, Step
 
 FAULT_CHAIN = "NETLAB-FAULT"  # a machine's fault rules, in a chain of their own
-CLUSTER_LABEL = "lab.cluster"
-VXLAN_OVERHEAD = (
-    50  # outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8  # on the overlay networks the lab makes
-)
+CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
+ANCHOR_LABEL = "lab.anchor"  # a container that keeps an overlay present on a machine
+VXLAN_OVERHEAD = 50  # outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8
 NETWORK_GONE_TIMEOUT = 30.0  # an overlay is removable once every machine let go of it
 
 
@@ -225,6 +225,7 @@ class ClusterStack(Stack):
             self.copy_images(progress)
             clock.done("images copied")
             self.make_networks(progress)
+            self.anchor_networks(progress)
             clock.done("overlay networks")
             self.start(progress, timeout, then, clock)
         self.up_phases = clock.phases
@@ -284,6 +285,75 @@ class ClusterStack(Stack):
                 labels={PROJECT_LABEL: self.topology.project, CLUSTER_LABEL: "1"},
                 options={"com.docker.network.driver.mtu": str(mtu)} if mtu else None,
             )
+
+    def anchor_networks(self, progress: Progress) -> None:
+        """One small container on each lab network on each machine, for the lab's life.
+
+        A swarm worker lists an overlay only while a container of its own is attached to
+        it; Compose looks an external network up before it creates anything and stops
+        at "network not found" (the engine itself would have attached the container).
+        An anchor makes the overlay present on the machine before Compose runs, and keeps
+        it there while a host is cut off and healed. Its address is taken from the top
+        of the subnet, away from the hosts' fixed ones; it carries no Compose label (else
+        Compose would remove it as an orphan).
+        """
+        image = self.client.images.get(next(iter(self.images_for(self._busiest())))).id
+        taken = {i.ip for h in self.topology.hosts.values() for i in h.interfaces}
+        for m, machine in enumerate(self.machines):
+            if not on_machine(self.placement, machine):
+                continue
+            engine = self.engine(machine)
+            for key, network in self.topology.networks.items():
+                name = f"{self.topology.project}-anchor-{key}-{machine}"
+                with contextlib.suppress(docker.errors.NotFound):
+                    engine.containers.get(name)
+                    continue
+                free = [
+                    str(ip)
+                    for ip in reversed(list(ipaddress.ip_network(network.subnet).hosts()))
+                    if str(ip) not in taken
+                ]
+                progress(f"anchoring {network.docker_name} on {machine}")
+                api = engine.api
+                created = api.create_container(
+                    image,
+                    ["sleep", "infinity"],
+                    name=name,
+                    user="10001:10001",
+                    # Emptied: a container inherits its image's labels, and Compose labelled
+                    # the image as apphost's; an anchor is no service, and no orphan.
+                    labels={
+                        ANCHOR_LABEL: self.topology.project,
+                        PROJECT_LABEL: "",
+                        SERVICE_LABEL: "",
+                    },
+                    host_config=api.create_host_config(
+                        init=True,
+                        read_only=True,
+                        cap_drop=["ALL"],
+                        security_opt=["no-new-privileges:true"],
+                        mem_limit="32m",
+                        pids_limit=8,
+                        network_mode=network.docker_name,
+                    ),
+                    # (the SDK's stubs say one EndpointConfig; the API takes a mapping of them)
+                    networking_config=api.create_networking_config(
+                        cast(
+                            Any,
+                            {network.docker_name: api.create_endpoint_config(ipv4_address=free[m])},
+                        )
+                    ),
+                )
+                api.start(created["Id"])
+
+    def _busiest(self) -> str:
+        return max(self.machines, key=lambda m: len(on_machine(self.placement, m)))
+
+    def _remove_anchors(self, engine: docker.DockerClient) -> None:
+        anchors = {"label": f"{ANCHOR_LABEL}={self.topology.project}"}
+        for summary in engine.api.containers(all=True, filters=anchors):
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.api.remove_container(summary["Id"], force=True)
 
     def machine_compose(self, machine: str, folder: Path) -> Compose:
         """Compose for one machine: its share of the model, run against its engine."""
@@ -362,6 +432,7 @@ class ClusterStack(Stack):
             for v in engine.volumes.list(filters=label):
                 with contextlib.suppress(docker.errors.NotFound):
                     v.remove(force=True)
+            self._remove_anchors(engine)
         # The helpers this lab ran on the driver's own engine (captures, Docker-host
         # scripts): by the project's label and the helper role, nothing else of it.
         outer = {"label": [f"{PROJECT_LABEL}={self.topology.project}", "lab.role=helper"]}
@@ -376,7 +447,8 @@ class ClusterStack(Stack):
                 for n in left:
                     with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                         n.remove()
-                return not manager.networks.list(filters=label)
+                # Gone from the manager first, then from each machine's own list.
+                return not any(e.networks.list(filters=label) for e in self.clients()[1:])
 
             try:
                 wait_until(all_gone, NETWORK_GONE_TIMEOUT, "the overlay networks to go", poll=1)
