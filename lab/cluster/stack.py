@@ -520,10 +520,7 @@ class ClusterStack(Stack):
         """Through published ports, from the machine that publishes them: a helper on
         the driver's engine in the test machine's network namespace (127.0.0.1 there is
         that machine's, where its engine bound the ports)."""
-        publisher = next((h for h in self.topology.hosts.values() if h.published), None)
-        if publisher is None:
-            raise LabError("no host of the lab publishes a port")
-        machine = self.machine_of(publisher.name)
+        machine = self._publisher_of(steps)
         try:
             outer = self.client.containers.get(test_cluster.container_name(machine))
         except docker.errors.NotFound:
@@ -569,6 +566,28 @@ class ClusterStack(Stack):
         folder = test_cluster.SHARED
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def _publisher_of(self, steps: list[Step]) -> str:
+        """The machine whose engine bound the published port the steps go to (each
+        machine's engine publishes its own hosts' ports)."""
+        wanted = {
+            int(step["port"])
+            for step in steps
+            if step.get("op") in ("connect", "sendto") and step.get("host") == "127.0.0.1"
+        }
+        found = set()
+        for host in self.topology.hosts.values():
+            for p in host.published:
+                with contextlib.suppress(NotRunning):
+                    if self.published_port(host.name, p.container_port, p.protocol) in wanted:
+                        found.add(self.machine_of(host.name))
+        if len(found) != 1:
+            raise LabError(
+                f"no single machine publishes port {', '.join(map(str, sorted(wanted)))}"
+                f" ({', '.join(sorted(found)) or 'none'} does)",
+                "give the lab's published ports fixed numbers (LAB_*_PORT), or send from a host",
+            )
+        return found.pop()
 
     def capture_interfaces(self) -> str | None:
         """The underlay between the test cluster's machines: every frame any two of them

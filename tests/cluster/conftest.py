@@ -28,11 +28,9 @@ PROJECT = os.environ.get("LAB_CLUSTER_TEST_PROJECT", "netlab-cluster-lab")
 MACHINES = 3
 ENV = {
     # The lab's networks are overlays inside the machines' engines; this subnet is theirs.
+    # Its published ports are bound in the machines' own namespaces, where nothing else
+    # is: the default fixed ports, so that each names one machine.
     "LAB_NET_PREFIX": "10.232.0",
-    "LAB_HTTP_PORT": "",
-    "LAB_DB_PORT": "",
-    "LAB_TCP_SHOUT_PORT": "",
-    "LAB_UDP_SHOUT_PORT": "",
     "LAB_NAME": "",
     "LAB_CLUSTER": "test",
 }
