@@ -97,9 +97,15 @@ class Frame:
         return self._layers
 
     def layer(self, name: str) -> Layer | None:
-        for i, h in enumerate(self.headers):  # at most four: a plain loop beats the rest
-            if h.name == name:
-                return self.layers[i]
+        """The named layer; under VXLAN the inner frame's first (what the lab's hosts
+        sent), else the envelope's (``frame.layer("VXLAN")``, the outer UDP when no
+        inner one)."""
+        inner = self.inner if len(self.headers) > 4 else 0
+        order: list[int] = [*range(inner, len(self.headers)), *range(inner)]
+        for i in order:  # a handful of layers: a plain loop
+            if self.headers[i].name == name:
+                found: Layer = self.layers[i]
+                return found
         return None
 
     @property

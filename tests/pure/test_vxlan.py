@@ -65,6 +65,11 @@ def test_every_layer_outer_then_inner() -> None:
     vxlan = frame.layer("VXLAN")
     assert vxlan is not None
     assert vxlan.fields == {"flags": 0x08, "vni": 4097}
+    # A layer asked for by name is the inner frame's (what the lab's hosts sent)...
+    assert frame.layer("IPv4") == frame.layers[5]
+    assert frame.layer("Ethernet") == frame.layers[4]
+    # ...and the envelope's where the inner frame has none: UDP 4789.
+    assert frame.layer("UDP") == frame.layers[2]
     # The outer addresses are the machines'; the inner frame is the lab's own, and a
     # listing or a ladder shows the lab's hosts talking.
     assert (frame.outer_src, frame.outer_dst) == (M1, M2)
