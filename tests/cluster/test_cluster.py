@@ -143,6 +143,7 @@ def test_the_capture_between_machines_shows_vxlan_and_tshark_agrees(vxlan_captur
         vxlan = frame["layers"][3]["fields"]
         assert frame["layers"][2]["fields"]["dst_port"] == 4789
         assert row["vxlan.vni"] == str(vxlan["vni"]), (frame["number"], row)
+        assert int(row["vxlan.flags"], 16) >> 8 == vxlan["flags"]  # tshark's is 16 bits
         # tshark lists every occurrence: outer first, then the inner frame's.
         assert row["ip.src"].split("|")[:2] == [outer_ip["src"], inner_ip["src"]]
         assert row["ip.dst"].split("|")[:2] == [outer_ip["dst"], inner_ip["dst"]]

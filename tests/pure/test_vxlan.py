@@ -12,6 +12,7 @@ from scapy.layers.vxlan import VXLAN
 
 from lab.packets.checksum import Verdict
 from lab.packets.dissect import VXLAN_PORT, dissect
+from lab.packets.view import layer_fields
 
 pytestmark = pytest.mark.pure
 
@@ -65,6 +66,10 @@ def test_every_layer_outer_then_inner() -> None:
     vxlan = frame.layer("VXLAN")
     assert vxlan is not None
     assert vxlan.fields == {"flags": 0x08, "vni": 4097}
+    assert layer_fields(vxlan) == (
+        "flags 0x08 (I: the network id is valid)  network id (VNI) 4097: "
+        "an Ethernet frame of the overlay follows"
+    )
     # A layer asked for by name is the inner frame's (what the lab's hosts sent)...
     assert frame.layer("IPv4") == frame.layers[5]
     assert frame.layer("Ethernet") == frame.layers[4]
