@@ -93,7 +93,7 @@ def test_every_experiment_holds_across_machines(net: netlab.Lab, tmp_path: Path)
     # The machine rows are in the matrix, judged cell by cell from what was observed.
     for row in ("machine-lost", "machines-link-cut"):
         assert {f"{row}.tcp-shout", f"{row}.udp-shout-connected", f"{row}.http"} <= ids
-    print("\n" + "\n".join(f"{c['id']}: {c['detail']}" for c in matrix["checks"]
+    print("\n" + "\n".join(f"{c['id']}: {c['observed']}" for c in matrix["checks"]
                            if c["id"].startswith("machine")))  # fmt: skip
 
 
