@@ -306,7 +306,9 @@ def remove(client: docker.DockerClient, progress: Progress) -> list[str]:
         with contextlib.suppress(docker.errors.NotFound):
             network.remove()
             removed.append(str(network.name))
-    if os.path.ismount(SOCKETS):
+    for _ in range(32):  # a shared mount may be stacked (its own propagated copies)
+        if not os.path.ismount(SOCKETS):
+            break
         subprocess.run(["umount", "-l", str(SOCKETS)], capture_output=True, check=False)
     shutil.rmtree(SOCKETS, ignore_errors=True)
     return removed
