@@ -53,6 +53,9 @@ FAULT_CHAIN = "NETLAB-FAULT"  # a machine's fault rules, in a chain of their own
 CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
 ANCHOR_LABEL = "lab.anchor"  # a container that keeps an overlay present on a machine
 VXLAN_OVERHEAD = 50  # outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8
+OVERLAY_BACK_TIMEOUT = 90.0  # swarm's own re-join of a node it declared dead, and more
+# Exits 0 when every name given resolves (run in a lab host, which has python3 only).
+RESOLVES = "import socket,sys\nfor n in sys.argv[1:]: socket.gethostbyname(n)"
 NETWORK_GONE_TIMEOUT = 30.0  # an overlay is removable once every machine let go of it
 
 
@@ -491,6 +494,54 @@ class ClusterStack(Stack):
         self._iptables(machine, script)
         if op == "-A":
             self._faulted.add(machine)
+        else:
+            self.wait_overlay_whole(machine)
+
+    def wait_overlay_whole(self, machine: str) -> None:
+        """Until the overlay knows ``machine`` again: cut off for longer than the swarm's
+        failure detection (a few seconds), it is dropped from every other machine's
+        gossip, with its containers' addresses and DNS names; after it is joined again,
+        that takes about ten seconds more to come back (measured here: peers again after
+        10 s, names after 16 s). Without this wait, the next command would find the
+        lab's names unresolvable for a while."""
+        address = self.address_of(machine)
+        others = [m for m in self.machines if m != machine and on_machine(self.placement, m)]
+        names = [
+            name
+            for h, host in self.topology.hosts.items()
+            if self.placement[h] == machine
+            for name in (h, *host.aliases)
+        ]
+        client = self.topology.client.name
+        asker = client if self.placement[client] != machine else ""
+
+        def whole() -> bool:
+            for other in others:
+                for network in self.topology.networks.values():
+                    try:
+                        peers = (
+                            self.engine(other)
+                            .api.inspect_network(network.docker_name, verbose=True)
+                            .get("Peers")
+                            or []
+                        )
+                    except docker.errors.NotFound:
+                        continue
+                    if address not in {p.get("IP") for p in peers}:
+                        return False
+            if asker and names:
+                code, _ = self.container(asker).exec_run(["python3", "-c", RESOLVES, *names])
+                return code == 0
+            return True
+
+        try:
+            wait_until(whole, OVERLAY_BACK_TIMEOUT, f"the overlay to know {machine} again", poll=1)
+        except TimedOut:
+            raise LabError(
+                f"{machine} is joined again, but the overlay has not taken it back within "
+                f"{OVERLAY_BACK_TIMEOUT:.0f} s",
+                "see `docker node ls` on the manager; `lab chaos restore` tries again",
+            ) from None
 
     def mend_machines(self) -> list[str]:
         """Every machine fault undone: the fault chain emptied where it holds rules."""
@@ -504,6 +555,8 @@ class ClusterStack(Stack):
             )
             if out.strip() not in ("", "0"):
                 mended.append(machine)
+        for machine in mended:
+            self.wait_overlay_whole(machine)
         self._faulted.clear()
         self._swept = True
         return mended
