@@ -54,8 +54,21 @@ CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
 ANCHOR_LABEL = "lab.anchor"  # a container that keeps an overlay present on a machine
 VXLAN_OVERHEAD = 50  # outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8
 OVERLAY_BACK_TIMEOUT = 90.0  # swarm's own re-join of a node it declared dead, and more
-# Exits 0 when every name given resolves (run in a lab host, which has python3 only).
-RESOLVES = "import socket,sys\nfor n in sys.argv[1:]: socket.gethostbyname(n)"
+# Run in a lab host (python3 only): exits 0 when every name given resolves and its host
+# answers across the overlay, both ways: a datagram to a closed port comes back as an
+# ICMP port unreachable (ECONNREFUSED on a connected socket); silence is no path yet.
+REACHES = """
+import socket, sys
+for name in sys.argv[1:]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    s.connect((socket.gethostbyname(name), 9))
+    s.send(b"?")
+    try:
+        s.recv(1)
+    except ConnectionRefusedError:
+        pass
+"""
 NETWORK_GONE_TIMEOUT = 30.0  # an overlay is removable once every machine let go of it
 
 
@@ -502,8 +515,9 @@ class ClusterStack(Stack):
         failure detection (a few seconds), it is dropped from every other machine's
         gossip, with its containers' addresses and DNS names; after it is joined again,
         that takes about ten seconds more to come back (measured here: peers again after
-        10 s, names after 16 s). Without this wait, the next command would find the
-        lab's names unresolvable for a while."""
+        10 s, names after 16 s, and the path across the overlay up to a minute). Without
+        this wait, the next command would find the lab's names unresolvable, or its
+        hosts unreachable, for a while."""
         address = self.address_of(machine)
         others = [m for m in self.machines if m != machine and on_machine(self.placement, m)]
         names = [
@@ -530,7 +544,7 @@ class ClusterStack(Stack):
                     if address not in {p.get("IP") for p in peers}:
                         return False
             if asker and names:
-                code, _ = self.container(asker).exec_run(["python3", "-c", RESOLVES, *names])
+                code, _ = self.container(asker).exec_run(["python3", "-c", REACHES, *names])
                 return code == 0
             return True
 

@@ -1,6 +1,6 @@
 """Tier 4: one lab across three machines, on this machine (`lab cluster make 3`).
 
-The cluster is made once per session and removed after it, whatever happens; the lab
+The cluster is made once for this tier and removed after it, whatever happens; the lab
 runs on it under a project of its own, apphost, client and shouthost spread over m1,
 m2 and m3. The machines are containers running their own Docker Engine, so every
 timing measured here is one kernel's, not a real network's (docs/scale-out.md).
@@ -67,7 +67,7 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # gone before the next tier starts: 3 engines weigh
 def cluster(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     """Three machines in one swarm, removed after the session; nothing of them left."""
     machines.remove(docker_client, lambda *a, **k: None)  # a killed run's leftovers
@@ -90,7 +90,7 @@ def cluster(docker_client: docker.DockerClient) -> Iterator[list[str]]:
         print(f"\ncluster tier: {time.monotonic() - STARTED:.0f} s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def net(cluster: list[str], docker_client: docker.DockerClient) -> Iterator[netlab.Lab]:
     """The lab across the three machines, through the public API."""
     opened = netlab.open(ROOT, project=PROJECT, env=ENV, client=docker_client, cluster="test")
