@@ -191,9 +191,19 @@ def shared_mount() -> None:
     """SOCKETS as a mount of its own, shared: what is mounted under it later propagates
     into every machine (each binds it ``rslave``)."""
     SOCKETS.mkdir(parents=True, exist_ok=True)
-    if not os.path.ismount(SOCKETS):
+    if not mounted(SOCKETS):
         _mount(["--bind", str(SOCKETS), str(SOCKETS)])
     _mount(["--make-rshared", str(SOCKETS)])
+
+
+def mounted(path: Path) -> bool:
+    """Whether ``path`` is a mount point: by /proc/self/mountinfo, since a bind mount of
+    a folder on its own file system is one that os.path.ismount cannot see."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return False
+    return any(len(f := line.split()) > 4 and f[4] == str(path) for line in lines)
 
 
 def _mount(args: list[str]) -> None:
@@ -306,8 +316,8 @@ def remove(client: docker.DockerClient, progress: Progress) -> list[str]:
         with contextlib.suppress(docker.errors.NotFound):
             network.remove()
             removed.append(str(network.name))
-    for _ in range(32):  # a shared mount may be stacked (its own propagated copies)
-        if not os.path.ismount(SOCKETS):
+    for _ in range(1000):  # a shared mount may be stacked (its own propagated copies)
+        if not mounted(SOCKETS):
             break
         subprocess.run(["umount", "-l", str(SOCKETS)], capture_output=True, check=False)
     shutil.rmtree(SOCKETS, ignore_errors=True)
