@@ -6,18 +6,23 @@ test takes the lab down."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import lab as netlab
-from lab.cluster.stack import ClusterStack
+from lab.cluster.stack import ANCHOR_LABEL, ClusterStack
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from lab.engine.stack import PROJECT_LABEL
-from tests.cluster.conftest import PROJECT, lab_cli
+from tests.cluster.conftest import ENV, PROJECT, ROOT, lab_cli
+from tests.conftest import sigint_as_default
 
 TSHARK = shutil.which("tshark")
 
@@ -174,4 +179,37 @@ def test_down_leaves_nothing_on_any_machine(net: netlab.Lab) -> None:
             "label": [f"{PROJECT_LABEL}={PROJECT}", f"{ROLE_LABEL}={ROLE}"]
         }
         assert engine.containers.list(all=True, filters=helpers) == []
+        anchors: dict[str, str | list[str] | bool] = {"label": f"{ANCHOR_LABEL}={PROJECT}"}
+        assert engine.containers.list(all=True, filters=anchors) == []
     assert stack.manager().networks.list(filters={"label": f"{PROJECT_LABEL}={PROJECT}"}) == []
+
+
+def test_ctrl_c_during_up_leaves_nothing_on_any_machine(net: netlab.Lab) -> None:
+    stack = stack_of(net)
+    assert not stack.owned()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab", "-p", PROJECT, "up"],
+        cwd=ROOT,
+        env={**os.environ, **ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_default,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not stack.owned().containers:  # Ctrl-C once the first machine has some
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "up started nothing within 120 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert not stack.owned(), stack.owned()
+    for engine in stack.clients():
+        anchors: dict[str, str | list[str] | bool] = {"label": f"{ANCHOR_LABEL}={PROJECT}"}
+        assert engine.containers.list(all=True, filters=anchors) == []
