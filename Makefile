@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LAB := $(BIN)/lab
 
-.PHONY: setup venv lab up down status test check lint typecheck unit docker-tests format
+.PHONY: setup venv lab up down status test check lint typecheck unit docker-tests cluster-tests format
 
 setup:            ## install what is missing (Docker, Compose v2, debootstrap, .venv)
 	@./scripts/setup
@@ -27,7 +27,7 @@ down:             ## remove every container, network and volume of the lab
 status:
 	$(LAB) status
 
-test: setup       ## every check: lint, format, types, and all three test tiers
+test: setup       ## every check: lint, format, types, and all four test tiers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -43,6 +43,9 @@ unit: venv        ## the fast tiers only (pure and loopback), no Docker
 
 docker-tests: setup
 	$(BIN)/pytest -m docker
+
+cluster-tests: setup  ## one lab across three Docker Engines made on this machine
+	$(BIN)/pytest -m cluster
 
 format:
 	$(BIN)/ruff format .

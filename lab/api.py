@@ -41,7 +41,7 @@ from lab.topology import Endpoint, Topology
 from lab.traffic import clients
 from lab.traffic.script import Events, Script, steps_of
 from services.probes.porttable import Entry, HostSocket
-from services.probes.sockscript import Runner, Step
+from services.probes.sockscript import Step
 
 if TYPE_CHECKING:
     from lab.packets.capture import CaptureInfo
@@ -71,6 +71,7 @@ def open(
     env: Mapping[str, str] | None = None,
     client: docker.DockerClient | None = None,
     name: str | None = None,
+    cluster: str | None = None,
 ) -> Lab:
     """The lab the Compose files describe, running or not (``up()`` starts it). Docker
     Engine is connected to on first use.
@@ -81,7 +82,13 @@ def open(
     ``name``: a named lab, one of many side by side (docs/classroom.md): if it exists,
     it is opened as it was started (its files, subnet and ports, whatever the other
     arguments say); if not, ``up()`` starts it on a subnet and ports of its own.
+    ``cluster``: the lab across several machines (default: $LAB_CLUSTER): ``test`` for
+    the test cluster `lab cluster make N` made here, or ``m1=URL,m2=URL`` or Docker
+    context names (docs/scale-out.md).
     """
+    from lab import cluster as clusters
+
+    cluster = cluster if cluster is not None else os.environ.get(clusters.ENV) or None
     paths = tuple(Path(f) for f in files)
     workdir = Path(project_dir).resolve() if project_dir else workdir_for(paths)
     compose = Compose(workdir, project, paths, dict(env or {}))
@@ -91,7 +98,18 @@ def open(
             raise UsageError(
                 f"a named lab's project is {named.project_of(name)}", "give a name or a project"
             )
+        if cluster:
+            raise UsageError("a named lab runs on one engine", "give --name or --cluster")
         return _open_named(compose, named.check_name(name), client)
+    if cluster:
+        from lab.cluster.stack import ClusterStack
+        from lab.topology import from_config
+
+        config = compose.config()
+        topology = from_config(config)
+        machines = clusters.resolve(cluster, client)
+        compose = compose.named(topology.project)
+        return Lab(ClusterStack(client, topology, compose, workdir, machines, config))
     topology = compose.topology()
     stack = Stack(client, topology, compose.named(topology.project), workdir)
     return Lab(stack)
@@ -328,9 +346,7 @@ class Lab:
             events = Events(found)
             journal.syscalls(self.project, calls, t0)
         elif on == DOCKER_HOST:
-            runner = Runner(hostname=DOCKER_HOST)
-            runner.started = t0
-            events = Events(runner.run(steps))
+            events = Events(self.stack.run_on_docker_host(steps, t0))
         else:
             host = on or self.topology.client.name
             self.topology.host(host)
@@ -358,14 +374,16 @@ class Lab:
         host = self._traceable(on) if traced else on or self.topology.client.name
         t0 = time.monotonic() if t0 is None else t0
         if not traced:
-            with ScriptSession(self.stack.client, self.stack.container(host), t0) as s:
+            with ScriptSession(self.stack.client_for(host), self.stack.container(host), t0) as s:
                 yield Session(s, self.project, t0)
             return
         from lab.syscalls.strace import command
         from lab.syscalls.trace import offset_now, script_calls
 
         offset = offset_now()
-        inner = ScriptSession(self.stack.client, self.stack.container(host), t0, wrap=command())
+        inner = ScriptSession(
+            self.stack.client_for(host), self.stack.container(host), t0, wrap=command()
+        )
         session = Session(inner, self.project, t0)
         with inner:
             yield session

@@ -13,7 +13,12 @@ from hypothesis import settings
 settings.register_profile("lab", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("lab")
 
-TIERS = {"pure": pytest.mark.pure, "local": pytest.mark.local, "docker": pytest.mark.docker}
+TIERS = {
+    "pure": pytest.mark.pure,
+    "local": pytest.mark.local,
+    "docker": pytest.mark.docker,
+    "cluster": pytest.mark.cluster,
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -56,7 +56,11 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     progress(f"opening {sizes.connections} connections to tcp-shout")
     argv = ["python3", "-m", "services.probes.loadgen", "c10k", "tcp-shout", "8080"]
     argv += [str(sizes.connections), str(sizes.active), str(sizes.rounds)]
-    gen = AttachedExec(net.stack.client, net.stack.container(net.topology.client.name), argv)
+    gen = AttachedExec(
+        net.stack.client_for(net.topology.client.name),
+        net.stack.container(net.topology.client.name),
+        argv,
+    )
     try:
         held = json.loads(gen.read_line())
         during_rss, during_cg = rss_kb(net, "tcp-shout"), cgroup_bytes(net, "tcp-shout")

@@ -7,6 +7,10 @@
   cut      take a host off its lab networks (its interfaces go); heal puts it
            back on each, on the same IP with the same DNS aliases
   restart  stop and start again, on the same IP and port
+  isolate  (a lab across machines) the host's whole machine cut off from every other
+           machine: to them it is lost; rejoin puts it back
+  sever    (a lab across machines) the link between the host's machine and the
+           client's machine cut, both machines alive; mend joins them again
 
 ``Chaos`` remembers how to undo what it did; ``undo_all`` (also run on Ctrl-C
 by ``injected``) puts everything back and waits until the lab is healthy.
@@ -32,8 +36,18 @@ from lab.errors import FaultError, Unhealthy, UsageError
 from lab.progress import Progress, silent
 
 log = logging.getLogger("lab")
-KINDS = ("kill", "stop", "pause", "resume", "cut", "heal", "restart")
-UNDO = {"kill": "start", "stop": "start", "pause": "resume", "cut": "heal"}
+KINDS = (
+    "kill", "stop", "pause", "resume", "cut", "heal", "restart", "isolate", "rejoin", "sever",
+    "mend",
+)  # fmt: skip
+UNDO = {
+    "kill": "start",
+    "stop": "start",
+    "pause": "resume",
+    "cut": "heal",
+    "isolate": "rejoin",
+    "sever": "mend",
+}
 
 
 @dataclass
@@ -114,6 +128,25 @@ class Chaos:
             for process in self.lab.topology.hosts[target].processes:
                 self.lab.container(process).restart(timeout=1)
 
+    def _isolate(self, target: str) -> None:
+        self.lab.machine_fault("isolate", self._machine(target))
+
+    def _rejoin(self, target: str) -> None:
+        self.lab.machine_fault("rejoin", self._machine(target))
+
+    def _sever(self, target: str) -> None:
+        self.lab.machine_fault("sever", self._machine(target), self._client_machine(target))
+
+    def _mend(self, target: str) -> None:
+        self.lab.machine_fault("mend", self._machine(target), self._client_machine(target))
+
+    def _machine(self, target: str) -> str:
+        return self.lab.machine_of(self.lab.topology.host_of(target).name)
+
+    def _client_machine(self, target: str) -> str:
+        """The machine at the other end of a severed link: the client's."""
+        return self.lab.machine_of(self.lab.topology.client.name)
+
     def _cut(self, target: str) -> None:
         if not self._is_host(target):
             raise UsageError(
@@ -122,7 +155,7 @@ class Chaos:
         container = self.lab.container(target)
         for key in self.lab.topology.hosts[target].networks:
             with contextlib.suppress(docker.errors.APIError):  # already off this one
-                self.lab.network(key).disconnect(container)
+                self.lab.disconnect(container, key)
 
     def _heal(self, target: str) -> None:
         host = self.lab.topology.hosts[target]
@@ -133,10 +166,8 @@ class Chaos:
                 now = attached[interface.network]
                 if now.ip == interface.ip and set(dns_names(host, interface)) <= set(now.aliases):
                     continue  # as promised
-                self.lab.network(interface.network).disconnect(container)
-            self.lab.network(interface.network).connect(
-                container, ipv4_address=interface.ip, aliases=dns_names(host, interface)
-            )
+                self.lab.disconnect(container, interface.network)
+            self.lab.connect(container, interface.network, interface.ip, dns_names(host, interface))
         self._host_back(target)
 
 
@@ -154,7 +185,7 @@ def injected(lab: Stack, progress: Progress = silent) -> Iterator[Chaos]:
 def restore(lab: Stack, progress: Progress = silent) -> list[str]:
     """Mend the lab whatever broke it: what differs from the topology's promises is put back
     (resumed, started, reconnected at its address with its names); returns what was done."""
-    done = []
+    done = [f"mend {m}" for m in lab.mend_machines()]
     states = lab.states()
     chaos = Chaos(lab, progress)
     for name, host in lab.topology.hosts.items():

@@ -76,7 +76,7 @@ def _apply(lab: Stack, host: str, imp: Impairment) -> str:
 def _stop_user_space(lab: Stack, host: str) -> None:
     for container_id in helpers.find(lab, "netem", host):
         with suppress(docker.errors.NotFound):
-            lab.client.api.remove_container(container_id, force=True)
+            lab.client_for(host).api.remove_container(container_id, force=True)
 
 
 def reset(lab: Stack, host: str) -> None:
@@ -89,7 +89,7 @@ def show(lab: Stack, host: str) -> str:
     running = helpers.find(lab, "netem", host)
     shown = _run(lab, host, show_script())
     if running:
-        argv = lab.client.api.inspect_container(running[0])["Config"]["Cmd"]
+        argv = lab.client_for(host).api.inspect_container(running[0])["Config"]["Cmd"]
         shown += f"user-space netem running: {' '.join(argv)}\n"
     return shown
 

@@ -72,9 +72,11 @@ def check_possible() -> None:
 
 
 @contextmanager
-def volatile_disk(project: str) -> Iterator[VolatileDisk]:
+def volatile_disk(project: str, parent: Path | None = None) -> Iterator[VolatileDisk]:
+    """``parent``: where the disk's folder is made (default: the temporary folder); in a
+    lab across machines, a folder the db's machine sees too."""
     check_possible()
-    root = Path(tempfile.mkdtemp(prefix=f"{project}-volatile-disk-"))
+    root = Path(tempfile.mkdtemp(prefix=f"{project}-volatile-disk-", dir=parent))
     (root / "backing").mkdir()
     (root / "mnt").mkdir()
     disk = VolatileDisk(root / "mnt", root / "control.sock")
@@ -117,7 +119,7 @@ def volatile_disk(project: str) -> Iterator[VolatileDisk]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def sweep(project: str) -> list[str]:
+def sweep(project: str, parent: Path | None = None) -> list[str]:
     """Unmount and remove any volatile disk of this project left by a driver that was killed
     outright (a Ctrl-C unmounts in order; a SIGKILL cannot). `lab down` calls this."""
     prefix = f"/{project}-volatile-disk-"
@@ -134,7 +136,7 @@ def sweep(project: str) -> list[str]:
             )
             shutil.rmtree(Path(fields[1]).parent, ignore_errors=True)
             removed.append(fields[1])
-    for leftover in Path(tempfile.gettempdir()).glob(f"{project}-volatile-disk-*"):
+    for leftover in (parent or Path(tempfile.gettempdir())).glob(f"{project}-volatile-disk-*"):
         if not os.path.ismount(leftover / "mnt"):
             shutil.rmtree(leftover, ignore_errors=True)
     return removed
@@ -147,7 +149,7 @@ def db_on(
     ``unsafe``: acknowledge before fsync under `always` (a deliberately wrong setting, to
     show that the claim catches it)."""
     namespace = f"container:{stack.container(host).id}"
-    return stack.client.containers.run(
+    return stack.client_for(host).containers.run(
         helpers.image(stack),
         ["python3", "-m", "services.servers.db"],
         name=f"{stack.topology.project}-db-on-volatile-disk-{policy}",

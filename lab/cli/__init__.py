@@ -72,10 +72,12 @@ examples:
   lab bench density               how many labs this machine holds (memory, CPU, dispatch)
   lab down                        remove every container, network and volume of the lab
   lab down --all                  remove every named lab (and nothing else)
+  lab cluster make 3              three Docker Engines in containers here, one swarm
+  lab --cluster test up           the lab across them (lab.machine, or spread)
 """
 
 log = logging.getLogger("lab")
-WITHOUT_A_LAB = ("list", "packets", "ls", "grade")  # commands no --name applies to
+WITHOUT_A_LAB = ("list", "packets", "ls", "grade", "cluster")  # commands no --name applies to
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--project",
         default=None,
         help="Compose project name (default: COMPOSE_PROJECT_NAME, else `name:` in the files)",
+    )
+    parser.add_argument(
+        "--cluster",
+        default=None,
+        metavar="MACHINES",
+        help="the lab across several machines in one Docker Swarm: `test` (made by `lab "
+        "cluster make N`), or m1=URL,m2=URL or Docker context names (default $LAB_CLUSTER; "
+        "docs/scale-out.md)",
     )
     parser.add_argument(
         "-v",

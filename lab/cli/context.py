@@ -46,7 +46,11 @@ class Session:
     def open(self, name: str | None) -> Lab:
         """A lab by name (None: the Compose files' own project), as the global options say."""
         self.opened = open_lab(
-            self.args.project_dir, files=self.args.file or (), project=self.args.project, name=name
+            self.args.project_dir,
+            files=self.args.file or (),
+            project=self.args.project,
+            name=name,
+            cluster=getattr(self.args, "cluster", None),
         )
         return self.opened
 

@@ -177,6 +177,18 @@ def _pull(client: docker.DockerClient, name: str, progress: Progress) -> bool:
 
 def build_local(client: docker.DockerClient, tag: str, progress: Progress) -> None:
     """debootstrap a minimal Debian with python3 and import it as ``tag`` (about a minute)."""
+    build_debian_image(client, tag, PACKAGES, ['CMD ["python3"]'], progress)
+
+
+def build_debian_image(
+    client: docker.DockerClient,
+    tag: str,
+    packages: Iterable[str],
+    changes: list[str],
+    progress: Progress,
+) -> None:
+    """debootstrap a minimal Debian with ``packages`` and import it as ``tag``
+    (``changes``: Dockerfile instructions for the import, as ``docker import -c``)."""
     debootstrap = shutil.which("debootstrap")
     if debootstrap is None:
         raise BaseImageError(
@@ -193,12 +205,12 @@ def build_local(client: docker.DockerClient, tag: str, progress: Progress) -> No
         cmd = [
             debootstrap,
             "--variant=minbase",
-            f"--include={','.join(PACKAGES)}",
+            f"--include={','.join(packages)}",
             SUITE,
             str(rootfs),
             mirror,
         ]
-        progress(f"building {tag} from Debian packages (debootstrap, about a minute)")
+        progress(f"building {tag} from Debian packages (debootstrap, a minute or more)")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
         lines: list[str] = []
@@ -220,7 +232,7 @@ def build_local(client: docker.DockerClient, tag: str, progress: Progress) -> No
             tag=version,
             changes=[
                 "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                'CMD ["python3"]',
+                *changes,
             ],
         )
     if not _present(client, tag):

@@ -99,7 +99,7 @@ def start(
     tags = labels(lab, ROLE, purpose) | {TARGET_LABEL: where.label}
     if lasting:
         del tags[SESSION_LABEL]
-    return lab.client.containers.run(
+    return lab.client_for(where.label).containers.run(
         image(lab),
         argv,
         name=name,
@@ -145,7 +145,11 @@ def find(lab: Stack, purpose: str, target: str) -> list[str]:
         f"lab.purpose={purpose}",
         f"{TARGET_LABEL}={target}",
     ]
-    return [c["Id"] for c in lab.client.api.containers(all=True, filters={"label": wanted})]
+    return [
+        c["Id"]
+        for client in lab.clients()
+        for c in client.api.containers(all=True, filters={"label": wanted})
+    ]
 
 
 def run(lab: Stack, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
@@ -173,8 +177,9 @@ def remove_all(lab: Stack, only: list[str] | None = None) -> list[str]:
     removed = []
     labels = [f"{PROJECT_LABEL}={lab.topology.project}", f"{ROLE_LABEL}={ROLE}", *(only or [])]
     filters = {"label": labels}
-    for summary in lab.client.api.containers(all=True, filters=filters):
-        with suppress(docker.errors.NotFound):
-            lab.client.api.remove_container(summary["Id"], force=True)
-            removed.append(summary["Names"][0].lstrip("/"))
+    for client in lab.clients():
+        for summary in client.api.containers(all=True, filters=filters):
+            with suppress(docker.errors.NotFound):
+                client.api.remove_container(summary["Id"], force=True)
+                removed.append(summary["Names"][0].lstrip("/"))
     return removed

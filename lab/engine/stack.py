@@ -34,6 +34,7 @@ from lab.errors import (
     PortTaken,
     TimedOut,
     Unhealthy,
+    UsageError,
 )
 from lab.progress import Progress
 from lab.topology import Host, Interface, Network, PublishedPort, Topology
@@ -107,6 +108,7 @@ class HostStatus:
     ports: list[Entry] | None  # None: the host is not running
     published: list[tuple[PublishedPort, int | None]]  # with the host port Docker chose
     differs: list[str]  # how it is not as the topology promises ([]: as promised)
+    machine: str = ""  # the machine it runs on, in a lab across machines ("" on one engine)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,19 @@ class Stack:
 
             self._client = connect()
         return self._client
+
+    def client_for(self, where: str) -> docker.DockerClient:
+        """The engine that runs a service (or a helper in its namespaces): on one
+        engine, that one; a lab across machines answers with the service's machine."""
+        return self.client
+
+    def clients(self) -> list[docker.DockerClient]:
+        """Every engine the lab runs on (helpers are looked for on each)."""
+        return [self.client]
+
+    def machine_of(self, service: str) -> str:
+        """The machine a service runs on ("" on one engine)."""
+        return ""
 
     # --- reading ---------------------------------------------------------------
 
@@ -296,6 +311,53 @@ class Stack:
             return self.client.networks.get(name)
         except docker.errors.NotFound:
             raise NotRunning(f"network {name}") from None
+
+    # --- faults only a lab across machines has (lab/cluster/stack.py) ----------------
+
+    def machine_fault(self, action: str, machine: str, peer: str = "") -> None:
+        """Cut a machine off the others (``isolate``/``rejoin``), or the link between two
+        (``sever``/``mend``): only a lab across machines has machines."""
+        raise UsageError(
+            f"{action}: this lab runs on one Docker Engine",
+            "machine faults need a lab across machines (--cluster; docs/scale-out.md)",
+        )
+
+    def shared_folder(self, host: str) -> Path | None:
+        """A folder of this machine that ``host``'s engine can bind-mount as it is (None:
+        any folder, the engine is this machine's)."""
+        return None
+
+    def mend_machines(self) -> list[str]:
+        """Undo every machine fault, whoever left it (`lab chaos restore`, `lab down`)."""
+        return []
+
+    def run_on_docker_host(self, steps: list[Step], t0: float) -> list[Event]:
+        """A socket script on the Docker host itself (through published ports): here, in
+        the driver's own process."""
+        from services.probes.sockscript import Runner
+
+        runner = Runner(hostname="docker-host")
+        runner.started = t0
+        return runner.run(steps)
+
+    def capture_interfaces(self) -> str | None:
+        """Where a capture between hosts is taken, when not the lab networks' bridges."""
+        return None
+
+    def disconnect(self, container: Container, key: str) -> None:
+        """Take a container off a lab network, through the engine that runs it."""
+        name = self.topology.networks[key].docker_name
+        engine = container.client or self.client
+        engine.api.disconnect_container_from_network(str(container.id), name)
+
+    def connect(self, container: Container, key: str, ip: str, aliases: list[str]) -> None:
+        """Put a container on a lab network at ``ip`` with ``aliases``, through its engine
+        (by name: an overlay network is not listed on a worker until something uses it)."""
+        name = self.topology.networks[key].docker_name
+        engine = container.client or self.client
+        engine.api.connect_container_to_network(
+            str(container.id), name, ipv4_address=ip, aliases=aliases
+        )
 
     def gateway(self) -> str:
         """The lab network's gateway (the Docker host's side), from the client host's routes."""

@@ -75,7 +75,7 @@ def capturing(
     ``purpose`` goes into the helper's name and labels: an experiment that takes its
     own capture inside a user's --capture shows which is which in `docker ps`.
     """
-    info = CaptureInfo(path, bridges(lab))
+    info = CaptureInfo(path, lab.capture_interfaces() or bridges(lab))
     container: Container | None = None
 
     def host_back(host: str) -> None:

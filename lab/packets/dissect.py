@@ -1,5 +1,10 @@
 """Frames taken apart layer by layer: Ethernet, ARP or IPv4, then TCP, UDP or ICMP, then data.
 
+A UDP datagram to port 4789 carries VXLAN (RFC 7348): an 8-byte header (flags, the
+24-bit network identifier) and then a whole inner Ethernet frame, which is taken
+apart the same way, one level deeper: what a capture on the underlay between the
+machines of a lab across machines holds (docs/scale-out.md).
+
 Sans-IO and byte by byte: each header is unpacked with :mod:`struct` at the offset
 where the previous one ends, so every layer knows the bytes it came from (what the
 hex view colours), and each checksum is recomputed from the captured bytes with
@@ -24,6 +29,8 @@ from lab.packets import pcap
 from lab.packets.checksum import Verdict, icmp_verdict, ipv4_verdict, segment_verdict
 
 ETH_HEADER = 14
+VXLAN_PORT = 4789  # IANA's; Docker's overlay uses it unless told otherwise
+VXLAN_HEADER = 8
 ICMP_NAMES = {
     (0, 0): "echo reply",
     (8, 0): "echo request",
@@ -90,9 +97,15 @@ class Frame:
         return self._layers
 
     def layer(self, name: str) -> Layer | None:
-        for i, h in enumerate(self.headers):  # at most four: a plain loop beats the rest
-            if h.name == name:
-                return self.layers[i]
+        """The named layer; under VXLAN the inner frame's first (what the lab's hosts
+        sent), else the envelope's (``frame.layer("VXLAN")``, the outer UDP when no
+        inner one)."""
+        inner = self.inner if len(self.headers) > 4 else 0
+        order: list[int] = [*range(inner, len(self.headers)), *range(inner)]
+        for i in order:  # a handful of layers: a plain loop
+            if self.headers[i].name == name:
+                found: Layer = self.layers[i]
+                return found
         return None
 
     @property
@@ -102,37 +115,64 @@ class Frame:
 
     @property
     def src(self) -> str:
-        network = self.headers[1] if len(self.headers) > 1 else None  # IPv4 or ARP
-        if network is None or network.name not in ("IPv4", "ARP"):
-            return ""
-        return socket.inet_ntoa(network.values[8 if network.name == "IPv4" else 6])
+        """The sender's address: under VXLAN, the inner frame's (a lab host's, not its
+        machine's: ``outer_src`` is the machine's)."""
+        return self._address(self.inner, 8, 6)
 
     @property
     def dst(self) -> str:
-        network = self.headers[1] if len(self.headers) > 1 else None
+        return self._address(self.inner, 9, 8)
+
+    @property
+    def outer_src(self) -> str:
+        return self._address(0, 8, 6)
+
+    @property
+    def outer_dst(self) -> str:
+        return self._address(0, 9, 8)
+
+    def _address(self, at: int, ipv4: int, arp: int) -> str:
+        """An address of the network header after the Ethernet header at ``at``."""
+        network = self.headers[at + 1] if len(self.headers) > at + 1 else None  # IPv4 or ARP
         if network is None or network.name not in ("IPv4", "ARP"):
             return ""
-        return socket.inet_ntoa(network.values[9 if network.name == "IPv4" else 8])
+        return socket.inet_ntoa(network.values[ipv4 if network.name == "IPv4" else arp])
+
+    @property
+    def inner(self) -> int:
+        """Where the innermost frame's headers begin in ``headers`` (0: not tunnelled)."""
+        for i in range(len(self.headers) - 1, -1, -1):
+            if self.headers[i].name == "VXLAN":
+                return i + 1
+        return 0
 
     @property
     def summary(self) -> str:
-        """One short phrase: what a ladder diagram's arrow is labelled with."""
-        headers = self.headers
-        if len(headers) < 2:
-            return headers[-1].name if headers else "?"
-        top = headers[2] if len(headers) > 2 else headers[1]
-        if top.name == "TCP":
-            size = len(self.payload)
-            text = f"TCP [{flag_names(top.values[5])}]"
-            return f"{text} {size} B" if size else text
-        if top.name == "UDP":
-            return f"UDP {len(self.payload)} B"
-        if top.name == "ICMP":
-            kind = (top.values[0], top.values[1])
-            return f"ICMP {ICMP_NAMES.get(kind, f'type {kind[0]} code {kind[1]}')}"
-        if headers[1].name == "ARP":
-            return "ARP who-has" if headers[1].values[4] == 1 else "ARP is-at"
-        return headers[-1].name
+        """One short phrase: what a ladder diagram's arrow is labelled with (a VXLAN
+        frame: its network id, then the inner frame's phrase)."""
+        inner = self.inner
+        if inner:
+            vni = self.headers[inner - 1].values[1] >> 8
+            return f"VXLAN {vni}: {_summary(self.headers[inner:], self.payload)}"
+        return _summary(self.headers, self.payload)
+
+
+def _summary(headers: tuple[Header, ...], payload: bytes) -> str:
+    if len(headers) < 2:
+        return headers[-1].name if headers else "?"
+    top = headers[2] if len(headers) > 2 else headers[1]
+    if top.name == "TCP":
+        size = len(payload)
+        text = f"TCP [{flag_names(top.values[5])}]"
+        return f"{text} {size} B" if size else text
+    if top.name == "UDP":
+        return f"UDP {len(payload)} B"
+    if top.name == "ICMP":
+        kind = (top.values[0], top.values[1])
+        return f"ICMP {ICMP_NAMES.get(kind, f'type {kind[0]} code {kind[1]}')}"
+    if headers[1].name == "ARP":
+        return "ARP who-has" if headers[1].values[4] == 1 else "ARP is-at"
+    return headers[-1].name
 
 
 @cache  # 256 possible values, and every TCP segment asks
@@ -228,9 +268,30 @@ def _ipv4(raw: bytes, headers: list[Header], checks: list[ChecksumCheck]) -> Non
         checks.append(_new(ChecksumCheck, (name, carried, computed, judged)))
     elif name is not None:  # a header cut short: nothing to sum, and it cannot be whole
         checks.append(_new(ChecksumCheck, (name, 0, 0, Verdict.INVALID)))
+    if (
+        proto == 17
+        and len(segment) >= MINIMUM[17] + VXLAN_HEADER + ETH_HEADER
+        and headers[-1].values[1] == VXLAN_PORT
+    ):
+        _vxlan(raw, payload_start, end, headers, checks)
+        return
     headers.append(
         _new(Header, ("data", payload_start, end, ("length", max(0, end - payload_start))))
     )
+
+
+def _vxlan(
+    raw: bytes, start: int, end: int, headers: list[Header], checks: list[ChecksumCheck]
+) -> None:
+    """The VXLAN header at ``start``, then the inner frame to ``end``, taken apart as
+    any frame is, its offsets counted in the outer frame (the hex view colours them)."""
+    vxlan = VXLAN.unpack_from(raw, start)
+    inner_start = start + VXLAN_HEADER
+    headers.append(_new(Header, ("VXLAN", start, inner_start, vxlan)))
+    inner = dissect(raw[inner_start:end])
+    for h in inner.headers:
+        headers.append(_new(Header, (h.name, h.start + inner_start, h.end + inner_start, h.values)))
+    checks.extend(inner.checksums)
 
 
 def _mac(raw: bytes) -> str:
@@ -288,6 +349,12 @@ def _icmp(v: tuple[Any, ...]) -> dict[str, int | str]:
     return {"type": v[0], "code": v[1], "checksum": v[2]}
 
 
+def _vxlan_fields(v: tuple[Any, ...]) -> dict[str, int | str]:
+    # flags: 0x08 is "the network id is valid" (the I bit); the id is the top 24 bits
+    # of the second word, its low byte reserved.
+    return {"flags": v[0] >> 24, "vni": v[1] >> 8}
+
+
 def _data(v: tuple[Any, ...]) -> dict[str, int | str]:
     return {v[0]: v[1]}
 
@@ -295,6 +362,7 @@ def _data(v: tuple[Any, ...]) -> dict[str, int | str]:
 ETHER = struct.Struct("!6s6sH")
 ARP_BODY = struct.Struct("!HHBBH6s4s6s4s")
 IPV4 = struct.Struct("!BBHHHBBH4s4s")
+VXLAN = struct.Struct("!II")
 PROTOCOLS = {6: "TCP", 17: "UDP", 1: "ICMP"}
 HEADERS = {
     6: struct.Struct("!HHIIBBHH"),  # up to the checksum; the urgent pointer is not shown
@@ -309,5 +377,6 @@ FIELDS: dict[str, Callable[[tuple[Any, ...]], dict[str, int | str]]] = {
     "TCP": _tcp,
     "UDP": _udp,
     "ICMP": _icmp,
+    "VXLAN": _vxlan_fields,
     "data": _data,
 }

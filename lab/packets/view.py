@@ -101,6 +101,12 @@ def layer_fields(layer: Layer) -> str:
         )
     if layer.name == "ICMP":
         return f"type {f['type']} code {f['code']}  checksum 0x{int(f['checksum']):04x}"
+    if layer.name == "VXLAN":
+        valid = "I: the network id is valid" if int(f["flags"]) & 0x08 else "no I flag"
+        return (
+            f"flags 0x{int(f['flags']):02x} ({valid})  network id (VNI) {f['vni']}: "
+            "an Ethernet frame of the overlay follows"
+        )
     return ""
 
 

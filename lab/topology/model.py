@@ -8,6 +8,8 @@ raw YAML. The lab's own words are Compose labels:
     lab.role: client                    the workbench experiments send from
     lab.routes: "10.88.2.0/24 via 10.88.1.2; ..."  routes added at `lab up`
     lab.link: "loss 10% delay 50ms"     an impairment put on its link at `lab up`
+    lab.machine: m1                     the machine it runs on, in a lab across several
+                                        (its processes go with it: docs/scale-out.md)
   on a process (``network_mode: service:HOST`` and ``pid: service:HOST``):
     lab.ports: "8080/tcp shout, 9000/udp echo"   what it listens on, and speaks
 
@@ -120,6 +122,7 @@ class Host:
     routes: tuple[Route, ...] = ()
     link: str = ""  # an impairment declared in the topology (lab.link), "" for none
     forwarding: bool = False  # net.ipv4.ip_forward=1: it routes between its networks
+    machine: str = ""  # lab.machine: where it runs in a lab across machines ("" = spread)
 
     @property
     def ip(self) -> str:
@@ -183,6 +186,8 @@ class Topology:
     processes: dict[str, Process]
     shortcuts: dict[str, str] = field(default_factory=dict)
     builds: tuple[Build, ...] = ()
+    # host -> the machine it runs on, in a lab across machines ({} on one engine)
+    machines: dict[str, str] = field(default_factory=dict)
 
     # --- naming -------------------------------------------------------------
 
@@ -359,6 +364,11 @@ def _subnet(key: str, spec: Mapping[str, Any]) -> str:
 
 
 def _process(name: str, spec: Mapping[str, Any], labels: Mapping[str, str], host: str) -> Process:
+    if labels.get("lab.machine"):
+        raise TopologyError(
+            f"process {name} has lab.machine: a process runs where its host {host} runs",
+            f"put lab.machine on {host}",
+        )
     if spec.get("pid") != f"service:{host}":
         raise TopologyError(
             f"process {name} joins {host}'s network but not its PID namespace",
@@ -404,6 +414,7 @@ def _host(
         routes=tuple(_routes(name, str(labels.get("lab.routes", "")))),
         link=link,
         forwarding=str(sysctls.get("net.ipv4.ip_forward", "0")) == "1",
+        machine=str(labels.get("lab.machine", "")).strip(),
     )
 
 

@@ -76,6 +76,7 @@ def status_tables(report: list[HostStatus]) -> list[Table]:
             f"  {addresses}  ",
             state_text(entry.state),
             "  (client)" if host.role == "client" else "",
+            f"  on machine {entry.machine}" if entry.machine else "",
             f"  aliases: {', '.join(host.aliases)}" if host.aliases else "",
         )
         published = {(p.container_port, p.protocol): bound for p, bound in entry.published}
@@ -121,6 +122,7 @@ def status_json(report: list[HostStatus]) -> list[dict[str, Any]]:
             "link": entry.host.link,
             "routes": [str(r) for r in entry.host.routes],
             "differs": entry.differs,
+            "machine": entry.machine,
         }
         for entry in report
     ]

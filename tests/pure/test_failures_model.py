@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from lab.experiments.builtin.failures import (
     judge,
     load_schedule,
 )
-from lab.topology import from_config
+from lab.topology import Topology, from_config
 from services.probes.sockscript import Event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,3 +215,52 @@ def test_cell_round_trips_through_json_and_draws(tmp_path: Path) -> None:
     assert again == original
     png = plots.cell_timeline(again, tmp_path / "cell.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def across(**machines: str) -> Topology:
+    return replace(TOPOLOGY, machines=machines)
+
+
+SPREAD = across(apphost="m1", client="m2", shouthost="m3")
+
+
+def test_a_lab_across_machines_adds_the_machine_rows() -> None:
+    claims = {c.id for c in Failures().claims_for(SPREAD)}
+    for column in COLUMNS:
+        assert f"machine-lost.{column}" in claims
+        assert f"machines-link-cut.{column}" in claims
+    # One engine: no machine rows, and a schedule asking for one is refused.
+    assert not any(c.id.startswith("machine") for c in Failures().claims_for(TOPOLOGY))
+    with pytest.raises(ScheduleError, match="needs a lab across machines"):
+        Failures((Row("r", "", "isolate", ("shouthost",)),)).claims_for(TOPOLOGY)
+
+
+def test_a_machine_fault_strikes_only_hosts_off_the_clients_machine() -> None:
+    # shouthost shares the client's machine: cutting machines apart does not reach it.
+    shared = across(apphost="m1", client="m2", shouthost="m2")
+    rows = {r.name: r for r in Failures().plan(shared)[0]}
+    assert rows["machine-lost"].targets == ("apphost",)
+    assert rows["machines-link-cut"].targets == ("apphost",)
+    claims = {c.id for c in Failures().claims_for(shared)}
+    assert "machine-lost.http" in claims
+    assert "machine-lost.tcp-shout" not in claims
+    # Every host on the client's machine: no machine rows at all.
+    together = across(apphost="m1", client="m1", shouthost="m1")
+    assert not any(r.fault in ("isolate", "sever") for r in Failures().plan(together)[0])
+
+
+@pytest.mark.parametrize("fault", ["isolate", "sever"])
+def test_machine_fault_cells_are_judged_and_can_fail(fault: str) -> None:
+    rows = {r.name: r for r in Failures().plan(SPREAD)[0]}
+    row = next(r for r in rows.values() if r.fault == fault)
+    stream = expectation(row, COLUMNS["tcp-shout"])
+    assert stream is not None
+    assert judge(cell(), stream)  # silent, then the same connection carries on
+    # What must not pass: an answer through the cut, a reset, a connection that died.
+    assert not judge(cell(during="answered"), stream)
+    assert not judge(cell(during="reset"), stream)
+    assert not judge(cell(old_socket_works=False), stream)
+    udp = expectation(row, COLUMNS["udp-shout-connected"])
+    assert udp is not None
+    assert judge(cell(late=[], lost=["x"]), udp)
+    assert not judge(cell(during="refused", late=[], lost=["x"]), udp)

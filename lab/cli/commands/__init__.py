@@ -5,6 +5,7 @@ from __future__ import annotations
 from lab.cli.commands import (
     bench,
     chaos,
+    cluster,
     experiments,
     fuzz,
     grade,
@@ -15,4 +16,4 @@ from lab.cli.commands import (
     web,
 )
 
-GROUPS = (stack, sockets, send, experiments, chaos, packets, web, fuzz, bench, grade)
+GROUPS = (stack, sockets, send, experiments, chaos, packets, web, fuzz, bench, grade, cluster)

@@ -14,7 +14,8 @@ from lab.errors import UsageError
 def register(commands: Any) -> None:
     chaos = commands.add_parser(
         "chaos",
-        help="break something by hand: kill|stop|pause|resume|cut|heal|restart|restore",
+        help="break something by hand: kill|stop|pause|resume|cut|heal|restart|restore "
+        "(across machines also isolate|rejoin|sever|mend)",
         description="Inject one fault by hand and leave it in place, to explore what clients "
         "see (try `lab send` meanwhile). `lab chaos restore` mends everything: whatever "
         "differs from the topology (a process down, a host off its network or without its "
@@ -26,7 +27,9 @@ def register(commands: Any) -> None:
         nargs="?",
         default="",
         help="a process or a host of the topology (`lab status` lists them); "
-        "cut and heal take a host",
+        "cut and heal take a host; on a lab across machines, isolate/rejoin act on the "
+        "host's whole machine and sever/mend on the link between its machine and the "
+        "client's (docs/scale-out.md)",
     )
     chaos.set_defaults(handler=cmd_chaos)
 

@@ -219,7 +219,7 @@ class DbKill(Experiment):
         self._set_policy(ctx, policy)
         seconds = self.seconds_per_kill * (self.kills + 1)
         writer = AttachedExec(
-            lab.stack.client,
+            lab.stack.client_for(lab.topology.client.name),
             lab.stack.container(lab.topology.client.name),
             ["python3", "-m", "services.probes.writer", "db", "6379", prefix, str(seconds)],
         )
@@ -260,7 +260,8 @@ class DbKill(Experiment):
         lab = ctx.lab
         host = lab.topology.host_of("db").name
         out = {}
-        with powerloss.volatile_disk(lab.project) as disk:
+        shared = lab.stack.shared_folder(lab.topology.host_of("db").name)
+        with powerloss.volatile_disk(lab.project, shared) as disk:
             for policy in self.policies:
                 unsafe = self.unsafe_always and policy == "always"
                 out[policy] = self._power_loss(ctx, disk, host, policy, unsafe, stop)
@@ -286,7 +287,7 @@ class DbKill(Experiment):
             fsyncs_before = disk.stats()["fsyncs"]
             prefix = f"power:{policy}:{int(time.time() * 1000)}"
             writer = AttachedExec(
-                lab.stack.client,
+                lab.stack.client_for(lab.topology.client.name),
                 lab.stack.container(lab.topology.client.name),
                 [
                     "python3",

@@ -55,7 +55,8 @@ PROBE_TIMEOUT = 1.0  # how long a client waits for an answer while the fault is 
 # after a cut of ~8 s the next resend can be ~13 s away. Nothing comes sooner.
 AFTER_TIMEOUT = 15.0
 MATRIX_PROTOCOLS = ("shout", "echo", "http", "resp")  # answers the matrix can recognise
-FAULTS = ("kill", "stop", "pause", "cut", "restart")  # what a row may do (mending is undoing)
+FAULTS = ("kill", "stop", "pause", "cut", "restart", "isolate", "sever")  # mending is undoing
+MACHINE_FAULTS = ("isolate", "sever")  # a lab across machines only (docs/scale-out.md)
 EVERY_PROCESS = "every-process"  # row targets resolved against the topology
 EVERY_HOST = "every-host"
 
@@ -87,6 +88,24 @@ DEFAULT_ROWS = (
         "restart",
         (EVERY_PROCESS,),
         settle=True,
+    ),
+)
+
+
+# What only a lab across machines can suffer: added when the hosts are on several machines,
+# each striking the machines of the servers that are not on the client's own machine.
+MACHINE_ROWS = (
+    Row(
+        "machine-lost",
+        "the server's whole machine cut off from every other machine, then back",
+        "isolate",
+        (EVERY_HOST,),
+    ),
+    Row(
+        "machines-link-cut",
+        "the link between the client's machine and the server's cut, both machines alive",
+        "sever",
+        (EVERY_HOST,),
     ),
 )
 
@@ -127,15 +146,27 @@ def columns_of(topology: Topology) -> list[Column]:
     return columns
 
 
-def resolve_rows(rows: tuple[Row, ...], columns: list[Column]) -> tuple[Row, ...]:
-    """Rows with ``every-process``/``every-host`` replaced by the servers of the columns."""
+def resolve_rows(
+    rows: tuple[Row, ...], columns: list[Column], topology: Topology | None = None
+) -> tuple[Row, ...]:
+    """Rows with ``every-process``/``every-host`` replaced by the servers of the columns.
+
+    A machine fault strikes only hosts on another machine than the client's (on its
+    own machine a client is not cut off from anything); a row left with none is dropped.
+    """
     processes = tuple(dict.fromkeys(c.process for c in columns))
     hosts = tuple(dict.fromkeys(c.host for c in columns))
+    machines = topology.machines if topology is not None else {}
+    here = machines.get(topology.client.name, "") if topology is not None and machines else ""
     resolved = []
     for row in rows:
         targets: list[str] = []
         for target in row.targets:
             targets += {EVERY_PROCESS: processes, EVERY_HOST: hosts}.get(target, (target,))
+        if row.fault in MACHINE_FAULTS:
+            targets = [t for t in targets if machines.get(t, here) != here]
+            if not targets:
+                continue
         resolved.append(replace(row, targets=tuple(dict.fromkeys(targets))))
     return tuple(resolved)
 
@@ -183,6 +214,13 @@ _UNTOUCHED = Expect(
     None,
     "pausing a host's container freezes only its own init: the processes are containers "
     "of their own, so they and the host's kernel go on answering",
+)
+_ACROSS_A_CUT = Expect(
+    "silent",
+    True,
+    True,
+    "TCP retransmits into the cut between the machines; once they are joined again the "
+    "retransmission crosses the overlay and the same connection carries on",
 )
 EXPECTED: dict[tuple[str, bool, str], Expect] = {
     # (fault kind, struck the server's host, client kind)
@@ -245,6 +283,22 @@ EXPECTED: dict[tuple[str, bool, str], Expect] = {
     ),
     ("cut", True, "udp-connected"): Expect(
         "silent", True, False, "lost in the cut, and no ICMP either"
+    ),
+    # A machine cut off (from all, or from the client's machine only): the overlay's
+    # VXLAN frames are dropped on the underlay, both kernels live on, nothing answers.
+    ("isolate", True, "stream"): _ACROSS_A_CUT,
+    ("isolate", True, "udp"): Expect(
+        "silent", True, False, "the datagram is lost with the machine; UDP never resends it"
+    ),
+    ("isolate", True, "udp-connected"): Expect(
+        "silent", True, False, "lost, and no ICMP: the machine that would send one is cut off"
+    ),
+    ("sever", True, "stream"): _ACROSS_A_CUT,
+    ("sever", True, "udp"): Expect(
+        "silent", True, False, "lost on the cut link between the two machines"
+    ),
+    ("sever", True, "udp-connected"): Expect(
+        "silent", True, False, "lost on the cut link, and no ICMP comes back over it"
     ),
     ("restart", False, "stream"): _TCP_DEATH,
     ("restart", False, "udp"): Expect(
@@ -646,8 +700,12 @@ def draw_targets(rows: tuple[Row, ...], seed: int, topology: Topology) -> tuple[
                 raise ScheduleError(
                     f"row {row.name}: no host or process {target!r}", f"known: {topology.known()}"
                 )
-        if row.fault == "cut" and any(t in topology.processes for t in targets):
-            raise ScheduleError(f"row {row.name}: cut takes a host, not a process")
+        if row.fault in ("cut", *MACHINE_FAULTS) and any(t in topology.processes for t in targets):
+            raise ScheduleError(f"row {row.name}: {row.fault} takes a host, not a process")
+        if row.fault in MACHINE_FAULTS and not topology.machines:
+            raise ScheduleError(
+                f"row {row.name}: {row.fault} needs a lab across machines (--cluster)"
+            )
         workbench = topology.client.name
         if workbench in targets:
             raise ScheduleError(
@@ -655,7 +713,7 @@ def draw_targets(rows: tuple[Row, ...], seed: int, topology: Topology) -> tuple[
                 "fault the hosts and processes they talk to",
             )
         drawn.append(replace(row, targets=tuple(targets)))
-    return resolve_rows(tuple(drawn), columns)
+    return resolve_rows(tuple(drawn), columns, topology)
 
 
 # --- the experiment --------------------------------------------------------------------
@@ -675,7 +733,10 @@ class Failures(Experiment):
         self.on_cell: Callable[[Cell], None] = lambda cell: None
 
     def plan(self, topology: Topology) -> tuple[tuple[Row, ...], list[Column]]:
-        return draw_targets(self.rows, self.seed, topology), columns_of(topology)
+        rows = self.rows
+        if rows == DEFAULT_ROWS and len(set(topology.machines.values())) > 1:
+            rows = (*rows, *MACHINE_ROWS)
+        return draw_targets(rows, self.seed, topology), columns_of(topology)
 
     def claims_for(self, topology: Topology) -> tuple[Claim, ...]:
         return claims_of(*self.plan(topology))

@@ -1,0 +1,139 @@
+"""VXLAN taken apart: outer Ethernet, IPv4, UDP 4789, the VXLAN header, then the inner
+frame one level deeper (what a capture between the machines of a cluster holds)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.layers.vxlan import VXLAN
+
+from lab.packets.checksum import Verdict
+from lab.packets.dissect import VXLAN_PORT, dissect
+from lab.packets.view import layer_fields
+
+pytestmark = pytest.mark.pure
+
+# Two machines of the test cluster on the underlay, and two lab hosts on the overlay.
+M1, M2 = "10.231.0.11", "10.231.0.12"
+CLIENT, SHOUT = "10.203.0.100", "10.203.0.20"
+
+
+def inner_frame(payload: bytes = b"hi") -> bytes:
+    return bytes(
+        Ether(src="02:42:0a:cb:00:64", dst="02:42:0a:cb:00:14")
+        / IP(src=CLIENT, dst=SHOUT, ttl=64)
+        / TCP(sport=40000, dport=8080, flags="PA", seq=7, ack=9)
+        / payload
+    )
+
+
+def by_hand(inner: bytes, vni: int = 4097, dport: int = VXLAN_PORT) -> bytes:
+    """The outer headers written field by field (no library), as the kernel's vxlan
+    device sends them: UDP checksum 0 (none, allowed over IPv4), flags 0x08 (I bit)."""
+    vxlan = struct.pack("!II", 0x08 << 24, vni << 8)
+    udp_len = 8 + len(vxlan) + len(inner)
+    udp = struct.pack("!HHHH", 51000, dport, udp_len, 0)
+    total = 20 + udp_len
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, 17, 0, bytes([10, 231, 0, 11]),
+        bytes([10, 231, 0, 12]),
+    )  # fmt: skip
+    words = struct.unpack("!10H", header)
+    s = sum(words)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    header = header[:10] + struct.pack("!H", ~s & 0xFFFF) + header[12:]
+    ether = bytes.fromhex("0242 0ae7 000c 0242 0ae7 000b 0800".replace(" ", ""))
+    return ether + header + udp + vxlan + inner
+
+
+def test_every_layer_outer_then_inner() -> None:
+    inner = inner_frame()
+    frame = dissect(by_hand(inner))
+    assert [(x.name, x.start, x.end) for x in frame.layers] == [
+        ("Ethernet", 0, 14),
+        ("IPv4", 14, 34),
+        ("UDP", 34, 42),
+        ("VXLAN", 42, 50),
+        ("Ethernet", 50, 64),
+        ("IPv4", 64, 84),
+        ("TCP", 84, 104),
+        ("data", 104, 106),
+    ]
+    vxlan = frame.layer("VXLAN")
+    assert vxlan is not None
+    assert vxlan.fields == {"flags": 0x08, "vni": 4097}
+    assert layer_fields(vxlan) == (
+        "flags 0x08 (I: the network id is valid)  network id (VNI) 4097: "
+        "an Ethernet frame of the overlay follows"
+    )
+    # A layer asked for by name is the inner frame's (what the lab's hosts sent)...
+    assert frame.layer("IPv4") == frame.layers[5]
+    assert frame.layer("Ethernet") == frame.layers[4]
+    # ...and the envelope's where the inner frame has none: UDP 4789.
+    assert frame.layer("UDP") == frame.layers[2]
+    # The outer addresses are the machines'; the inner frame is the lab's own, and a
+    # listing or a ladder shows the lab's hosts talking.
+    assert (frame.outer_src, frame.outer_dst) == (M1, M2)
+    assert (frame.src, frame.dst) == (CLIENT, SHOUT)
+    assert frame.layers[5].fields["src"] == CLIENT
+    assert frame.layers[5].fields["dst"] == SHOUT
+    assert frame.payload == b"hi"
+    assert frame.summary == "VXLAN 4097: TCP [PSH, ACK] 2 B"
+    # The inner frame is byte for byte the one a bridge capture would hold.
+    assert frame.raw[frame.layers[4].start :] == inner
+    assert [(c.layer, c.verdict) for c in frame.checksums] == [
+        ("IPv4", Verdict.VALID),
+        ("UDP", Verdict.ABSENT),
+        ("IPv4", Verdict.VALID),
+        ("TCP", Verdict.VALID),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "raw", "names"),
+    [
+        # Another UDP port: the same bytes are only data, never guessed to be VXLAN.
+        ("port 4790", by_hand(inner_frame(), dport=4790), ["Ethernet", "IPv4", "UDP", "data"]),
+        # Too short to hold a VXLAN header and an inner Ethernet header: data.
+        (
+            "cut",
+            by_hand(inner_frame())[: 42 + 8 + 10],
+            ["Ethernet", "IPv4", "UDP", "data"],
+        ),
+    ],
+)
+def test_what_is_not_vxlan_is_not_taken_for_it(case: str, raw: bytes, names: list[str]) -> None:
+    # (the cut frame's IPv4 total length says more than is there: dissection stops short)
+    assert [x.name for x in dissect(raw).layers] == names, case
+
+
+@pytest.mark.parametrize("vni", [1, 256, 4096, 0xFFFFFF])
+def test_fields_are_scapys(vni: int) -> None:
+    built = bytes(
+        Ether()
+        / IP(src=M1, dst=M2)
+        / UDP(sport=40000, dport=VXLAN_PORT)
+        / VXLAN(vni=vni, flags=0x08)
+        / inner_frame(b"x" * 5)
+    )
+    theirs = Ether(built)
+    ours = dissect(built)
+    vxlan = ours.layer("VXLAN")
+    assert vxlan is not None
+    assert vxlan.fields["vni"] == theirs[VXLAN].vni == vni
+    assert vxlan.fields["flags"] == int(theirs[VXLAN].flags)
+    inner_tcp = ours.layers[6]
+    assert inner_tcp.name == "TCP"
+    assert inner_tcp.fields["dst_port"] == theirs[VXLAN][TCP].dport
+    assert ours.payload == bytes(theirs[VXLAN][TCP].payload)
+
+
+def test_a_frame_cut_anywhere_inside_the_tunnel_is_shown_as_far_as_it_goes() -> None:
+    raw = by_hand(inner_frame())
+    for cut in range(len(raw) + 1):
+        frame = dissect(raw[:cut])  # never raises
+        assert frame.layers[-1].end <= cut or cut < 14
