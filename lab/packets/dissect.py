@@ -30,6 +30,7 @@ from lab.packets.checksum import Verdict, icmp_verdict, ipv4_verdict, segment_ve
 
 ETH_HEADER = 14
 VXLAN_PORT = 4789  # IANA's; Docker's overlay uses it unless told otherwise
+VXLAN_I_FLAG = 0x08  # "the VNI is valid": set in every VXLAN header (RFC 7348, 5)
 VXLAN_HEADER = 8
 ICMP_NAMES = {
     (0, 0): "echo reply",
@@ -97,11 +98,11 @@ class Frame:
         return self._layers
 
     def layer(self, name: str) -> Layer | None:
-        """The named layer; under VXLAN the inner frame's first (what the lab's hosts
-        sent), else the envelope's (``frame.layer("VXLAN")``, the outer UDP when no
-        inner one)."""
+        """The named layer; under VXLAN the inner frame's (what the lab's hosts sent), or
+        the VXLAN header itself. The envelope's outer layers are ``frame.layers``: a
+        fallback to them would make a tunnelled TCP segment answer to "UDP" (port 4789)."""
         inner = self.inner if len(self.headers) > 4 else 0
-        order: list[int] = [*range(inner, len(self.headers)), *range(inner)]
+        order = [*range(inner, len(self.headers)), *([inner - 1] if inner else [])]
         for i in order:  # a handful of layers: a plain loop
             if self.headers[i].name == name:
                 found: Layer = self.layers[i]
@@ -218,9 +219,10 @@ def frames(path: Path) -> Iterator[Frame]:
 _new: Any = tuple.__new__
 
 
-def dissect(raw: bytes, time: float = 0.0, number: int = 1) -> Frame:
+def dissect(raw: bytes, time: float = 0.0, number: int = 1, *, tunnel: bool = True) -> Frame:
     """One Ethernet frame, from its bytes. A header cut short ends the dissection there:
-    what is left is shown as data, never guessed at."""
+    what is left is shown as data, never guessed at. ``tunnel``: take VXLAN apart (one
+    level only: a frame inside the inner frame is data, so a crafted nest cannot recurse)."""
     if len(raw) < ETH_HEADER:
         data = _new(Header, ("data", 0, len(raw), ("length", len(raw))))
         return Frame(number, time, raw, (data,))
@@ -232,7 +234,7 @@ def dissect(raw: bytes, time: float = 0.0, number: int = 1) -> Frame:
         arp = ARP_BODY.unpack_from(raw, ETH_HEADER)
         headers.append(_new(Header, ("ARP", ETH_HEADER, ETH_HEADER + ARP_BODY.size, arp)))
     elif kind == 0x0800 and len(raw) >= ETH_HEADER + IPV4.size:
-        _ipv4(raw, headers, checks)
+        _ipv4(raw, headers, checks, tunnel)
     else:
         headers.append(
             _new(Header, ("data", ETH_HEADER, len(raw), ("length", len(raw) - ETH_HEADER)))
@@ -240,7 +242,7 @@ def dissect(raw: bytes, time: float = 0.0, number: int = 1) -> Frame:
     return Frame(number, time, raw, tuple(headers), tuple(checks))
 
 
-def _ipv4(raw: bytes, headers: list[Header], checks: list[ChecksumCheck]) -> None:
+def _ipv4(raw: bytes, headers: list[Header], checks: list[ChecksumCheck], tunnel: bool) -> None:
     start = ETH_HEADER
     ip = IPV4.unpack_from(raw, start)
     header_end = start + (ip[0] & 0x0F) * 4
@@ -269,9 +271,11 @@ def _ipv4(raw: bytes, headers: list[Header], checks: list[ChecksumCheck]) -> Non
     elif name is not None:  # a header cut short: nothing to sum, and it cannot be whole
         checks.append(_new(ChecksumCheck, (name, 0, 0, Verdict.INVALID)))
     if (
-        proto == 17
+        tunnel
+        and proto == 17
         and len(segment) >= MINIMUM[17] + VXLAN_HEADER + ETH_HEADER
         and headers[-1].values[1] == VXLAN_PORT
+        and raw[payload_start] & VXLAN_I_FLAG  # a VNI is there: RFC 7348 requires the bit
     ):
         _vxlan(raw, payload_start, end, headers, checks)
         return
@@ -288,7 +292,7 @@ def _vxlan(
     vxlan = VXLAN.unpack_from(raw, start)
     inner_start = start + VXLAN_HEADER
     headers.append(_new(Header, ("VXLAN", start, inner_start, vxlan)))
-    inner = dissect(raw[inner_start:end])
+    inner = dissect(raw[inner_start:end], tunnel=False)
     for h in inner.headers:
         headers.append(_new(Header, (h.name, h.start + inner_start, h.end + inner_start, h.values)))
     checks.extend(inner.checksums)

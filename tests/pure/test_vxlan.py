@@ -30,10 +30,10 @@ def inner_frame(payload: bytes = b"hi") -> bytes:
     )
 
 
-def by_hand(inner: bytes, vni: int = 4097, dport: int = VXLAN_PORT) -> bytes:
+def by_hand(inner: bytes, vni: int = 4097, dport: int = VXLAN_PORT, flags: int = 0x08) -> bytes:
     """The outer headers written field by field (no library), as the kernel's vxlan
     device sends them: UDP checksum 0 (none, allowed over IPv4), flags 0x08 (I bit)."""
-    vxlan = struct.pack("!II", 0x08 << 24, vni << 8)
+    vxlan = struct.pack("!II", flags << 24, vni << 8)
     udp_len = 8 + len(vxlan) + len(inner)
     udp = struct.pack("!HHHH", 51000, dport, udp_len, 0)
     total = 20 + udp_len
@@ -73,8 +73,10 @@ def test_every_layer_outer_then_inner() -> None:
     # A layer asked for by name is the inner frame's (what the lab's hosts sent)...
     assert frame.layer("IPv4") == frame.layers[5]
     assert frame.layer("Ethernet") == frame.layers[4]
-    # ...and the envelope's where the inner frame has none: UDP 4789.
-    assert frame.layer("UDP") == frame.layers[2]
+    # ...never the envelope's: the inner frame has no UDP, so none (UDP 4789 is in
+    # frame.layers), and a tunnelled TCP segment is never counted as a UDP datagram.
+    assert frame.layer("UDP") is None
+    assert frame.layers[2].fields["dst_port"] == VXLAN_PORT
     # The outer addresses are the machines'; the inner frame is the lab's own, and a
     # listing or a ladder shows the lab's hosts talking.
     assert (frame.outer_src, frame.outer_dst) == (M1, M2)
@@ -98,6 +100,15 @@ def test_every_layer_outer_then_inner() -> None:
     [
         # Another UDP port: the same bytes are only data, never guessed to be VXLAN.
         ("port 4790", by_hand(inner_frame(), dport=4790), ["Ethernet", "IPv4", "UDP", "data"]),
+        # Port 4789 without the I flag: no VNI, so not VXLAN (RFC 7348): zeros stay data.
+        ("no I flag", by_hand(inner_frame(), flags=0), ["Ethernet", "IPv4", "UDP", "data"]),
+        # A tunnel inside the tunnel: one level is taken apart, the rest is the inner
+        # UDP's data (a crafted nest of them cannot make the dissector recurse).
+        (
+            "nested",
+            by_hand(by_hand(inner_frame())),
+            ["Ethernet", "IPv4", "UDP", "VXLAN", "Ethernet", "IPv4", "UDP", "data"],
+        ),
         # Too short to hold a VXLAN header and an inner Ethernet header: data.
         (
             "cut",
@@ -132,8 +143,33 @@ def test_fields_are_scapys(vni: int) -> None:
     assert ours.payload == bytes(theirs[VXLAN][TCP].payload)
 
 
+OUTER = ["Ethernet", "IPv4", "UDP"]
+
+
+@pytest.mark.parametrize(
+    ("cut", "names"),
+    [
+        # outer Ethernet 14, IPv4 34, UDP 42, VXLAN 50, inner Ethernet 64, IPv4 84, TCP 104
+        (13, ["data"]),
+        (14, ["Ethernet", "data"]),
+        (41, ["Ethernet", "IPv4", "data"]),
+        (42, [*OUTER, "data"]),
+        (63, [*OUTER, "data"]),  # no room for VXLAN and an inner Ethernet header
+        (64, [*OUTER, "VXLAN", "Ethernet", "data"]),
+        (83, [*OUTER, "VXLAN", "Ethernet", "data"]),
+        (84, [*OUTER, "VXLAN", "Ethernet", "IPv4", "data"]),
+        (103, [*OUTER, "VXLAN", "Ethernet", "IPv4", "data"]),
+        (104, [*OUTER, "VXLAN", "Ethernet", "IPv4", "TCP", "data"]),
+    ],
+)
+def test_a_frame_cut_at_each_boundary_shows_the_headers_that_are_whole(
+    cut: int, names: list[str]
+) -> None:
+    assert [x.name for x in dissect(by_hand(inner_frame())[:cut]).layers] == names
+
+
 def test_a_frame_cut_anywhere_inside_the_tunnel_is_shown_as_far_as_it_goes() -> None:
     raw = by_hand(inner_frame())
     for cut in range(len(raw) + 1):
-        frame = dissect(raw[:cut])  # never raises
-        assert frame.layers[-1].end <= cut or cut < 14
+        frame = dissect(raw[:cut])  # never raises, and never shows more than it has
+        assert all(layer.end <= cut for layer in frame.layers)
