@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import docker.errors
+import requests
 
 from lab.cli.commands import GROUPS
 from lab.cli.context import Session
@@ -157,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(exc.line(), exc.exit_code)
     except docker.errors.DockerException as exc:
         return fail(f"Docker said: {' '.join(str(exc).split())}", ExitCode.ERROR)
+    except requests.RequestException as exc:  # an engine lost or slow mid-command
+        what = " ".join(str(exc).split())[:300]
+        return fail(f"a Docker Engine stopped answering: {what}", ExitCode.NO_DOCKER)
     except KeyboardInterrupt:
         # `up` has already removed what it started; faults, links and captures are
         # undone by their own blocks; a helper caught half-started is removed below.

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.tls
 import docker.types
+import docker.utils
 
 from lab.cluster.placement import Machine
 from lab.engine import base_image
@@ -93,9 +95,16 @@ def url(name: str) -> str:
 
 def connect(machine: Machine, timeout: float = API_TIMEOUT) -> docker.DockerClient:
     """A client of one machine's engine (ssh:// through the ssh command, as the docker
-    CLI does, so the user's ssh configuration and keys apply)."""
+    CLI does, so the user's ssh configuration and keys apply; tcp:// with TLS when
+    ``DOCKER_TLS_VERIFY`` and ``DOCKER_CERT_PATH`` say so, as for the docker CLI)."""
+    tls: bool | docker.tls.TLSConfig = False
+    if machine.url.startswith("tcp://"):
+        tls = docker.utils.kwargs_from_env().get("tls") or False
     return docker.DockerClient(
-        base_url=machine.url, timeout=int(timeout), use_ssh_client=machine.url.startswith("ssh://")
+        base_url=machine.url,
+        timeout=int(timeout),
+        use_ssh_client=machine.url.startswith("ssh://"),
+        tls=tls,
     )
 
 

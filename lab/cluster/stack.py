@@ -140,6 +140,19 @@ class ClusterStack(Stack):
             self._engines[machine] = client
         return self._engines[machine]
 
+    def engines_answering(self) -> tuple[list[str], list[str]]:
+        """The machines whose engine answers, and those whose engine does not: cleaning up
+        goes on where it can rather than stopping at the first machine lost."""
+        up, lost = [], []
+        for machine in self.machines:
+            try:
+                self.engine(machine)
+            except LabError:
+                lost.append(machine)
+            else:
+                up.append(machine)
+        return up, lost
+
     def client_for(self, where: str) -> docker.DockerClient:
         if where in self.machines:  # a helper in a machine's own network namespace
             return self.engine(where)
@@ -410,7 +423,7 @@ class ClusterStack(Stack):
     def owned(self) -> Removed:
         label = self._label
         containers, volumes, networks = [], [], []
-        for machine in self.machines:
+        for machine in self.engines_answering()[0]:
             engine = self.engine(machine)
             containers += [f"{c.name} ({machine})" for c in self._containers_on(engine)]
             volumes += [f"{v.name} ({machine})" for v in engine.volumes.list(filters=label)]
@@ -434,13 +447,20 @@ class ClusterStack(Stack):
         from lab.chaos import powerloss
 
         powerloss.sweep(self.topology.project, test_cluster.SHARED)
+        lost = self.engines_answering()[1]
+        if lost:  # everything else is gone; say what could not be reached
+            raise DockerUnavailable(
+                f"the lab was removed from every machine but {', '.join(lost)}, whose engine "
+                "does not answer",
+                "start that engine and run `lab down` again",
+            )
         return found
 
     def sweep(self) -> None:
         """Containers and volumes on every machine, then the overlays on the manager
         (each machine lets go of an overlay a moment after its last container went)."""
         label = self._label
-        for machine in self.machines:
+        for machine in self.engines_answering()[0]:
             engine = self.engine(machine)
             for c in self._containers_on(engine):
                 with contextlib.suppress(docker.errors.NotFound):
@@ -558,14 +578,19 @@ class ClusterStack(Stack):
             ) from None
 
     def mend_machines(self) -> list[str]:
-        """Every machine fault undone: the fault chain emptied where it holds rules."""
+        """Every machine fault undone: the fault chain emptied, and then removed with its
+        jumps, so that a machine keeps nothing of the lab's in its firewall."""
         machines = list(self.machines) if not self._swept else sorted(self._faulted)
+        machines = [m for m in machines if m in self.engines_answering()[0]]
         mended = []
         for machine in machines:
             out = self._iptables(
                 machine,
                 f"n=$(iptables -w -S {FAULT_CHAIN} 2>/dev/null | grep -c DROP); "
-                f"iptables -w -F {FAULT_CHAIN} 2>/dev/null; echo $n",
+                f"iptables -w -F {FAULT_CHAIN} 2>/dev/null; "
+                f"iptables -w -D INPUT -j {FAULT_CHAIN} 2>/dev/null; "
+                f"iptables -w -D OUTPUT -j {FAULT_CHAIN} 2>/dev/null; "
+                f"iptables -w -X {FAULT_CHAIN} 2>/dev/null; echo $n",
             )
             if out.strip() not in ("", "0"):
                 mended.append(machine)
