@@ -214,6 +214,23 @@ def run_campaign(
     seed: int,
     progress: Callable[[str], None] | None = None,
 ) -> Campaign:
+    """A campaign against one port, from where the port is published (the Docker host's
+    127.0.0.1, or a test cluster machine's: lab/engine/netns.py)."""
+    pid = lab.publisher_pid(endpoint.process)
+    if pid is None:
+        return _campaign(lab, endpoint, inputs, seed, progress)
+    from lab.engine import netns
+
+    return netns.run_in(pid, lambda: _campaign(lab, endpoint, inputs, seed, progress))
+
+
+def _campaign(
+    lab: Stack,
+    endpoint: Endpoint,
+    inputs: int,
+    seed: int,
+    progress: Callable[[str], None] | None,
+) -> Campaign:
     service, protocol, transport = endpoint.process, endpoint.port.protocol, endpoint.port.transport
     try:
         port = lab.published_port(endpoint.host, endpoint.port.number, transport)

@@ -232,6 +232,9 @@ def start_machine(client: docker.DockerClient, name: str, tag: str) -> None:
         [
             "dockerd",
             f"--storage-driver={storage()}",
+            # Its containers' cgroups in a tree of their own (the host's cgroups are
+            # shared with it), which `remove` takes away: under /docker they outlived it.
+            f"--cgroup-parent={cgroup_parent(name)}",
             "-H",
             url(name),
             "--log-level=warn",
@@ -308,6 +311,22 @@ def form_swarm(engines: dict[str, docker.DockerClient], progress: Progress) -> N
     wait_until(all_ready, ENGINE_TIMEOUT, "every machine to be a ready swarm node", poll=0.5)
 
 
+def cgroup_parent(name: str) -> str:
+    return f"/{container_name(name)}"
+
+
+def remove_cgroups(root: Path = Path("/sys/fs/cgroup")) -> list[str]:
+    """The machines' cgroup trees, deepest first: a cgroup with no process left is removed
+    by rmdir (one still holding a process refuses, and stays)."""
+    removed = []
+    for tree in sorted(root.glob(f"*/{PREFIX}-*")):
+        for here, _, _ in os.walk(tree, topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(here)
+                removed.append(here)
+    return removed
+
+
 def remove(client: docker.DockerClient, progress: Progress) -> list[str]:
     """Every container, volume and network of the test cluster (its image stays cached)."""
     removed = []
@@ -330,6 +349,7 @@ def remove(client: docker.DockerClient, progress: Progress) -> list[str]:
             break
         subprocess.run(["umount", "-l", str(SOCKETS)], capture_output=True, check=False)
     shutil.rmtree(SOCKETS, ignore_errors=True)
+    remove_cgroups()
     return removed
 
 

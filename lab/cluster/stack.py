@@ -644,6 +644,20 @@ class ClusterStack(Stack):
         # Its hostname is the machine's: name the place as one engine's lab does.
         return [replace(Event(**e), host="docker-host") for e in json.loads(out)]
 
+    def publisher_pid(self, service: str) -> int | None:
+        """On the test cluster, the machine container that publishes ``service``'s host's
+        ports: its engine bound them on that container's 127.0.0.1."""
+        machine = self.machine_of(self.topology.host_of(service).name)
+        try:
+            outer = self.client.containers.get(test_cluster.container_name(machine))
+        except docker.errors.NotFound:
+            raise LabError(
+                f"{service}'s ports are published on machine {machine}, another machine's "
+                "127.0.0.1: the fuzzer reaches them on the test cluster only",
+                "fuzz on one engine or on the test cluster",
+            ) from None
+        return int(outer.attrs["State"]["Pid"])
+
     def shared_folder(self, host: str) -> Path | None:
         """On the test cluster, a folder every machine sees at the same path, mounts made
         here later included (a volatile disk): see lab/cluster/machines.py."""

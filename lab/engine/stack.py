@@ -202,6 +202,11 @@ class Stack:
             for name, c in self.containers().items()
         }
 
+    def publisher_pid(self, service: str) -> int | None:
+        """The process whose network namespace holds ``service``'s published ports when it
+        is not the driver's own (None: 127.0.0.1 here). See lab/engine/netns.py."""
+        return None
+
     def published_port(self, service: str, container_port: int, protocol: str = "tcp") -> int:
         """The port on 127.0.0.1 where a service's port is published, as Docker bound it."""
         host = self.topology.host_of(service)

@@ -192,3 +192,21 @@ def test_the_test_clusters_machines_are_named_and_addressed() -> None:
     # The image's tag follows its package list, so a stale machine image is never reused.
     assert machines.image_tag() != machines.image_tag((*machines.PACKAGES, "strace"))
     assert machines.image_tag() == machines.image_tag(tuple(reversed(machines.PACKAGES)))
+
+
+def test_removing_the_test_cluster_takes_its_cgroup_trees_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    ours = tmp_path / "memory" / "netlab-cluster-m1" / "0123abcd"
+    docker_own = tmp_path / "memory" / "docker" / "4567ef01"
+    for folder in (ours, docker_own, tmp_path / "pids" / "netlab-cluster-m2"):
+        folder.mkdir(parents=True)
+    busy = tmp_path / "pids" / "netlab-cluster-m3" / "89ab"
+    busy.mkdir(parents=True)
+    (busy / "cgroup.procs").write_text("42\n")  # a cgroup that still holds a process
+    removed = machines.remove_cgroups(tmp_path)
+    assert str(ours) in removed
+    assert not ours.parent.exists()
+    assert not (tmp_path / "pids" / "netlab-cluster-m2").exists()
+    assert docker_own.exists()  # the engine's own tree is not ours to touch
+    assert busy.exists()  # rmdir refuses a cgroup that is not empty: it stays
