@@ -19,11 +19,13 @@ from lab.experiments.builtin.failures import (
     Failures,
     Row,
     answered_tags,
+    bystanders,
     columns_of,
     draw_targets,
     during_verdict,
     expectation,
     judge,
+    judge_bystander,
     load_schedule,
 )
 from lab.topology import Topology, from_config
@@ -264,3 +266,37 @@ def test_machine_fault_cells_are_judged_and_can_fail(fault: str) -> None:
     assert udp is not None
     assert judge(cell(late=[], lost=["x"]), udp)
     assert not judge(cell(during="refused", late=[], lost=["x"]), udp)
+
+
+def test_each_struck_host_probes_a_host_on_a_third_machine() -> None:
+    rows = Failures().plan(SPREAD)[0]
+    probes = {(b.row, b.src, b.dst, b.port) for b in bystanders(rows, SPREAD)}
+    assert probes == {
+        (row, src, dst, port)
+        for row in ("machine-lost", "machines-link-cut")
+        for src, dst, port in (("apphost", "shouthost", 8080), ("shouthost", "apphost", 80))
+    }
+    claims = {c.id for c in Failures().claims_for(SPREAD)}
+    assert "machines-link-cut.apphost-reaches-shouthost" in claims
+    # No third machine (shouthost shares the client's): nothing to probe, no such claim.
+    shared = across(apphost="m1", client="m2", shouthost="m2")
+    assert bystanders(Failures().plan(shared)[0], shared) == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "events", "held"),
+    [
+        ("sever", [ev("socket", "ok"), ev("connect", "ok")], True),
+        # The severed machine could not reach the third one either: that was an isolate.
+        ("sever", [ev("socket", "ok"), ev("connect", "timeout")], False),
+        ("isolate", [ev("socket", "ok"), ev("connect", "timeout")], True),
+        ("isolate", [ev("socket", "ok"), ev("connect", "EHOSTUNREACH")], True),
+        # The isolated machine still reached a third one: it was not cut off from all.
+        ("isolate", [ev("socket", "ok"), ev("connect", "ok")], False),
+        ("isolate", [], False),  # no connect recorded: nothing observed, nothing held
+    ],
+)
+def test_a_bystander_probe_is_judged_from_its_connect(
+    fault: str, events: list[Event], held: bool
+) -> None:
+    assert judge_bystander(fault, events).held is held

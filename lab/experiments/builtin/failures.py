@@ -343,6 +343,89 @@ def claims_of(rows: tuple[Row, ...], columns: list[Column]) -> tuple[Claim, ...]
     return tuple(claims)
 
 
+@dataclass(frozen=True)
+class Bystander:
+    """A probe that tells the two machine faults apart: from a struck host to a host on a
+    third machine (neither the struck one's nor the client's). ``sever`` cuts only the
+    link to the client's machine, so the connect succeeds; ``isolate`` cuts the struck
+    machine from every other, so it cannot."""
+
+    row: str
+    fault: str
+    src: str
+    dst: str
+    address: str
+    port: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.row}.{self.src}-reaches-{self.dst}"
+
+    def claim(self) -> Claim:
+        if self.fault == "sever":
+            return Claim(
+                self.id,
+                f"only the link to the client's machine is cut: {self.src} still reaches "
+                f"{self.dst} on a third machine",
+            )
+        return Claim(
+            self.id,
+            f"the whole machine is cut off: {self.src} reaches no other machine, not even "
+            f"{self.dst} on a third",
+        )
+
+
+BYSTANDER_KEYS = ("row", "fault", "src", "dst", "address", "port")
+
+
+def bystanders(rows: tuple[Row, ...], topology: Topology) -> list[Bystander]:
+    """For each struck host of each machine row, one host on a third machine with a TCP
+    port to connect to (none when the lab has no third machine). Pure."""
+    machines = topology.machines
+    here = machines.get(topology.client.name, "")
+    probes = []
+    for row in rows:
+        if row.fault not in MACHINE_FAULTS:
+            continue
+        for src in row.targets:
+            for dst, host in topology.hosts.items():
+                if machines.get(dst, here) in (here, machines.get(src, here)):
+                    continue
+                ports = [
+                    p.number
+                    for name in host.processes
+                    for p in topology.processes[name].ports
+                    if p.transport == "tcp"
+                ]
+                if ports:
+                    probes.append(Bystander(row.name, row.fault, src, dst, host.ip, min(ports)))
+                    break
+    return probes
+
+
+def judge_bystander(fault: str, events: list[Event]) -> Verdict:
+    """Whether the probe's connect did what the fault predicts, from its recorded events."""
+    connects = [e for e in events if e.op == "connect"]
+    outcome = connects[0].outcome if connects else "no connect recorded"
+    reached = outcome == "ok"
+    return Verdict(reached if fault == "sever" else bool(connects) and not reached,
+                   f"connect {outcome}")  # fmt: skip
+
+
+def _probe(ctx: Context, probe: Bystander) -> dict[str, Any]:
+    # A short timeout: the probe runs inside the cut, which must stay brief (swarm declares
+    # a machine it cannot hear from dead after a few seconds: docs/scale-out.md).
+    events = ctx.lab.run(
+        [
+            {"op": "socket", "sock": "b", "type": "tcp", "timeout": 1.0},
+            {"op": "connect", "sock": "b", "host": probe.address, "port": probe.port},
+            {"op": "close", "sock": "b"},
+        ],
+        on=probe.src,
+    )
+    return {**asdict(probe), "events": [asdict(e) for e in events]}
+
+
 # --- one client's conversation, as session steps ----------------------------------------
 
 
@@ -739,11 +822,13 @@ class Failures(Experiment):
         return draw_targets(rows, self.seed, topology), columns_of(topology)
 
     def claims_for(self, topology: Topology) -> tuple[Claim, ...]:
-        return claims_of(*self.plan(topology))
+        rows, columns = self.plan(topology)
+        return (*claims_of(rows, columns), *(b.claim() for b in bystanders(rows, topology)))
 
     def run(self, ctx: Context) -> None:
         rows, columns = self.plan(ctx.lab.topology)
         cells: list[Cell] = []
+        self.probed: list[dict[str, Any]] = []
         if not columns:  # no port in a protocol the matrix reads: nothing to judge (exit 6)
             rows = ()
         # One socket session per client on the client host, for the whole matrix (opening
@@ -762,6 +847,7 @@ class Failures(Experiment):
         ctx.facts["rows"] = [asdict(r) for r in rows]
         ctx.facts["columns"] = [asdict(c) for c in columns]
         ctx.facts["cells"] = [asdict(c) for c in cells]
+        ctx.facts["bystanders"] = self.probed
 
     def judge(self, seen: Observations) -> dict[str, Verdict]:
         rows = {r["name"]: Row(**{**r, "targets": tuple(r["targets"])}) for r in seen.facts["rows"]}
@@ -781,6 +867,13 @@ class Failures(Experiment):
             expect = expectation(rows[cell.row], columns[cell.client])
             if expect is not None:
                 verdicts[f"{cell.row}.{cell.client}"] = Verdict(judge(cell, expect), cell.summary())
+        for probe in seen.facts.get("bystanders", []):
+            events = [Event(**e) for e in probe["events"]]
+            verdict = judge_bystander(probe["fault"], events)
+            where = f"{probe['src']} to {probe['dst']} ({probe['address']}:{probe['port']})"
+            verdicts[Bystander(**{k: probe[k] for k in BYSTANDER_KEYS}).id] = Verdict(
+                verdict.held, f"{where}: {verdict.observed}"
+            )
         return verdicts
 
     def tables(self, result: Result) -> list[Any]:
@@ -839,6 +932,8 @@ class Failures(Experiment):
             if row.settle:
                 lab.wait_healthy()
             during = side_by_side(_during)
+            probes = bystanders((row,), lab.topology)
+            self.probed += pool.map(lambda p: _probe(ctx, p), probes)  # inside the cut
         recovered_at = ctx.clock() - t0
         # 3. after recovery: the same socket, then a new one
         after = side_by_side(_after)
