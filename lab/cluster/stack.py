@@ -581,7 +581,8 @@ class ClusterStack(Stack):
         """Every machine fault undone: the fault chain emptied, and then removed with its
         jumps, so that a machine keeps nothing of the lab's in its firewall."""
         machines = list(self.machines) if not self._swept else sorted(self._faulted)
-        machines = [m for m in machines if m in self.engines_answering()[0]]
+        up = set(self.engines_answering()[0])
+        machines = [m for m in machines if m in up]
         mended = []
         for machine in machines:
             out = self._iptables(
@@ -613,14 +614,12 @@ class ClusterStack(Stack):
         the driver's engine in the test machine's network namespace (127.0.0.1 there is
         that machine's, where its engine bound the ports)."""
         machine = self._publisher_of(steps)
-        try:
-            outer = self.client.containers.get(test_cluster.container_name(machine))
-        except docker.errors.NotFound:
-            raise LabError(
-                f"sending from the Docker host of {machine} is possible on the test cluster "
-                "only (its machines are containers of this engine)",
-                "send from a lab host (--from client)",
-            ) from None
+        outer = self._test_machine(
+            machine,
+            f"sending from the Docker host of {machine} is possible on the test cluster "
+            "only (its machines are containers of this engine)",
+            "send from a lab host (--from client)",
+        )
         image = str(self.container(self.topology.client.name).attrs["Image"])
         argv = ["python3", "-m", "services.probes.sockscript", "--t0", repr(t0), json.dumps(steps)]
         helper = self.client.containers.run(
@@ -648,27 +647,31 @@ class ClusterStack(Stack):
         """On the test cluster, the machine container that publishes ``service``'s host's
         ports: its engine bound them on that container's 127.0.0.1."""
         machine = self.machine_of(self.topology.host_of(service).name)
-        try:
-            outer = self.client.containers.get(test_cluster.container_name(machine))
-        except docker.errors.NotFound:
-            raise LabError(
-                f"{service}'s ports are published on machine {machine}, another machine's "
-                "127.0.0.1: the fuzzer reaches them on the test cluster only",
-                "fuzz on one engine or on the test cluster",
-            ) from None
+        outer = self._test_machine(
+            machine,
+            f"{service}'s ports are published on machine {machine}, another machine's "
+            "127.0.0.1: the fuzzer reaches them on the test cluster only",
+            "fuzz on one engine or on the test cluster",
+        )
         return int(outer.attrs["State"]["Pid"])
+
+    def _test_machine(self, machine: str, what: str, fix: str) -> Container:
+        """The container that is ``machine`` on the test cluster; on a real machine (no
+        such container here) what can only be done on the test cluster is refused."""
+        try:
+            return self.client.containers.get(test_cluster.container_name(machine))
+        except docker.errors.NotFound:
+            raise LabError(what, fix) from None
 
     def shared_folder(self, host: str) -> Path | None:
         """On the test cluster, a folder every machine sees at the same path, mounts made
         here later included (a volatile disk): see lab/cluster/machines.py."""
         machine = self.machine_of(host)
-        try:
-            self.client.containers.get(test_cluster.container_name(machine))
-        except docker.errors.NotFound:
-            raise LabError(
-                f"a volatile disk for {host} must be mounted on its machine {machine}",
-                "the power-loss rows run on one engine or on the test cluster",
-            ) from None
+        self._test_machine(
+            machine,
+            f"a volatile disk for {host} must be mounted on its machine {machine}",
+            "the power-loss rows run on one engine or on the test cluster",
+        )
         folder = test_cluster.SHARED
         folder.mkdir(parents=True, exist_ok=True)
         return folder
