@@ -937,9 +937,13 @@ class Failures(Experiment):
             fault_at = ctx.clock() - t0
             if row.settle:
                 lab.wait_healthy()
-            during = side_by_side(_during)
+            # The probes beside the clients, not after them: a cut longer than a few
+            # seconds gets a machine declared dead by swarm, and a slow return.
             probes = bystanders((row,), lab.topology)
-            self.probed += pool.map(lambda p: _probe(ctx, p), probes)  # inside the cut
+            with ThreadPoolExecutor(max_workers=max(1, len(probes))) as beside:
+                probing = [beside.submit(_probe, ctx, p) for p in probes]
+                during = side_by_side(_during)
+                self.probed += [f.result() for f in probing]
         recovered_at = ctx.clock() - t0
         # 3. after recovery: the same socket, then a new one
         after = side_by_side(_after)
