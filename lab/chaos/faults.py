@@ -129,16 +129,20 @@ class Chaos:
                 self.lab.container(process).restart(timeout=1)
 
     def _isolate(self, target: str) -> None:
-        self.lab.machine_fault("isolate", self._machine(target))
+        self.lab.machine_fault("isolate", self._machine(target), progress=self.progress)
 
     def _rejoin(self, target: str) -> None:
-        self.lab.machine_fault("rejoin", self._machine(target))
+        self.lab.machine_fault("rejoin", self._machine(target), progress=self.progress)
 
     def _sever(self, target: str) -> None:
-        self.lab.machine_fault("sever", self._machine(target), self._client_machine(target))
+        self.lab.machine_fault(
+            "sever", self._machine(target), self._client_machine(target), self.progress
+        )
 
     def _mend(self, target: str) -> None:
-        self.lab.machine_fault("mend", self._machine(target), self._client_machine(target))
+        self.lab.machine_fault(
+            "mend", self._machine(target), self._client_machine(target), self.progress
+        )
 
     def _machine(self, target: str) -> str:
         return self.lab.machine_of(self.lab.topology.host_of(target).name)
@@ -185,7 +189,7 @@ def injected(lab: Stack, progress: Progress = silent) -> Iterator[Chaos]:
 def restore(lab: Stack, progress: Progress = silent) -> list[str]:
     """Mend the lab whatever broke it: what differs from the topology's promises is put back
     (resumed, started, reconnected at its address with its names); returns what was done."""
-    done = [f"mend {m}" for m in lab.mend_machines()]
+    done = [f"mend {m}" for m in lab.mend_machines(progress)]
     states = lab.states()
     chaos = Chaos(lab, progress)
     for name, host in lab.topology.hosts.items():

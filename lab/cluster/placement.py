@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,33 @@ def place(topology: Topology, machines: list[str]) -> dict[str, str]:
 
 def on_machine(placement: Mapping[str, str], machine: str) -> list[str]:
     return [service for service, m in placement.items() if m == machine]
+
+
+def crossing_probes(
+    names: Mapping[str, Mapping[str, Sequence[str]]], placement: Mapping[str, str], machine: str
+) -> dict[str, list[str]]:
+    """Which host asks for which names, so that every path between ``machine`` and the
+    other machines is tried: each host elsewhere asks for every name on ``machine``, and
+    each host on ``machine`` for every name elsewhere, on the networks the two share.
+
+    ``names``: each live host's DNS names, by network. Forwarding across an overlay is
+    per machine and per network (its FDB and ARP entries), and swarm can drop one
+    machine pair's entries while keeping another's, so no pair is left out. Pure.
+    """
+    plan: dict[str, list[str]] = {}
+    for asker, mine in names.items():
+        here = placement[asker] == machine
+        wanted = [
+            name
+            for target, theirs in names.items()
+            if (placement[target] == machine) != here
+            for network, listed in theirs.items()
+            if network in mine
+            for name in listed
+        ]
+        if wanted:
+            plan[asker] = list(dict.fromkeys(wanted))
+    return plan
 
 
 def machine_config(

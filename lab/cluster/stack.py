@@ -31,7 +31,13 @@ import docker.types
 from docker.models.containers import Container
 
 from lab.cluster import machines as test_cluster
-from lab.cluster.placement import Machine, machine_config, on_machine, place
+from lab.cluster.placement import (
+    Machine,
+    crossing_probes,
+    machine_config,
+    on_machine,
+    place,
+)
 from lab.engine import base_image
 from lab.engine.compose import Compose
 from lab.engine.stack import (
@@ -42,9 +48,11 @@ from lab.engine.stack import (
     Phases,
     Removed,
     Stack,
+    dns_names,
+    unlike_promised,
 )
 from lab.errors import DockerUnavailable, LabError, NotRunning, TimedOut, UsageError
-from lab.progress import Progress
+from lab.progress import Progress, silent
 from lab.topology import Topology
 from lab.waiting import wait_until
 from services.probes.sockscript import Event, Step
@@ -65,7 +73,7 @@ for name in sys.argv[1:]:
     s.connect((socket.gethostbyname(name), 9))
     s.send(b"?")
     try:
-        s.recv(1)
+        s.recv(1)  # an answer (something listens on 9) proves the path as well
     except ConnectionRefusedError:
         pass
 """
@@ -500,7 +508,9 @@ class ClusterStack(Stack):
         """The address a machine's engine advertises to the swarm: where its VXLAN goes."""
         return str(self.engine(machine).info()["Swarm"].get("NodeAddr") or "")
 
-    def machine_fault(self, action: str, machine: str, peer: str = "") -> None:
+    def machine_fault(
+        self, action: str, machine: str, peer: str = "", progress: Progress = silent
+    ) -> None:
         """``isolate``: every frame between ``machine`` and any other machine dropped, both
         ways (the overlay's VXLAN and the swarm's own traffic alike): to the others it is
         lost, while its engine and containers live on. ``sever``: only those between
@@ -528,26 +538,20 @@ class ClusterStack(Stack):
         if op == "-A":
             self._faulted.add(machine)
         else:
-            self.wait_overlay_whole(machine)
+            self.wait_overlay_whole(machine, progress)
 
-    def wait_overlay_whole(self, machine: str) -> None:
+    def wait_overlay_whole(self, machine: str, progress: Progress = silent) -> None:
         """Until the overlay knows ``machine`` again: cut off for longer than the swarm's
-        failure detection (a few seconds), it is dropped from every other machine's
-        gossip, with its containers' addresses and DNS names; after it is joined again,
-        that takes about ten seconds more to come back (measured here: peers again after
-        10 s, names after 16 s, and the path across the overlay up to a minute). Without
-        this wait, the next command would find the lab's names unresolvable, or its
-        hosts unreachable, for a while."""
+        failure detection (about 5 s, less on a loaded machine: a 3 s cut was declared
+        dead there), it is dropped from every other machine's gossip, with its
+        containers' addresses and DNS names; after it is joined again, that takes a
+        while to come back (measured here: peers again after 10 s, names after 16 s, the
+        path across the overlay up to a minute), and not for every pair of machines at
+        once: client to shouthost answered while apphost to shouthost did not yet. So
+        every pair is tried (``paths_whole``), not one. Without this wait, the next
+        command would find the lab's names unresolvable, or its hosts unreachable."""
         address = self.address_of(machine)
         others = [m for m in self.machines if m != machine and on_machine(self.placement, m)]
-        names = [
-            name
-            for h, host in self.topology.hosts.items()
-            if self.placement[h] == machine
-            for name in (h, *host.aliases)
-        ]
-        client = self.topology.client.name
-        asker = client if self.placement[client] != machine else ""
 
         def whole() -> bool:
             for other in others:
@@ -563,11 +567,9 @@ class ClusterStack(Stack):
                         continue
                     if address not in {p.get("IP") for p in peers}:
                         return False
-            if asker and names:
-                code, _ = self.container(asker).exec_run(["python3", "-c", REACHES, *names])
-                return code == 0
-            return True
+            return self.paths_whole(machine)
 
+        progress(f"waiting for the overlay to take {machine} back: its peers, names and paths")
         try:
             wait_until(whole, OVERLAY_BACK_TIMEOUT, f"the overlay to know {machine} again", poll=1)
         except TimedOut:
@@ -577,7 +579,25 @@ class ClusterStack(Stack):
                 "see `docker node ls` on the manager; `lab chaos restore` tries again",
             ) from None
 
-    def mend_machines(self) -> list[str]:
+    def paths_whole(self, machine: str) -> bool:
+        """Whether every running lab host on ``machine`` and every one elsewhere find each
+        other by name and reach each other across the overlay. A host that is down or
+        off its networks (a fault that `restore` mends next) is left out."""
+        states = self.states()
+        names = {
+            h: {i.network: dns_names(host, i) for i in host.interfaces}
+            for h, host in self.topology.hosts.items()
+            if (state := states.get(h)) is not None
+            and state.status == "running"
+            and not unlike_promised(host, state.attached)
+        }
+        for asker, wanted in crossing_probes(names, self.placement, machine).items():
+            code, _ = self.container(asker).exec_run(["python3", "-c", REACHES, *wanted])
+            if code != 0:
+                return False
+        return True
+
+    def mend_machines(self, progress: Progress = silent) -> list[str]:
         """Every machine fault undone: the fault chain emptied, and then removed with its
         jumps, so that a machine keeps nothing of the lab's in its firewall."""
         machines = list(self.machines) if not self._swept else sorted(self._faulted)
@@ -596,7 +616,7 @@ class ClusterStack(Stack):
             if out.strip() not in ("", "0"):
                 mended.append(machine)
         for machine in mended:
-            self.wait_overlay_whole(machine)
+            self.wait_overlay_whole(machine, progress)
         self._faulted.clear()
         self._swept = True
         return mended

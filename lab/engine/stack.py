@@ -36,7 +36,7 @@ from lab.errors import (
     Unhealthy,
     UsageError,
 )
-from lab.progress import Progress
+from lab.progress import Progress, silent
 from lab.topology import Host, Interface, Network, PublishedPort, Topology
 from lab.waiting import wait_until
 from services.probes.porttable import Entry, HostSocket, Process
@@ -319,7 +319,9 @@ class Stack:
 
     # --- faults only a lab across machines has (lab/cluster/stack.py) ----------------
 
-    def machine_fault(self, action: str, machine: str, peer: str = "") -> None:
+    def machine_fault(
+        self, action: str, machine: str, peer: str = "", progress: Progress = silent
+    ) -> None:
         """Cut a machine off the others (``isolate``/``rejoin``), or the link between two
         (``sever``/``mend``): only a lab across machines has machines."""
         raise UsageError(
@@ -332,7 +334,7 @@ class Stack:
         any folder, the engine is this machine's)."""
         return None
 
-    def mend_machines(self) -> list[str]:
+    def mend_machines(self, progress: Progress = silent) -> list[str]:
         """Undo every machine fault, whoever left it (`lab chaos restore`, `lab down`)."""
         return []
 

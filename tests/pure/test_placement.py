@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from lab.cluster import machines
-from lab.cluster.placement import Machine, machine_config, on_machine, parse_machines, place
+from lab.cluster.placement import (
+    Machine,
+    crossing_probes,
+    machine_config,
+    on_machine,
+    parse_machines,
+    place,
+)
 from lab.cluster.stack import one_swarm
 from lab.errors import TopologyError, UsageError
 from lab.topology import from_config
@@ -210,3 +217,48 @@ def test_removing_the_test_cluster_takes_its_cgroup_trees_and_nothing_else(
     assert not (tmp_path / "pids" / "netlab-cluster-m2").exists()
     assert docker_own.exists()  # the engine's own tree is not ours to touch
     assert busy.exists()  # rmdir refuses a cgroup that is not empty: it stays
+
+
+THREE = {"apphost": "m1", "http": "m1", "client": "m2", "shouthost": "m3", "router": "m3"}
+LAB = {"net": ["apphost", "web"]}  # apphost's names on the one network
+CROSSING = [
+    (
+        "every host elsewhere asks for the mended machine's names; its hosts ask for theirs",
+        {"apphost": LAB, "client": {"net": ["client"]}, "shouthost": {"net": ["shouthost"]}},
+        "m3",
+        {"apphost": ["shouthost"], "client": ["shouthost"], "shouthost": ["apphost", "web", "client"]},
+    ),
+    (
+        "hosts on the same side are not asked about each other",
+        {"client": {"net": ["client"]}, "shouthost": {"net": ["shouthost"]},
+         "router": {"net": ["router"], "back": ["gw"]}},
+        "m3",
+        {"client": ["shouthost", "router"], "shouthost": ["client"], "router": ["client"]},
+    ),
+    (
+        "a name on a network the asker is not on is not asked for: it could never resolve",
+        {"apphost": {"back": ["apphost"]}, "router": {"net": ["router"], "back": ["gw"]}},
+        "m1",
+        {"apphost": ["gw"], "router": ["apphost"]},
+    ),
+    (
+        "a host left out (down, or off its network) is neither asked nor asked for",
+        {"apphost": LAB, "client": {"net": ["client"]}},
+        "m3",
+        {},
+    ),
+    (
+        "nothing elsewhere: nothing to try",
+        {"shouthost": {"net": ["shouthost"]}, "router": {"net": ["router"]}},
+        "m3",
+        {},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("names", "machine", "expected"), [c[1:] for c in CROSSING],
+                         ids=[c[0] for c in CROSSING])  # fmt: skip
+def test_every_path_across_the_mended_machine_is_tried(
+    names: dict[str, dict[str, list[str]]], machine: str, expected: dict[str, list[str]]
+) -> None:
+    assert crossing_probes(names, THREE, machine) == expected
