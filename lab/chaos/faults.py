@@ -32,7 +32,7 @@ import docker.errors
 from lab import journal
 from lab.chaos import declared
 from lab.engine.stack import Stack, ctrl_c_ignored, dns_names, unlike_promised
-from lab.errors import FaultError, Unhealthy, UsageError
+from lab.errors import FaultError, LabError, Unhealthy, UsageError
 from lab.progress import Progress, silent
 
 log = logging.getLogger("lab")
@@ -75,21 +75,28 @@ class Chaos:
         journal.publish(self.lab.topology.project, "fault", action=kind, target=target)
 
     def undo_all(self) -> None:
+        failed: list[LabError] = []
         while self.undo:
             kind, target = self.undo.pop()
             self.progress(f"undoing: {kind} {target}")
-            with contextlib.suppress(FaultError):
+            try:
                 self.apply(kind, target)
+            except FaultError:
+                pass
+            except LabError as exc:  # (an overlay slow to come back) the rest still undone
+                failed.append(exc)
         # A fault Docker was still carrying out when Ctrl-C arrived can land after its
         # undo (a kill finishing after the start that undid it, seen in CI). So the last
         # word is restore's: whatever is down, paused or cut off is mended, until whole.
         for attempt in range(3):
             try:
                 restore(self.lab, self.progress)
-                return
+                break
             except Unhealthy:
                 if attempt == 2:
                     raise
+        if failed:
+            raise failed[0]
 
     # --- the faults ---
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,15 +98,20 @@ def on_machine(placement: Mapping[str, str], machine: str) -> list[str]:
 
 
 def crossing_probes(
-    names: Mapping[str, Mapping[str, Sequence[str]]], placement: Mapping[str, str], machine: str
+    names: Mapping[str, Mapping[str, Sequence[str]]],
+    placement: Mapping[str, str],
+    machine: str,
+    apart: Collection[frozenset[str]] = (),
 ) -> dict[str, list[str]]:
     """Which host asks for which names, so that every path between ``machine`` and the
     other machines is tried: each host elsewhere asks for every name on ``machine``, and
     each host on ``machine`` for every name elsewhere, on the networks the two share.
 
-    ``names``: each live host's DNS names, by network. Forwarding across an overlay is
-    per machine and per network (its FDB and ARP entries), and swarm can drop one
-    machine pair's entries while keeping another's, so no pair is left out. Pure.
+    ``names``: each live host's DNS names, by network. ``apart``: pairs of machines
+    still cut from each other by a fault, whose hosts are not asked about each other.
+    Forwarding across an overlay is per machine and per network (its FDB and ARP
+    entries), and swarm can drop one machine pair's entries while keeping another's,
+    so no other pair is left out. Pure.
     """
     plan: dict[str, list[str]] = {}
     for asker, mine in names.items():
@@ -115,6 +120,7 @@ def crossing_probes(
             name
             for target, theirs in names.items()
             if (placement[target] == machine) != here
+            and frozenset((placement[asker], placement[target])) not in apart
             for network, listed in theirs.items()
             if network in mine
             for name in listed

@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import re
 import tempfile
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -62,22 +64,39 @@ CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
 ANCHOR_LABEL = "lab.anchor"  # a container that keeps an overlay present on a machine
 VXLAN_OVERHEAD = 50  # outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8
 OVERLAY_BACK_TIMEOUT = 90.0  # swarm's own re-join of a node it declared dead, and more
-# Run in a lab host (python3 only): exits 0 when every name given resolves and its host
-# answers across the overlay, both ways: a datagram to a closed port comes back as an
-# ICMP port unreachable (ECONNREFUSED on a connected socket); silence is no path yet.
+# Run in a lab host (python3 only): prints each name given that does not resolve, or
+# whose host does not answer across the overlay, both ways: a datagram to a closed port
+# comes back as an ICMP port unreachable (ECONNREFUSED on a connected socket), and an
+# answer (something listens on 9) proves the path as well; silence is no path yet.
 REACHES = """
 import socket, sys
 for name in sys.argv[1:]:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(1.0)
-    s.connect((socket.gethostbyname(name), 9))
+    try:
+        s.connect((socket.gethostbyname(name), 9))
+    except OSError:
+        print(name, "does not resolve")
+        continue
     s.send(b"?")
     try:
-        s.recv(1)  # an answer (something listens on 9) proves the path as well
+        s.recv(1)
     except ConnectionRefusedError:
         pass
+    except OSError:
+        print(name, "does not answer")
 """
 NETWORK_GONE_TIMEOUT = 30.0  # an overlay is removable once every machine let go of it
+
+
+def dropped(rules: str, by_address: dict[str, str]) -> set[str]:
+    """The machines a fault chain's DROP rules (``iptables -S`` lines) cut off. Pure."""
+    found = set()
+    for line in rules.splitlines():
+        match = re.search(r"-[sd] (\d+\.\d+\.\d+\.\d+)(?:/32)? .*-j DROP", line)
+        if match and match[1] in by_address:
+            found.add(by_address[match[1]])
+    return found
 
 
 def one_swarm(swarms: dict[str, dict[str, Any]], manager_nodes: set[str] | None) -> str:
@@ -129,6 +148,8 @@ class ClusterStack(Stack):
         self.config = config  # the resolved Compose model each machine gets its share of
         self._engines: dict[str, docker.DockerClient] = {}
         self._faulted: set[str] = set()  # machines this process put fault rules on
+        # (machine holding a DROP rule, machine it drops): read once, then kept here
+        self._drops: set[tuple[str, str]] | None = None
         self._swept = False  # whether every machine was checked for fault rules yet
         self._manager: str | None = None
 
@@ -534,11 +555,27 @@ class ClusterStack(Stack):
             for way in ("-s", "-d")
         ]
         script = "; ".join([*_chain_setup(), *rules]) if op == "-A" else "; ".join(rules)
+        drops = self.drops()  # known before they change
         self._iptables(machine, script)
         if op == "-A":
+            drops.update((machine, m) for m in peers)
             self._faulted.add(machine)
         else:
+            drops.difference_update((machine, m) for m in peers)
             self.wait_overlay_whole(machine, progress)
+
+    def drops(self) -> set[tuple[str, str]]:
+        """The fault rules in force, whoever put them there, as (machine holding the rule,
+        machine it drops): read from every machine that answers once per process, then
+        kept up to date by ``machine_fault``."""
+        if self._drops is None:
+            by_address = {self.address_of(m): m for m in self.engines_answering()[0]}
+            found: set[tuple[str, str]] = set()
+            for machine in by_address.values():
+                listed = self._iptables(machine, f"iptables -w -S {FAULT_CHAIN} 2>/dev/null; true")
+                found |= {(machine, other) for other in dropped(listed, by_address)}
+            self._drops = found
+        return self._drops
 
     def wait_overlay_whole(self, machine: str, progress: Progress = silent) -> None:
         """Until the overlay knows ``machine`` again: cut off for longer than the swarm's
@@ -548,12 +585,22 @@ class ClusterStack(Stack):
         while to come back (measured here: peers again after 10 s, names after 16 s, the
         path across the overlay up to a minute), and not for every pair of machines at
         once: client to shouthost answered while apphost to shouthost did not yet. So
-        every pair is tried (``paths_whole``), not one. Without this wait, the next
+        every pair is tried (``paths_missing``), not one. Without this wait, the next
         command would find the lab's names unresolvable, or its hosts unreachable."""
         address = self.address_of(machine)
-        others = [m for m in self.machines if m != machine and on_machine(self.placement, m)]
+        apart = {frozenset(rule) for rule in self.drops()}  # another fault still cuts these
+        others = [
+            m
+            for m in self.machines
+            if m != machine
+            and on_machine(self.placement, m)
+            and frozenset((machine, m)) not in apart
+        ]
+
+        missing: list[str] = []
 
         def whole() -> bool:
+            missing[:] = []
             for other in others:
                 for network in self.topology.networks.values():
                     try:
@@ -566,8 +613,10 @@ class ClusterStack(Stack):
                     except docker.errors.NotFound:
                         continue
                     if address not in {p.get("IP") for p in peers}:
-                        return False
-            return self.paths_whole(machine)
+                        missing.append(f"{other} lists no peer {machine} on {network.name}")
+            if not missing:
+                missing.extend(self.paths_missing(machine, apart))
+            return not missing
 
         progress(f"waiting for the overlay to take {machine} back: its peers, names and paths")
         try:
@@ -575,14 +624,15 @@ class ClusterStack(Stack):
         except TimedOut:
             raise LabError(
                 f"{machine} is joined again, but the overlay has not taken it back within "
-                f"{OVERLAY_BACK_TIMEOUT:.0f} s",
+                f"{OVERLAY_BACK_TIMEOUT:.0f} s ({'; '.join(missing)})",
                 "see `docker node ls` on the manager; `lab chaos restore` tries again",
             ) from None
 
-    def paths_whole(self, machine: str) -> bool:
-        """Whether every running lab host on ``machine`` and every one elsewhere find each
-        other by name and reach each other across the overlay. A host that is down or
-        off its networks (a fault that `restore` mends next) is left out."""
+    def paths_missing(self, machine: str, apart: Collection[frozenset[str]] = ()) -> list[str]:
+        """Which running lab hosts, one on ``machine`` and one elsewhere, do not yet find
+        each other by name or reach each other across the overlay ([]: none). A host that
+        is down or off its networks, or on a machine ``apart`` from the other's (faults
+        that are undone next), is left out."""
         states = self.states()
         names = {
             h: {i.network: dns_names(host, i) for i in host.interfaces}
@@ -591,11 +641,13 @@ class ClusterStack(Stack):
             and state.status == "running"
             and not unlike_promised(host, state.attached)
         }
-        for asker, wanted in crossing_probes(names, self.placement, machine).items():
-            code, _ = self.container(asker).exec_run(["python3", "-c", REACHES, *wanted])
-            if code != 0:
-                return False
-        return True
+        missing = []
+        for asker, wanted in crossing_probes(names, self.placement, machine, apart).items():
+            code, out = self.container(asker).exec_run(["python3", "-c", REACHES, *wanted])
+            text = out.decode(errors="replace") if isinstance(out, bytes) else ""
+            lines = text.splitlines() or ([] if code == 0 else [f"the probe failed ({code})"])
+            missing += [f"from {asker}: {line}" for line in lines]
+        return missing
 
     def mend_machines(self, progress: Progress = silent) -> list[str]:
         """Every machine fault undone: the fault chain emptied, and then removed with its
@@ -615,6 +667,7 @@ class ClusterStack(Stack):
             )
             if out.strip() not in ("", "0"):
                 mended.append(machine)
+        self._drops = set()
         for machine in mended:
             self.wait_overlay_whole(machine, progress)
         self._faulted.clear()

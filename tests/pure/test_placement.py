@@ -19,7 +19,7 @@ from lab.cluster.placement import (
     parse_machines,
     place,
 )
-from lab.cluster.stack import one_swarm
+from lab.cluster.stack import dropped, one_swarm
 from lab.errors import TopologyError, UsageError
 from lab.topology import from_config
 
@@ -262,3 +262,35 @@ def test_every_path_across_the_mended_machine_is_tried(
     names: dict[str, dict[str, list[str]]], machine: str, expected: dict[str, list[str]]
 ) -> None:
     assert crossing_probes(names, THREE, machine) == expected
+
+
+def test_hosts_on_machines_a_fault_still_keeps_apart_are_not_asked_about_each_other() -> None:
+    # Undoing a row that cut off m1 and m3: m3 rejoins first, while m1 is still cut off.
+    names = {"apphost": LAB, "client": {"net": ["client"]}, "shouthost": {"net": ["shouthost"]}}
+    apart = {frozenset(("m3", "m1")), frozenset(("m1", "m2"))}
+    assert crossing_probes(names, THREE, "m3", apart) == {
+        "client": ["shouthost"],
+        "shouthost": ["client"],
+    }
+
+
+RULES = """-N NETLAB-FAULT
+-A NETLAB-FAULT -s 10.231.0.12/32 -j DROP
+-A NETLAB-FAULT -d 10.231.0.12/32 -j DROP
+-A NETLAB-FAULT -s 10.231.0.13/32 -j DROP
+-A NETLAB-FAULT -d 10.231.0.99/32 -j DROP
+-A NETLAB-FAULT -s 10.231.0.11/32 -j ACCEPT
+"""
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        (RULES, {"m2", "m3"}),  # an address of no machine, and a rule that drops nothing
+        ("-N NETLAB-FAULT\n", set()),  # the chain, emptied
+        ("", set()),  # no chain at all
+    ],
+)
+def test_the_machines_a_fault_chain_drops(rules: str, expected: set[str]) -> None:
+    machines = {"10.231.0.11": "m1", "10.231.0.12": "m2", "10.231.0.13": "m3"}
+    assert dropped(rules, machines) == expected
