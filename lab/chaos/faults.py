@@ -8,9 +8,11 @@
            back on each, on the same IP with the same DNS aliases
   restart  stop and start again, on the same IP and port
   isolate  (a lab across machines) the host's whole machine cut off from every other
-           machine: to them it is lost; rejoin puts it back
+           machine for the lab's traffic: to the other hosts it is lost; rejoin puts
+           it back
   sever    (a lab across machines) the link between the host's machine and the
-           client's machine cut, both machines alive; mend joins them again
+           client's machine cut for the lab's traffic, both machines alive; mend
+           joins them again
 
 ``Chaos`` remembers how to undo what it did; ``undo_all`` (also run on Ctrl-C
 by ``injected``) puts everything back and waits until the lab is healthy.

@@ -54,6 +54,7 @@ from lab.engine.stack import (
     unlike_promised,
 )
 from lab.errors import DockerUnavailable, LabError, NotRunning, TimedOut, UsageError
+from lab.packets.dissect import VXLAN_PORT
 from lab.progress import Progress, silent
 from lab.topology import Topology
 from lab.waiting import wait_until
@@ -150,6 +151,7 @@ class ClusterStack(Stack):
         self._faulted: set[str] = set()  # machines this process put fault rules on
         # (machine holding a DROP rule, machine it drops): read once, then kept here
         self._drops: set[tuple[str, str]] | None = None
+        self._data_port: int | None = None
         self._swept = False  # whether every machine was checked for fault rules yet
         self._manager: str | None = None
 
@@ -532,10 +534,18 @@ class ClusterStack(Stack):
     def machine_fault(
         self, action: str, machine: str, peer: str = "", progress: Progress = silent
     ) -> None:
-        """``isolate``: every frame between ``machine`` and any other machine dropped, both
-        ways (the overlay's VXLAN and the swarm's own traffic alike): to the others it is
-        lost, while its engine and containers live on. ``sever``: only those between
-        ``machine`` and ``peer``. ``rejoin`` and ``mend`` undo them.
+        """``isolate``: the lab's traffic between ``machine`` and every other machine
+        dropped, both ways: to the lab's other hosts it is lost, while its engine and
+        containers live on. ``sever``: only that between ``machine`` and ``peer``.
+        ``rejoin`` and ``mend`` undo them.
+
+        The lab's traffic is the overlay's data path, VXLAN (UDP to the swarm's data path
+        port, 4789 unless set otherwise): every frame between two lab hosts on different
+        machines. The engines' own traffic (swarm's control port and its gossip) is left
+        alone, as on machines whose management network is not their data network. Cut
+        too, it gets a machine declared dead within seconds (on a loaded machine even a
+        3 s cut was, after the cut had ended), and the overlay then took from 10 s to
+        more than a minute to carry every pair's traffic again (docs/scale-out.md).
 
         Done with iptables in the machine's own network namespace, from a helper that
         the machine's engine runs there with CAP_NET_ADMIN only (``network_mode: host``):
@@ -548,8 +558,9 @@ class ClusterStack(Stack):
         )
         addresses = [self.address_of(m) for m in peers]
         op = "-A" if action in ("isolate", "sever") else "-D"
+        port = self.data_path_port()
         rules = [
-            f"iptables -w {op} {FAULT_CHAIN} {way} {ip} -j DROP"
+            f"iptables -w {op} {FAULT_CHAIN} {way} {ip} -p udp --dport {port} -j DROP"
             + (" 2>/dev/null || true" if op == "-D" else "")
             for ip in addresses
             for way in ("-s", "-d")
@@ -563,6 +574,13 @@ class ClusterStack(Stack):
         else:
             drops.difference_update((machine, m) for m in peers)
             self.wait_overlay_whole(machine, progress)
+
+    def data_path_port(self) -> int:
+        """The UDP port the swarm's VXLAN goes to (``docker swarm init --data-path-port``)."""
+        if self._data_port is None:
+            attrs = self.manager().api.inspect_swarm()
+            self._data_port = int(attrs.get("DataPathPort") or VXLAN_PORT)
+        return self._data_port
 
     def drops(self) -> set[tuple[str, str]]:
         """The fault rules in force, whoever put them there, as (machine holding the rule,
@@ -578,15 +596,15 @@ class ClusterStack(Stack):
         return self._drops
 
     def wait_overlay_whole(self, machine: str, progress: Progress = silent) -> None:
-        """Until the overlay knows ``machine`` again: cut off for longer than the swarm's
-        failure detection (about 5 s, less on a loaded machine: a 3 s cut was declared
-        dead there), it is dropped from every other machine's gossip, with its
-        containers' addresses and DNS names; after it is joined again, that takes a
-        while to come back (measured here: peers again after 10 s, names after 16 s, the
-        path across the overlay up to a minute), and not for every pair of machines at
-        once: client to shouthost answered while apphost to shouthost did not yet. So
-        every pair is tried (``paths_missing``), not one. Without this wait, the next
-        command would find the lab's names unresolvable, or its hosts unreachable."""
+        """Until the overlay carries ``machine``'s traffic again: every other machine lists
+        it among the overlay's peers, and every pair of hosts across it find each other
+        by name and answer each other (``paths_missing``). After a cut of the data path
+        only, that holds at once. It is there for a machine the swarm declared dead (its
+        engines' own traffic lost as well, by a real fault): the others then forget its
+        containers' addresses and names, and take them back only after a while
+        (measured here: peers after 10 s, names after 16 s, the path up to more than a
+        minute), and not for every pair of machines at once (the client reached
+        shouthost again while apphost and shouthost could not yet reach each other)."""
         address = self.address_of(machine)
         apart = {frozenset(rule) for rule in self.drops()}  # another fault still cuts these
         others = [

@@ -275,11 +275,11 @@ def test_hosts_on_machines_a_fault_still_keeps_apart_are_not_asked_about_each_ot
 
 
 RULES = """-N NETLAB-FAULT
--A NETLAB-FAULT -s 10.231.0.12/32 -j DROP
--A NETLAB-FAULT -d 10.231.0.12/32 -j DROP
+-A NETLAB-FAULT -s 10.231.0.12/32 -p udp -m udp --dport 4789 -j DROP
+-A NETLAB-FAULT -d 10.231.0.12/32 -p udp -m udp --dport 4789 -j DROP
 -A NETLAB-FAULT -s 10.231.0.13/32 -j DROP
--A NETLAB-FAULT -d 10.231.0.99/32 -j DROP
--A NETLAB-FAULT -s 10.231.0.11/32 -j ACCEPT
+-A NETLAB-FAULT -d 10.231.0.99/32 -p udp -m udp --dport 4789 -j DROP
+-A NETLAB-FAULT -s 10.231.0.11/32 -p udp -m udp --dport 4789 -j ACCEPT
 """
 
 
