@@ -27,7 +27,7 @@ down:             ## remove every container, network and volume of the lab
 status:
 	$(LAB) status
 
-test: setup       ## every check: lint, format, types, and three test tiers (not cluster)
+test: setup       ## every check: lint, format, types, and all four test tiers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
