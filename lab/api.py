@@ -464,9 +464,9 @@ class Lab:
                 chaos.apply(kind, target)
             yield chaos
 
-    def chaos(self, kind: str, target: str) -> None:
+    def chaos(self, kind: str, target: str, progress: Progress = silent) -> None:
         """Apply one fault (or its undoing: start, resume, heal) and leave it in place."""
-        faults.Chaos(self.stack).apply(kind, target)
+        faults.Chaos(self.stack, progress).apply(kind, target)
 
     def link(self, host: str, spec: str | impairment.Impairment) -> str:
         """Impair a host's link (``"loss 10% delay 50ms"``) until ``unlink``; which netem."""

@@ -65,37 +65,46 @@ CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
 ANCHOR_LABEL = "lab.anchor"  # a container that keeps an overlay present on a machine
 VXLAN_OVERHEAD = 50  # outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8
 OVERLAY_BACK_TIMEOUT = 90.0  # swarm's own re-join of a node it declared dead, and more
-# Run in a lab host (python3 only): prints each name given that does not resolve, or
-# whose host does not answer across the overlay, both ways: a datagram to a closed port
-# comes back as an ICMP port unreachable (ECONNREFUSED on a connected socket), and an
-# answer (something listens on 9) proves the path as well; silence is no path yet.
+# Run in a lab host (python3 only): prints each name given that does not resolve, and
+# each address whose host does not answer across the overlay, both ways: a datagram to
+# a closed port comes back as an ICMP port unreachable (ECONNREFUSED on a connected
+# socket), and an answer (something listens on 9) proves the path as well; silence is
+# no path yet. Each address once: the kernel rate-limits ICMP to one destination.
 REACHES = """
 import socket, sys
+where = {}
 for name in sys.argv[1:]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(1.0)
     try:
-        s.connect((socket.gethostbyname(name), 9))
+        where.setdefault(socket.gethostbyname(name), []).append(name)
     except OSError:
         print(name, "does not resolve")
-        continue
+for address, names in where.items():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    s.connect((address, 9))
     s.send(b"?")
     try:
         s.recv(1)
     except ConnectionRefusedError:
         pass
     except OSError:
-        print(name, "does not answer")
+        print("/".join(names), "does not answer")
 """
 NETWORK_GONE_TIMEOUT = 30.0  # an overlay is removable once every machine let go of it
 
 
-def dropped(rules: str, by_address: dict[str, str]) -> set[str]:
-    """The machines a fault chain's DROP rules (``iptables -S`` lines) cut off. Pure."""
+def dropped(rules: str, by_address: dict[str, str], holder: str) -> set[str]:
+    """The machines that ``holder``'s fault chain (its ``iptables -S`` lines) cuts it off
+    from: a DROP rule naming a machine's address cuts that one, a rule naming none
+    cuts every other. Pure."""
     found = set()
     for line in rules.splitlines():
-        match = re.search(r"-[sd] (\d+\.\d+\.\d+\.\d+)(?:/32)? .*-j DROP", line)
-        if match and match[1] in by_address:
+        if not (line.startswith(f"-A {FAULT_CHAIN} ") and line.endswith("-j DROP")):
+            continue
+        match = re.search(r" -[sd] (\d+\.\d+\.\d+\.\d+)(?:/32)? ", line)
+        if match is None:
+            found |= {m for m in by_address.values() if m != holder}
+        elif match[1] in by_address:
             found.add(by_address[match[1]])
     return found
 
@@ -473,7 +482,7 @@ class ClusterStack(Stack):
     def down(self) -> Removed:
         found = self.owned()
         with contextlib.suppress(LabError):  # the lab's image may be gone already
-            self.mend_machines()
+            self.mend_machines(wait=False)
         self.sweep()
         from lab.chaos import powerloss
 
@@ -553,26 +562,30 @@ class ClusterStack(Stack):
         """
         if action in ("sever", "mend") and (not peer or peer == machine):
             raise UsageError(f"{action}: {machine} and the client's machine are the same one")
-        peers = (
-            [peer] if action in ("sever", "mend") else [m for m in self.machines if m != machine]
+        adding = action in ("isolate", "sever")
+        chain = FAULT_CHAIN
+        vxlan = f"-p udp --dport {self.data_path_port()} -j DROP"
+        # isolate: every VXLAN datagram in or out, whichever address the swarm sends its
+        # data path from; sever: only those to and from the peer's swarm address.
+        specs = (
+            [vxlan]
+            if action in ("isolate", "rejoin")
+            else [f"{way} {self.address_of(peer)} {vxlan}" for way in ("-s", "-d")]
         )
-        addresses = [self.address_of(m) for m in peers]
-        op = "-A" if action in ("isolate", "sever") else "-D"
-        port = self.data_path_port()
         rules = [
-            f"iptables -w {op} {FAULT_CHAIN} {way} {ip} -p udp --dport {port} -j DROP"
-            + (" 2>/dev/null || true" if op == "-D" else "")
-            for ip in addresses
-            for way in ("-s", "-d")
+            # -C first: a machine struck twice (two servers on it) holds each rule once
+            f"iptables -w -C {chain} {spec} 2>/dev/null || iptables -w -A {chain} {spec}"
+            if adding
+            else f"iptables -w -D {chain} {spec} 2>/dev/null || true"
+            for spec in specs
         ]
-        script = "; ".join([*_chain_setup(), *rules]) if op == "-A" else "; ".join(rules)
-        drops = self.drops()  # known before they change
-        self._iptables(machine, script)
-        if op == "-A":
-            drops.update((machine, m) for m in peers)
+        listing = f"iptables -w -S {FAULT_CHAIN} 2>/dev/null; true"
+        script = "; ".join([*(_chain_setup() if adding else []), *rules, listing])
+        self.drops()  # what every machine holds, known before this one's changes
+        self._holds(machine, self._iptables(machine, script))
+        if adding:
             self._faulted.add(machine)
         else:
-            drops.difference_update((machine, m) for m in peers)
             self.wait_overlay_whole(machine, progress)
 
     def data_path_port(self) -> int:
@@ -585,15 +598,18 @@ class ClusterStack(Stack):
     def drops(self) -> set[tuple[str, str]]:
         """The fault rules in force, whoever put them there, as (machine holding the rule,
         machine it drops): read from every machine that answers once per process, then
-        kept up to date by ``machine_fault``."""
+        from each machine whose rules ``machine_fault`` changes."""
         if self._drops is None:
-            by_address = {self.address_of(m): m for m in self.engines_answering()[0]}
-            found: set[tuple[str, str]] = set()
-            for machine in by_address.values():
-                listed = self._iptables(machine, f"iptables -w -S {FAULT_CHAIN} 2>/dev/null; true")
-                found |= {(machine, other) for other in dropped(listed, by_address)}
-            self._drops = found
+            self._drops = set()
+            for machine in self.engines_answering()[0]:
+                self._holds(machine, self._iptables(machine, f"iptables -w -S {FAULT_CHAIN}; true"))
         return self._drops
+
+    def _holds(self, machine: str, listed: str) -> None:
+        """``machine``'s fault chain, as ``iptables -S`` listed it, into ``drops``."""
+        by_address = {self.address_of(m): m for m in self.machines}
+        kept = {rule for rule in self._drops or set() if rule[0] != machine}
+        self._drops = kept | {(machine, m) for m in dropped(listed, by_address, machine)}
 
     def wait_overlay_whole(self, machine: str, progress: Progress = silent) -> None:
         """Until the overlay carries ``machine``'s traffic again: every other machine lists
@@ -616,6 +632,7 @@ class ClusterStack(Stack):
         ]
 
         missing: list[str] = []
+        told: list[str] = []
 
         def whole() -> bool:
             missing[:] = []
@@ -634,26 +651,31 @@ class ClusterStack(Stack):
                         missing.append(f"{other} lists no peer {machine} on {network.name}")
             if not missing:
                 missing.extend(self.paths_missing(machine, apart))
+            if missing and missing != told:
+                told[:] = missing
+                progress(f"the overlay has not taken {machine} back yet: {'; '.join(missing)}")
             return not missing
 
-        progress(f"waiting for the overlay to take {machine} back: its peers, names and paths")
+        progress(f"checking that the overlay carries {machine}'s traffic: peers, names, paths")
         try:
             wait_until(whole, OVERLAY_BACK_TIMEOUT, f"the overlay to know {machine} again", poll=1)
         except TimedOut:
             raise LabError(
                 f"{machine} is joined again, but the overlay has not taken it back within "
                 f"{OVERLAY_BACK_TIMEOUT:.0f} s ({'; '.join(missing)})",
-                "see `docker node ls` on the manager; `lab chaos restore` tries again",
+                "see `docker node ls` on the manager; `lab chaos rejoin HOST` (or `mend "
+                "HOST`) on a host of that machine checks again",
             ) from None
 
     def paths_missing(self, machine: str, apart: Collection[frozenset[str]] = ()) -> list[str]:
         """Which running lab hosts, one on ``machine`` and one elsewhere, do not yet find
-        each other by name or reach each other across the overlay ([]: none). A host that
-        is down or off its networks, or on a machine ``apart`` from the other's (faults
-        that are undone next), is left out."""
+        each other by name or reach each other across the overlay, at each of their
+        addresses on the networks they share ([]: none). A host that is down or off its
+        networks, or on a machine ``apart`` from the other's (faults that are undone
+        next), is left out."""
         states = self.states()
         names = {
-            h: {i.network: dns_names(host, i) for i in host.interfaces}
+            h: {i.network: [*dns_names(host, i), i.ip] for i in host.interfaces}
             for h, host in self.topology.hosts.items()
             if (state := states.get(h)) is not None
             and state.status == "running"
@@ -661,15 +683,21 @@ class ClusterStack(Stack):
         }
         missing = []
         for asker, wanted in crossing_probes(names, self.placement, machine, apart).items():
-            code, out = self.container(asker).exec_run(["python3", "-c", REACHES, *wanted])
+            try:
+                code, out = self.container(asker).exec_run(["python3", "-c", REACHES, *wanted])
+            except (docker.errors.APIError, NotRunning) as exc:  # gone since it was listed
+                missing.append(f"{asker} could not be asked ({exc})")
+                continue
             text = out.decode(errors="replace") if isinstance(out, bytes) else ""
             lines = text.splitlines() or ([] if code == 0 else [f"the probe failed ({code})"])
             missing += [f"from {asker}: {line}" for line in lines]
         return missing
 
-    def mend_machines(self, progress: Progress = silent) -> list[str]:
+    def mend_machines(self, progress: Progress = silent, wait: bool = True) -> list[str]:
         """Every machine fault undone: the fault chain emptied, and then removed with its
-        jumps, so that a machine keeps nothing of the lab's in its firewall."""
+        jumps, so that a machine keeps nothing of the lab's in its firewall. ``wait``:
+        until the overlay carries each mended machine's traffic (not before removing
+        the lab anyway)."""
         machines = list(self.machines) if not self._swept else sorted(self._faulted)
         up = set(self.engines_answering()[0])
         machines = [m for m in machines if m in up]
@@ -685,8 +713,9 @@ class ClusterStack(Stack):
             )
             if out.strip() not in ("", "0"):
                 mended.append(machine)
-        self._drops = set()
-        for machine in mended:
+        if self._drops is not None:  # what machines not answering hold is not known
+            self._drops = {rule for rule in self._drops if rule[0] not in machines}
+        for machine in mended if wait else []:
             self.wait_overlay_whole(machine, progress)
         self._faulted.clear()
         self._swept = True

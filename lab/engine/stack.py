@@ -334,7 +334,7 @@ class Stack:
         any folder, the engine is this machine's)."""
         return None
 
-    def mend_machines(self, progress: Progress = silent) -> list[str]:
+    def mend_machines(self, progress: Progress = silent, wait: bool = True) -> list[str]:
         """Undo every machine fault, whoever left it (`lab chaos restore`, `lab down`)."""
         return []
 

@@ -281,16 +281,20 @@ RULES = """-N NETLAB-FAULT
 -A NETLAB-FAULT -d 10.231.0.99/32 -p udp -m udp --dport 4789 -j DROP
 -A NETLAB-FAULT -s 10.231.0.11/32 -p udp -m udp --dport 4789 -j ACCEPT
 """
+ISOLATED = "-N NETLAB-FAULT\n-A NETLAB-FAULT -p udp -m udp --dport 4789 -j DROP\n"
+OTHER_CHAIN = "-A DOCKER-USER -d 10.231.0.12/32 -j DROP\n"
 
 
 @pytest.mark.parametrize(
     ("rules", "expected"),
     [
         (RULES, {"m2", "m3"}),  # an address of no machine, and a rule that drops nothing
+        (ISOLATED, {"m2", "m3"}),  # no address: cut off from every other machine
+        (OTHER_CHAIN, set()),  # not the lab's rule
         ("-N NETLAB-FAULT\n", set()),  # the chain, emptied
         ("", set()),  # no chain at all
     ],
 )
 def test_the_machines_a_fault_chain_drops(rules: str, expected: set[str]) -> None:
     machines = {"10.231.0.11": "m1", "10.231.0.12": "m2", "10.231.0.13": "m3"}
-    assert dropped(rules, machines) == expected
+    assert dropped(rules, machines, "m1") == expected

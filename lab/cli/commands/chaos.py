@@ -60,7 +60,7 @@ def cmd_chaos(s: Session, args: argparse.Namespace) -> int:
         return 0
     if not args.target:
         raise UsageError(f"chaos {args.action} needs a TARGET")
-    s.lab.chaos(args.action, args.target)
+    s.lab.chaos(args.action, args.target, s.reporter())
     if args.action in UNDO:  # a fault, not a mending (resume, heal) or a restart
         s.print(
             f"{args.action} {args.target}: done. The fault stays until you undo it "
