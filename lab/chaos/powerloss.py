@@ -149,10 +149,14 @@ def db_on(
     ``unsafe``: acknowledge before fsync under `always` (a deliberately wrong setting, to
     show that the claim catches it)."""
     namespace = f"container:{stack.container(host).id}"
-    return stack.client_for(host).containers.run(
+    engine = stack.client_for(host)
+    name = f"{stack.topology.project}-db-on-volatile-disk-{policy}"
+    with suppress(docker.errors.NotFound):  # a copy left by a driver killed outright
+        engine.containers.get(name).remove(force=True)
+    return engine.containers.run(
         helpers.image(stack),
         ["python3", "-m", "services.servers.db"],
-        name=f"{stack.topology.project}-db-on-volatile-disk-{policy}",
+        name=name,
         detach=True,
         network_mode=namespace,
         pid_mode=namespace,
