@@ -161,6 +161,7 @@ class ClusterStack(Stack):
         # (machine holding a DROP rule, machine it drops): read once, then kept here
         self._drops: set[tuple[str, str]] | None = None
         self._data_port: int | None = None
+        self._addresses: dict[str, str] = {}  # each machine's swarm address
         self._swept = False  # whether every machine was checked for fault rules yet
         self._manager: str | None = None
 
@@ -537,8 +538,12 @@ class ClusterStack(Stack):
     # --- faults only a cluster has ------------------------------------------------------
 
     def address_of(self, machine: str) -> str:
-        """The address a machine's engine advertises to the swarm: where its VXLAN goes."""
-        return str(self.engine(machine).info()["Swarm"].get("NodeAddr") or "")
+        """The address a machine's engine advertises to the swarm: where its VXLAN goes
+        (asked once: every fault and every check needs the addresses of all machines)."""
+        if machine not in self._addresses:
+            swarm = self.engine(machine).info()["Swarm"]
+            self._addresses[machine] = str(swarm.get("NodeAddr") or "")
+        return self._addresses[machine]
 
     def machine_fault(
         self, action: str, machine: str, peer: str = "", progress: Progress = silent

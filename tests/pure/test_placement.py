@@ -242,13 +242,13 @@ CROSSING = [
         {"apphost": ["gw"], "router": ["apphost"]},
     ),
     (
-        "a host left out (down, or off its network) is neither asked nor asked for",
+        "no live host on the mended machine: nothing to try",
         {"apphost": LAB, "client": {"net": ["client"]}},
         "m3",
         {},
     ),
     (
-        "nothing elsewhere: nothing to try",
+        "no live host elsewhere: nothing to try",
         {"shouthost": {"net": ["shouthost"]}, "router": {"net": ["router"]}},
         "m3",
         {},
