@@ -1,4 +1,4 @@
-"""netlab: a containerised networking lab, and its Python API for lab scripts.
+"""socklab: a containerised networking lab, and its Python API for lab scripts.
 
     import lab
 
@@ -33,11 +33,11 @@ from lab.experiments.model import (
 )
 from lab.experiments.model import run_experiment as run
 from lab.experiments.predictions import Predictions
+from lab.services.probes.porttable import HostSocket
 from lab.syscalls.strace import Syscall
 from lab.syscalls.trace import Trace
 from lab.topology import Topology
 from lab.traffic.script import Event, Events, Script
-from services.probes.porttable import HostSocket
 
 __all__ = [
     "Check",

@@ -37,11 +37,11 @@ from lab.engine.session import ScriptSession
 from lab.engine.stack import HostStatus, Removed, ServiceState, Stack
 from lab.errors import NotRunning, UsageError
 from lab.progress import Progress, silent
+from lab.services.probes.porttable import Entry, HostSocket
+from lab.services.probes.sockscript import Step
 from lab.topology import Endpoint, Topology
 from lab.traffic import clients
 from lab.traffic.script import Events, Script, steps_of
-from services.probes.porttable import Entry, HostSocket
-from services.probes.sockscript import Step
 
 if TYPE_CHECKING:
     from lab.packets.capture import CaptureInfo
@@ -237,7 +237,7 @@ class Lab:
 
     @property
     def client(self) -> HostView:
-        """The workbench host (``lab.role: client``)."""
+        """The workbench host (``socklab.role: client``)."""
         return HostView(self, self.topology.client.name)
 
     # --- state --------------------------------------------------------------------

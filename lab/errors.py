@@ -97,6 +97,16 @@ class BaseImageError(LabError):
     """No Python base image could be found, pulled or built."""
 
 
+class PicturesMissing(LabError):
+    """matplotlib, which draws the pictures, is an extra: a first install goes without it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "pictures need matplotlib, which this install does not have",
+            "install it with `pipx inject socklab matplotlib` or `pip install 'socklab[pictures]'`",
+        )
+
+
 class TimedOut(LabError):
     """A wait reached its deadline: what was awaited, and for how long."""
 

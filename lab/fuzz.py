@@ -2,7 +2,7 @@
 
 Each campaign sends a fixed number of inputs, drawn from a seeded generator so a
 run replays exactly, to one port of one process through where it is published,
-shaped by the protocol the process declares there (``lab.ports``): random bytes,
+shaped by the protocol the process declares there (``socklab.ports``): random bytes,
 truncated and oversized frames, invalid UTF-8, NUL bytes, endless lines, resets
 in the middle of a request, half-open connections, a slow sender, and a burst of
 connections at once. It counts what came back (answers, error replies, silence,
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from lab.engine.stack import Stack
 from lab.errors import NotRunning, UsageError
+from lab.services.protocols.resp import encode_command
 from lab.topology import Endpoint, Topology
-from services.protocols.resp import encode_command
 
 TIMEOUT = 1.0
 KINDS = (

@@ -21,14 +21,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from services.probes.sockscript import Event
+from lab.names import PROJECT
+from lab.services.probes.sockscript import Event
 
 MAX_BYTES = 8 * 1024 * 1024
 DIR_ENV = "LAB_JOURNAL_DIR"
 
 
 def path_for(project: str) -> Path:
-    folder = Path(os.environ.get(DIR_ENV) or Path(tempfile.gettempdir()) / f"netlab-{os.getuid()}")
+    folder = Path(
+        os.environ.get(DIR_ENV) or Path(tempfile.gettempdir()) / f"{PROJECT}-{os.getuid()}"
+    )
     return folder / f"{project}.jsonl"
 
 

@@ -20,6 +20,7 @@ from docker.types import Mount
 from lab.engine import helpers
 from lab.engine.stack import Stack
 from lab.errors import LabError
+from lab.names import label
 from lab.waiting import wait_until
 
 PURPOSE = "bench"  # the label of every container a benchmark starts (removed at the end)
@@ -136,7 +137,10 @@ def remove(containers: Iterable[Container]) -> None:
 
 def cleanup(stack: Stack) -> None:
     """Every container a benchmark started, whoever started it (an interrupted run's too)."""
-    labels = [f"lab.purpose={PURPOSE}", f"com.docker.compose.project={stack.topology.project}"]
+    labels = [
+        f"{label('purpose')}={PURPOSE}",
+        f"com.docker.compose.project={stack.topology.project}",
+    ]
     for summary in stack.client.api.containers(all=True, filters={"label": labels}):
         with suppress(docker.errors.NotFound):
             stack.client.api.remove_container(summary["Id"], force=True, v=True)

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 from lab.bench.model import Bench, BenchError, Sizes, Spread
+from lab.names import PROJECT
 from lab.packets import dissect, view
 from lab.packets.checksum import internet_checksum, pseudo_header
 from lab.progress import Progress, silent
-from services.helpers.capture import file_header, record
+from lab.services.helpers.capture import file_header, record
 
 TARGET = "`lab packets` lists 100,000 frames at least as fast as `tshark -r` (same file)"
 MAC_A, MAC_B = bytes.fromhex("02420acb0064"), bytes.fromhex("02420acb0014")
@@ -125,7 +126,7 @@ def why(lab_s: Spread, tshark_s: Spread, spent: dict[str, float], frames: int) -
 def run(net: object, sizes: Sizes, progress: Progress = silent) -> Bench:
     if shutil.which("tshark") is None:
         raise BenchError("tshark is not installed, the peer of this benchmark", "run `make setup`")
-    with tempfile.TemporaryDirectory(prefix="netlab-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix=f"{PROJECT}-bench-") as folder:
         path = Path(folder) / "frames.pcap"
         progress(f"writing a capture of {sizes.frames} frames")
         write_capture(path, sizes.frames)

@@ -15,6 +15,7 @@ from lab.bench.model import Bench, BenchError, Sizes, Spread
 from lab.engine import base_image
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
+from lab.names import SERVICES_IMAGE
 from lab.progress import Progress, silent
 
 UP_TARGET = "lab up, images built, from nothing running to every service answering: under 2 s"
@@ -162,7 +163,7 @@ def cold(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     """A first start on a machine with no images: the base image path included."""
     progress("removing the lab, its service image and its local base image")
     net.down()
-    for name in ("netlab-services:latest", base_image.local_tag()):
+    for name in (SERVICES_IMAGE, base_image.local_tag()):
         with contextlib.suppress(docker.errors.ImageNotFound):
             net.stack.client.images.remove(name, force=True)
     progress("lab up from nothing (debootstrap, build, start)")

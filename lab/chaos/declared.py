@@ -1,7 +1,7 @@
 """What the topology declares beyond what Compose makes: routes and link impairments.
 
-A host's ``lab.routes`` (how to reach a network behind a router host) and
-``lab.link`` (an impairment on its link) live in its network namespace, which
+A host's ``socklab.routes`` (how to reach a network behind a router host) and
+``socklab.link`` (an impairment on its link) live in its network namespace, which
 Compose knows nothing about. They are put in place at `lab up`, again whenever
 a host comes back with a new namespace or interface (started again, or
 reconnected), and by `lab chaos restore`, which also takes away any impairment

@@ -44,8 +44,8 @@ def each_interface(command: str) -> str:
     return f"for IF in $IFACES; do {command}; done"
 
 
-CHAIN = "NETLAB-LOSS"
-NETEM_CHAIN = "NETLAB-NETEM"  # sends what the host sends to the user-space netem
+CHAIN = "SOCKLAB-LOSS"
+NETEM_CHAIN = "SOCKLAB-NETEM"  # sends what the host sends to the user-space netem
 QUEUE = 7  # the netfilter queue it reads
 NETEM_MARK = "0x4e4c"  # services.helpers.netem marks its duplicates: they pass the rule
 USER_SPACE = "user-space netem: this kernel has no sch_netem"

@@ -74,7 +74,7 @@ examples:
   lab down                        remove every container, network and volume of the lab
   lab down --all                  remove every named lab (and nothing else)
   lab cluster make 3              three Docker Engines in containers here, one swarm
-  lab --cluster test up           the lab across them (lab.machine, or spread)
+  lab --cluster test up           the lab across them (socklab.machine, or spread)
 """
 
 log = logging.getLogger("lab")

@@ -1,9 +1,9 @@
 """A test cluster on one machine: N containers, each running its own Docker Engine from
 Debian's ``docker.io``, joined into one Docker Swarm (``lab cluster make N``).
 
-Each "machine" is a container on an underlay bridge (``netlab-cluster-underlay``,
+Each "machine" is a container on an underlay bridge (``socklab-cluster-underlay``,
 10.231.0.0/24) at a fixed address; its engine answers the driver on a unix socket
-bind-mounted to ``/tmp/netlab-cluster/<machine>/docker.sock``, so the lab reaches it
+bind-mounted to ``/tmp/socklab-cluster/<machine>/docker.sock``, so the lab reaches it
 exactly as it reaches any engine (a ``unix://`` URL), with no TCP port opened. The
 flags are the ones ../shared/NOTES.md found necessary here: every capability but
 CAP_SYS_RESOURCE (which this machine's root lacks, so ``--privileged`` fails), no
@@ -35,18 +35,19 @@ from lab.engine import base_image
 from lab.engine.docker_client import API_TIMEOUT
 from lab.engine.stack import ctrl_c_ignored
 from lab.errors import LabError, TimedOut, UsageError
+from lab.names import PROJECT, label
 from lab.progress import Progress
 from lab.waiting import wait_until
 
-PREFIX = "netlab-cluster"
-LABEL = "netlab.cluster"  # on every container, network and volume the test cluster owns
-MACHINE_KEY = "netlab.cluster.machine"
+PREFIX = f"{PROJECT}-cluster"
+LABEL = label("cluster.test")  # on every container, network and volume the test cluster owns
+MACHINE_KEY = label("cluster.test.machine")
 UNDERLAY = f"{PREFIX}-underlay"
 UNDERLAY_SUBNET = "10.231.0.0/24"
 # Bind-mounted into every machine at the same path, as a shared mount: each engine's
 # socket is here (SOCKETS/<machine>/docker.sock), and so is SHARED, where a mount made
 # on this machine later (db-kill's volatile disk) reaches the machines' engines too.
-SOCKETS = Path("/tmp/netlab-cluster")
+SOCKETS = Path(f"/tmp/{PROJECT}-cluster")
 SHARED = SOCKETS / "shared"
 SWARM_PORT = 2377
 MAX_MACHINES = 9

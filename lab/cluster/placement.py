@@ -2,7 +2,7 @@
 
 A *machine* is a Docker Engine the user already reaches: a Docker context, or an
 engine URL (``unix://``, ``tcp://`` with TLS from the environment, ``ssh://``). A
-host goes where its ``lab.machine`` label says, or, without one, to the next
+host goes where its ``socklab.machine`` label says, or, without one, to the next
 machine in turn (spread); a process always goes with its host, since it joins the
 host's namespaces (``container:``), and a namespace cannot span two kernels.
 """
@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.errors import TopologyError, UsageError
+from lab.names import label
 from lab.topology import Topology
 
 SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
-MACHINE_LABEL = "lab.machine"  # also put on every container, so status can show it
+MACHINE_LABEL = label("machine")  # also put on every container, so status can show it
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -76,7 +77,7 @@ def place(topology: Topology, machines: list[str]) -> dict[str, str]:
     for host in topology.hosts.values():
         if host.machine and host.machine not in machines:
             raise TopologyError(
-                f"host {host.name} has lab.machine {host.machine!r}, which is not a machine here",
+                f"host {host.name} has {MACHINE_LABEL} {host.machine!r}: no such machine here",
                 f"machines: {', '.join(machines)}",
             )
         if host.machine:

@@ -32,6 +32,7 @@ import docker.errors
 import docker.types
 from docker.models.containers import Container
 
+from lab import names
 from lab.cluster import machines as test_cluster
 from lab.cluster.placement import (
     Machine,
@@ -54,15 +55,16 @@ from lab.engine.stack import (
     unlike_promised,
 )
 from lab.errors import DockerUnavailable, LabError, NotRunning, TimedOut, UsageError
+from lab.names import PROJECT
 from lab.packets.dissect import VXLAN_PORT
 from lab.progress import Progress, silent
+from lab.services.probes.sockscript import Event, Step
 from lab.topology import Topology
 from lab.waiting import wait_until
-from services.probes.sockscript import Event, Step
 
-FAULT_CHAIN = "NETLAB-FAULT"  # a machine's fault rules, in a chain of their own
-CLUSTER_LABEL = "lab.cluster"  # on the overlay networks the lab makes
-ANCHOR_LABEL = "lab.anchor"  # a container that keeps an overlay present on a machine
+FAULT_CHAIN = "SOCKLAB-FAULT"  # a machine's fault rules, in a chain of their own
+CLUSTER_LABEL = names.label("cluster")  # on the overlay networks the lab makes
+ANCHOR_LABEL = names.label("anchor")  # a container that keeps an overlay present on a machine
 VXLAN_OVERHEAD = 50  # outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8
 OVERLAY_BACK_TIMEOUT = 90.0  # swarm's own re-join of a node it declared dead, and more
 # Run in a lab host (python3 only): prints each name given that does not resolve, and
@@ -445,7 +447,7 @@ class ClusterStack(Stack):
         clock: Phases | None = None,
     ) -> None:
         clock = clock or Phases()
-        with tempfile.TemporaryDirectory(prefix="netlab-cluster-compose-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{PROJECT}-cluster-compose-") as tmp:
             for machine in self.machines:
                 if not on_machine(self.placement, machine):
                     continue
@@ -512,7 +514,9 @@ class ClusterStack(Stack):
             self._remove_anchors(engine)
         # The helpers this lab ran on the driver's own engine (captures, Docker-host
         # scripts): by the project's label and the helper role, nothing else of it.
-        outer = {"label": [f"{PROJECT_LABEL}={self.topology.project}", "lab.role=helper"]}
+        outer = {
+            "label": [f"{PROJECT_LABEL}={self.topology.project}", f"{names.label('role')}=helper"]
+        }
         for summary in self.client.api.containers(all=True, filters=outer):
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(summary["Id"], force=True)
@@ -755,7 +759,7 @@ class ClusterStack(Stack):
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
             user="10001:10001",
-            labels={PROJECT_LABEL: self.topology.project, "lab.role": "helper"},
+            labels={PROJECT_LABEL: self.topology.project, names.label("role"): "helper"},
         )
         try:
             code = int(helper.wait(timeout=120).get("StatusCode", 1))

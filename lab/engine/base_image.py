@@ -24,6 +24,7 @@ import docker
 import docker.errors
 
 from lab.errors import BaseImageError
+from lab.names import BASE_REPOSITORY, PROJECT, label
 from lab.progress import Progress
 
 OFFICIAL = "python:3.12-slim"
@@ -44,9 +45,9 @@ PACKAGES = (
     "socat",  # the UDP echo that `lab bench udp` measures udp-shout against
     "strace",  # `lab trace`: runs in a helper that shares a host's PID namespace
 )
-LOCAL_REPOSITORY = "netlab-base"
+LOCAL_REPOSITORY = BASE_REPOSITORY
 ENV_KEY = "LAB_BASE_IMAGE"
-BASE_LABEL = "lab.base"  # on each service image: the base it was built on (Dockerfile)
+BASE_LABEL = label("base")  # on each service image: the base it was built on (Dockerfile)
 
 
 def local_tag(packages: Iterable[str] = PACKAGES, suite: str = SUITE) -> str:
@@ -141,7 +142,7 @@ def remove_stale_local_bases(
     client: docker.DockerClient, keep: str, progress: Progress, repository: str = LOCAL_REPOSITORY
 ) -> None:
     """Local bases built for an older package list: a few hundred MB each. One that a
-    service image still names in its ``lab.base`` label stays (another checkout of the
+    service image still names in its ``socklab.base`` label stays (another checkout of the
     lab on this machine, on another branch, still builds on it)."""
     named = {
         str(image.labels.get(BASE_LABEL))
@@ -200,7 +201,7 @@ def build_debian_image(
         raise BaseImageError(
             "no Debian mirror found in /etc/apt/sources.list*", "set LAB_DEBIAN_MIRROR to one"
         )
-    with tempfile.TemporaryDirectory(prefix="netlab-rootfs-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{PROJECT}-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         cmd = [
             debootstrap,

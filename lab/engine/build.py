@@ -4,7 +4,7 @@
 sends the context and checks every step), and `lab up` waits for it. Instead the
 driver fingerprints what a build reads (the Dockerfile, every file of the context,
 the build arguments, the base image's id) and builds only when no image carries
-that fingerprint in its ``lab.build`` label. The label is declared in compose.yaml
+that fingerprint in its ``socklab.build`` label. The label is declared in compose.yaml
 (``build.labels``, from ``LAB_BUILD_FINGERPRINT``), so a plain `docker compose
 build` leaves it empty and the next `lab up` builds again: never a stale image.
 """
@@ -16,9 +16,10 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from lab.names import label
 from lab.topology.model import Build
 
-LABEL = "lab.build"
+LABEL = label("build")
 ENV_KEY = "LAB_BUILD_FINGERPRINT"
 SKIPPED = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}  # never in an image
 

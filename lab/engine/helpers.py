@@ -19,12 +19,13 @@ from docker.models.containers import Container
 
 from lab.engine.stack import PROJECT_LABEL, SERVICE_LABEL, Stack
 from lab.errors import HelperFailed, TimedOut
+from lab.names import label
 from lab.waiting import wait_until
 
-ROLE_LABEL = "lab.role"
+ROLE_LABEL = label("role")
 ROLE = "helper"
-SESSION_LABEL = "lab.engine.session"
-TARGET_LABEL = "lab.target"  # the host a helper works on
+SESSION_LABEL = label("session")
+TARGET_LABEL = label("target")  # the host a helper works on
 SESSION = secrets.token_hex(4)  # this process's helpers, whoever else runs some
 TIMEOUT = 30.0
 log = logging.getLogger("lab")
@@ -60,7 +61,7 @@ def labels(lab: Stack, role: str, purpose: str) -> dict[str, str]:
         SERVICE_LABEL: f"{role}:{purpose}",
         ROLE_LABEL: role,
         SESSION_LABEL: SESSION,
-        "lab.purpose": purpose,
+        label("purpose"): purpose,
     }
 
 
@@ -142,7 +143,7 @@ def find(lab: Stack, purpose: str, target: str) -> list[str]:
     wanted = [
         f"{PROJECT_LABEL}={lab.topology.project}",
         f"{ROLE_LABEL}={ROLE}",
-        f"lab.purpose={purpose}",
+        f"{label('purpose')}={purpose}",
         f"{TARGET_LABEL}={target}",
     ]
     return [

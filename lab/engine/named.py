@@ -1,6 +1,6 @@
 """Named labs: many labs side by side on one machine, each its own Compose project.
 
-``lab up --name ada`` starts the topology as project ``netlab-class-ada`` on a /24 of
+``lab up --name ada`` starts the topology as project ``socklab-class-ada`` on a /24 of
 the pool and on ports of the range (``lab.engine.pool``), chosen under a lock that
 every `lab` process on the machine takes, and held until Compose has created the
 lab's network: the next one to choose then sees that subnet as Docker's and those
@@ -39,12 +39,13 @@ from lab.engine import base_image, pool
 from lab.engine.compose import Compose
 from lab.engine.stack import PROJECT_LABEL, Removed, Stack, port_is_free
 from lab.errors import LabError, UsageError
+from lab.names import PROJECT, label
 from lab.progress import Progress
 from lab.topology import Topology
 
-PROJECT_PREFIX = "netlab-class-"
-NAME_LABEL = "lab.name"  # on the network and on every container: the lab's name
-RECORD_LABEL = "lab.name.record"  # on the network: the record, as JSON
+PROJECT_PREFIX = f"{PROJECT}-class-"
+NAME_LABEL = label("name")  # on the network and on every container: the lab's name
+RECORD_LABEL = label("name.record")  # on the network: the record, as JSON
 POOL_ENV = "LAB_CLASS_POOL"
 PORTS_ENV = "LAB_CLASS_PORTS"
 NAME_ENV = "LAB_NAME"
@@ -189,7 +190,7 @@ def lock() -> Iterator[None]:
     One file for every user of this Docker Engine (created writable by all), held with
     flock: the kernel releases it when its holder exits, however it exits.
     """
-    path = runtime_dir() / "netlab-class.lock"
+    path = runtime_dir() / f"{PROJECT}-class.lock"
     try:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
@@ -204,14 +205,14 @@ def lock() -> Iterator[None]:
 
 
 def override_path(record: Record) -> Path:
-    folder = runtime_dir() / f"netlab-{os.getuid()}" / "named"
+    folder = runtime_dir() / f"{PROJECT}-{os.getuid()}" / "named"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder / f"{record.name}.yaml"
 
 
 def forget(name: str) -> None:
     """Remove this user's labelling file of a lab that is gone."""
-    folder = runtime_dir() / f"netlab-{os.getuid()}" / "named"
+    folder = runtime_dir() / f"{PROJECT}-{os.getuid()}" / "named"
     (folder / f"{name}.yaml").unlink(missing_ok=True)
 
 

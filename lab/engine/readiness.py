@@ -26,7 +26,7 @@ from typing import Any
 
 import docker.errors
 
-from services.runtime import healthcheck
+from lab.services.runtime import healthcheck
 
 OURS = ["python3", "-m", "services.runtime.healthcheck"]
 DIRECT_TIMEOUT = 0.25  # a check that fails is run again at the next poll: it need not wait

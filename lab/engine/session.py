@@ -21,7 +21,7 @@ import docker
 from docker.models.containers import Container
 
 from lab.errors import SessionError, TimedOut
-from services.probes.sockscript import Event
+from lab.services.probes.sockscript import Event
 
 STDOUT = 1
 

@@ -36,15 +36,16 @@ from lab.errors import (
     Unhealthy,
     UsageError,
 )
+from lab.names import PROJECT
 from lab.progress import Progress, silent
+from lab.services.probes.porttable import Entry, HostSocket, Process
+from lab.services.probes.sockscript import Event, Step
 from lab.topology import Host, Interface, Network, PublishedPort, Topology
 from lab.waiting import wait_until
-from services.probes.porttable import Entry, HostSocket, Process
-from services.probes.sockscript import Event, Step
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-IMAGE_LABEL = "org.opencontainers.image.title=netlab services"  # set in services/Dockerfile
+IMAGE_LABEL = f"org.opencontainers.image.title={PROJECT} services"  # set in services/Dockerfile
 HEALTH_TIMEOUT = 120.0
 EXEC_TIMEOUT = 60.0  # the longest any command the driver runs in a container may take
 KILLED = 128 + 9  # the exit status of a command coreutils' timeout ended with SIGKILL
@@ -341,7 +342,7 @@ class Stack:
     def run_on_docker_host(self, steps: list[Step], t0: float) -> list[Event]:
         """A socket script on the Docker host itself (through published ports): here, in
         the driver's own process."""
-        from services.probes.sockscript import Runner
+        from lab.services.probes.sockscript import Runner
 
         runner = Runner(hostname="docker-host")
         runner.started = t0

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from lab import journal
 from lab.errors import ExperimentError, NothingJudged, UsageError
+from lab.names import PROJECT
+from lab.services.probes.sockscript import Event, Step
 from lab.topology import Port, Topology
 from lab.traffic.script import Events, Script, steps_of
-from services.probes.sockscript import Event, Step
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from lab.packets.dissect import Frame
     from lab.syscalls.strace import Syscall
 
-SCHEMA_ID = "netlab.experiment-result/1"
+SCHEMA_ID = f"{PROJECT}.experiment-result/1"
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Needs:
     def missing(self, topology: Topology) -> list[str]:
         lacking = []
         if self.client and not any(h.role == "client" for h in topology.hosts.values()):
-            lacking.append("a client host (lab.role: client)")
+            lacking.append("a client host (socklab.role: client)")
         lacking += [f"host {h}" for h in self.hosts if h not in topology.hosts]
         for name, ports in self.processes.items():
             process = topology.processes.get(name)

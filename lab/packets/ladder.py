@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services.probes.sockscript import Event
+from lab.services.probes.sockscript import Event
 
 if TYPE_CHECKING:
     from lab.packets.dissect import Frame

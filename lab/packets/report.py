@@ -13,7 +13,7 @@ from lab.packets import ladder
 from lab.packets.capture import CaptureInfo
 from lab.packets.ladder import PacketMark
 from lab.packets.view import checksum_counts
-from services.probes.sockscript import Event
+from lab.services.probes.sockscript import Event
 
 if TYPE_CHECKING:
     from lab.packets.dissect import Frame

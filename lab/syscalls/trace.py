@@ -31,8 +31,8 @@ from lab.engine import helpers
 from lab.engine.stack import Stack, ctrl_c_ignored
 from lab.errors import HelperFailed, TraceError, UsageError
 from lab.progress import Progress, silent
+from lab.services.probes.sockscript import Event, Step
 from lab.syscalls.strace import Syscall, clock_offset, command, on_sockets, parse
-from services.probes.sockscript import Event, Step
 
 PURPOSE = "trace"
 READY_TIMEOUT = 20.0

@@ -5,15 +5,15 @@ variables, ``.env``, overrides, ``-f``, ``COMPOSE_FILE``, anchors), never from t
 raw YAML. The lab's own words are Compose labels:
 
   on a host (a service with networks of its own):
-    lab.role: client                    the workbench experiments send from
-    lab.routes: "10.88.2.0/24 via 10.88.1.2; ..."  routes added at `lab up`
-    lab.link: "loss 10% delay 50ms"     an impairment put on its link at `lab up`
-    lab.machine: m1                     the machine it runs on, in a lab across several
+    socklab.role: client                    the workbench experiments send from
+    socklab.routes: "10.88.2.0/24 via 10.88.1.2; ..."  routes added at `lab up`
+    socklab.link: "loss 10% delay 50ms"     an impairment put on its link at `lab up`
+    socklab.machine: m1                     the machine it runs on, in a lab across several
                                         (its processes go with it: docs/scale-out.md)
   on a process (``network_mode: service:HOST`` and ``pid: service:HOST``):
-    lab.ports: "8080/tcp shout, 9000/udp echo"   what it listens on, and speaks
+    socklab.ports: "8080/tcp shout, 9000/udp echo"   what it listens on, and speaks
 
-and one top-level extension, ``x-lab: {shortcuts: {tcp: tcp-shout}}``, for short
+and one top-level extension, ``x-socklab: {shortcuts: {tcp: tcp-shout}}``, for short
 names ``lab send`` accepts. Everything here is pure: it is tested on recorded
 ``docker compose config`` output.
 """
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lab.errors import TopologyError, UsageError
+from lab.names import EXTENSION, OLD_EXTENSION, OLD_PREFIX, PREFIX, label
 
 TRANSPORTS = ("tcp", "udp")
 # What a process speaks on a port, so that `send`, `fuzz` and the failure matrix
@@ -120,9 +121,9 @@ class Host:
     published: tuple[PublishedPort, ...] = ()
     processes: tuple[str, ...] = ()
     routes: tuple[Route, ...] = ()
-    link: str = ""  # an impairment declared in the topology (lab.link), "" for none
+    link: str = ""  # an impairment declared in the topology (socklab.link), "" for none
     forwarding: bool = False  # net.ipv4.ip_forward=1: it routes between its networks
-    machine: str = ""  # lab.machine: where it runs in a lab across machines ("" = spread)
+    machine: str = ""  # socklab.machine: where it runs in a lab across machines ("" = spread)
 
     @property
     def ip(self) -> str:
@@ -226,7 +227,9 @@ class Topology:
         for host in self.hosts.values():
             if host.role == CLIENT:
                 return host
-        raise TopologyError("the topology has no client host", "label one host `lab.role: client`")
+        raise TopologyError(
+            "the topology has no client host", "label one host `socklab.role: client`"
+        )
 
     def name_of(self, ip: str) -> str:
         """The host that owns an address, or the address itself."""
@@ -308,6 +311,7 @@ def from_config(config: Mapping[str, Any]) -> Topology:
     processes: dict[str, Process] = {}
     for name, spec in services.items():
         labels = spec.get("labels") or {}
+        _refuse_old_words(name, labels)
         mode = str(spec.get("network_mode") or "")
         if mode.startswith("service:"):
             processes[name] = _process(name, spec, labels, mode.removeprefix("service:"))
@@ -325,10 +329,15 @@ def from_config(config: Mapping[str, Any]) -> Topology:
             )
         owner = hosts[process.host]
         hosts[process.host] = replace(owner, processes=(*owner.processes, process.name))
-    shortcuts = dict((config.get("x-lab") or {}).get("shortcuts") or {})
+    if OLD_EXTENSION in config and EXTENSION not in config:
+        raise TopologyError(
+            f"the Compose files use {OLD_EXTENSION}, the lab's old extension",
+            f"rename it to {EXTENSION}",
+        )
+    shortcuts = dict((config.get(EXTENSION) or {}).get("shortcuts") or {})
     for short, target in shortcuts.items():
         if target not in processes:
-            raise TopologyError(f"x-lab shortcut {short!r} names no process ({target!r})")
+            raise TopologyError(f"{EXTENSION} shortcut {short!r} names no process ({target!r})")
     builds = tuple(
         _build(name, spec, project) for name, spec in services.items() if spec.get("build")
     )
@@ -363,27 +372,41 @@ def _subnet(key: str, spec: Mapping[str, Any]) -> str:
     return subnet
 
 
+def _refuse_old_words(service: str, labels: Mapping[str, str]) -> None:
+    """A label under the old prefix would be ignored in silence: say what to rename."""
+    for key in labels:
+        word = key.removeprefix(OLD_PREFIX)
+        if key.startswith(OLD_PREFIX) and word in _WORDS:
+            raise TopologyError(
+                f"service {service}: label {key} is the lab's old name for {PREFIX}{word}",
+                f"rename every {OLD_PREFIX}* label to {PREFIX}*",
+            )
+
+
+_WORDS = ("role", "routes", "link", "machine", "ports")
+
+
 def _process(name: str, spec: Mapping[str, Any], labels: Mapping[str, str], host: str) -> Process:
-    if labels.get("lab.machine"):
+    if labels.get(label("machine")):
         raise TopologyError(
-            f"process {name} has lab.machine: a process runs where its host {host} runs",
-            f"put lab.machine on {host}",
+            f"process {name} has socklab.machine: a process runs where its host {host} runs",
+            f"put socklab.machine on {host}",
         )
     if spec.get("pid") != f"service:{host}":
         raise TopologyError(
             f"process {name} joins {host}'s network but not its PID namespace",
             f"add `pid: service:{host}` (the port table finds owners by their pids)",
         )
-    words = [w.strip() for w in str(labels.get("lab.ports", "")).split(",") if w.strip()]
+    words = [w.strip() for w in str(labels.get(label("ports"), "")).split(",") if w.strip()]
     return Process(name, host, tuple(Port.parse(w, f"{name}: ") for w in words))
 
 
 def _host(
     name: str, spec: Mapping[str, Any], labels: Mapping[str, str], networks: dict[str, Network]
 ) -> Host:
-    role = str(labels.get("lab.role", HOST))
+    role = str(labels.get(label("role"), HOST))
     if role not in (HOST, CLIENT):
-        raise TopologyError(f"host {name}: lab.role is {role!r}", "use client, or leave it out")
+        raise TopologyError(f"host {name}: socklab.role is {role!r}", "use client, or leave it out")
     interfaces = []
     for key, attachment in (spec.get("networks") or {}).items():
         if key not in networks:
@@ -397,24 +420,24 @@ def _host(
         interfaces.append(Interface(key, str(ip), tuple((attachment or {}).get("aliases") or ())))
     if not interfaces:
         raise TopologyError(f"host {name} is on no network")
-    link = str(labels.get("lab.link", "")).strip()
+    link = str(labels.get(label("link"), "")).strip()
     if link:
         from lab.chaos.impairment import parse  # pure; validates the words now, not at `up`
 
         try:
             parse(link.split())
         except UsageError as exc:
-            raise TopologyError(f"host {name}: lab.link {link!r}: {exc.what}") from None
+            raise TopologyError(f"host {name}: socklab.link {link!r}: {exc.what}") from None
     sysctls = spec.get("sysctls") or {}
     return Host(
         name=name,
         role=role,
         interfaces=tuple(interfaces),
         published=tuple(_published(name, p) for p in spec.get("ports") or ()),
-        routes=tuple(_routes(name, str(labels.get("lab.routes", "")))),
+        routes=tuple(_routes(name, str(labels.get(label("routes"), "")))),
         link=link,
         forwarding=str(sysctls.get("net.ipv4.ip_forward", "0")) == "1",
-        machine=str(labels.get("lab.machine", "")).strip(),
+        machine=str(labels.get(label("machine"), "")).strip(),
     )
 
 

@@ -1,6 +1,6 @@
 """One-shot conversations, one per protocol a process can declare, as socket scripts.
 
-``conversation`` picks the script for what the target speaks (``lab.ports``):
+``conversation`` picks the script for what the target speaks (``socklab.ports``):
 shout, echo and raw get the message and read the answer, HTTP a request, RESP a
 command. The same script runs on the Docker host (through a published port) or
 inside any lab host; either way every operation is recorded.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 from lab.errors import UsageError
-from services.probes.sockscript import Event, Step, raw
-from services.protocols.resp import Error, Reply, Simple, encode_command, parse_reply
+from lab.services.probes.sockscript import Event, Step, raw
+from lab.services.protocols.resp import Error, Reply, Simple, encode_command, parse_reply
 
 
 def tcp_script(host: str, port: int, message: str) -> list[Step]:

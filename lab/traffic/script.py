@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from services.probes.sockscript import Event, Step, raw
+from lab.services.probes.sockscript import Event, Step, raw
 
 __all__ = ["Event", "Events", "Script", "Sock", "steps_of"]
 

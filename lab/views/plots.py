@@ -13,7 +13,12 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from lab.errors import PicturesMissing
+
+try:
+    import matplotlib
+except ModuleNotFoundError:  # an extra (`socklab[pictures]`): callers say so in one line
+    raise PicturesMissing() from None
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt

@@ -13,8 +13,8 @@ from rich.text import Text
 
 from lab.engine.stack import HostStatus, Removed, ServiceState
 from lab.experiments.model import Result
-from services.probes.porttable import Entry
-from services.probes.sockscript import Event, printable
+from lab.services.probes.porttable import Entry
+from lab.services.probes.sockscript import Event, printable
 
 STATE_STYLE = {"healthy": "green", "none": "green", "starting": "yellow", "unhealthy": "red"}
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
+from lab.services.probes.porttable import HostSocket
+from lab.services.probes.sockscript import Event, printable
 from lab.syscalls.strace import Syscall
-from services.probes.porttable import HostSocket
-from services.probes.sockscript import Event, printable
 
 STATE_STYLE = {
     "LISTEN": "green",

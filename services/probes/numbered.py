@@ -28,7 +28,7 @@ import termios
 import time
 from typing import Any
 
-from services.protocols.sequence import Lines, encode, number_of
+from ..protocols.sequence import Lines, encode, number_of
 
 TCP_LIMIT_S = 60.0  # the most a TCP run waits after its last send
 # TcpExt counters of the network namespace: retransmission timeouts, tail loss probes

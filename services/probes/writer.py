@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 
-from services.protocols.resp import Simple, encode_command, parse_reply
+from ..protocols.resp import Simple, encode_command, parse_reply
 
 RETRY = 0.05
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from services.protocols.resp import ProtocolError, encode_command, parse_reply
+from .resp import ProtocolError, encode_command, parse_reply
 
 POLICIES = ("always", "everysec", "no")
 CHUNK = 1 << 20  # replay reads the log a MiB at a time

@@ -12,7 +12,7 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.protocols.resp import OK, Error, Reply, Simple
+from .resp import OK, Error, Reply, Simple
 
 WRONG_ARGS = "ERR wrong number of arguments for '{}' command"
 NOT_INTEGER = Error("ERR value is not an integer or out of range")
@@ -212,7 +212,7 @@ def _config(store: Store, args: list[bytes], now: float) -> Outcome:
 
 def _info(store: Store, args: list[bytes], now: float) -> Outcome:
     # Redis' INFO layout: "# Section" headers and key:value lines, CRLF-separated.
-    server = {"redis_version": "7.0.0-netlab", "redis_mode": "standalone", **store.server}
+    server = {"redis_version": "7.0.0-socklab", "redis_mode": "standalone", **store.server}
     lines = [
         "# Server",
         *(f"{k}:{v}" for k, v in server.items()),
@@ -232,7 +232,7 @@ def _hello(store: Store, args: list[bytes], now: float) -> Outcome:
             return Outcome(Error("NOPROTO unsupported protocol version"))
         protocol = version
     info: Reply = {
-        "server": b"netlab-db",
+        "server": b"socklab-db",
         "version": b"0.1.0",
         "proto": protocol,
         "id": 1,

@@ -58,7 +58,7 @@ def _read_all(s: socket.socket) -> bytes:
 
 def listening(port: int, transport: str = "tcp", proc: str = "/proc") -> bool:
     """Whether this network namespace has a listening TCP (or bound UDP) socket on ``port``."""
-    from services.probes.porttable import read_sockets
+    from ..probes.porttable import read_sockets
 
     return any(s.port == port and s.protocol.rstrip("6") == transport for s in read_sockets(proc))
 

@@ -30,10 +30,10 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from services.protocols.aof import POLICIES, record
-from services.protocols.kv import Outcome, Store
-from services.protocols.resp import OK, Error, ProtocolError, RequestParser, encode
-from services.runtime.common import (
+from ..protocols.aof import POLICIES, record
+from ..protocols.kv import Outcome, Store
+from ..protocols.resp import OK, Error, ProtocolError, RequestParser, encode
+from ..runtime.common import (
     Identity,
     env_float,
     env_int,
@@ -41,7 +41,7 @@ from services.runtime.common import (
     peer_text,
     run_until_signalled,
 )
-from services.servers.db_log import AppendOnlyLog
+from .db_log import AppendOnlyLog
 
 
 @dataclass

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable
 
-from services.protocols.aof import CHUNK, POLICIES, replay_stream
+from ..protocols.aof import CHUNK, POLICIES, replay_stream
 
 
 class AppendOnlyLog:

@@ -20,9 +20,9 @@ import os
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
-from services.protocols.http11 import HttpError, Limits, Request, RequestParser, render_response
-from services.protocols.resp import Error, ProtocolError, Reply, encode_command, parse_reply
-from services.runtime.common import (
+from ..protocols.http11 import HttpError, Limits, Request, RequestParser, render_response
+from ..protocols.resp import Error, ProtocolError, Reply, encode_command, parse_reply
+from ..runtime.common import (
     ConnectionLimit,
     Identity,
     close_quietly,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.protocols.shout import StreamShouter
-from services.runtime.common import (
+from ..protocols.shout import StreamShouter
+from ..runtime.common import (
     ConnectionLimit,
     Identity,
     close_quietly,

@@ -18,8 +18,8 @@ import signal
 import socket
 import threading
 
-from services.protocols.shout import shout
-from services.runtime.common import ConfigError, Identity, env_int, log, peer_text
+from ..protocols.shout import shout
+from ..runtime.common import ConfigError, Identity, env_int, log, peer_text
 
 # The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header).
 # A buffer of 65535 never truncates one (the seed's recvfrom(1000) would).

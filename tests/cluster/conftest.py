@@ -19,12 +19,12 @@ import docker
 import docker.errors
 import pytest
 
-import lab as netlab
+import lab as socklab
 from lab.cluster import machines
 from tests.conftest import sigint_as_default
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = os.environ.get("LAB_CLUSTER_TEST_PROJECT", "netlab-cluster-lab")
+PROJECT = os.environ.get("LAB_CLUSTER_TEST_PROJECT", "socklab-cluster-lab")
 MACHINES = 3
 ENV = {
     # The lab's networks are overlays inside the machines' engines; this subnet is theirs.
@@ -91,9 +91,9 @@ def cluster(docker_client: docker.DockerClient) -> Iterator[list[str]]:
 
 
 @pytest.fixture(scope="package")
-def net(cluster: list[str], docker_client: docker.DockerClient) -> Iterator[netlab.Lab]:
+def net(cluster: list[str], docker_client: docker.DockerClient) -> Iterator[socklab.Lab]:
     """The lab across the three machines, through the public API."""
-    opened = netlab.open(ROOT, project=PROJECT, env=ENV, client=docker_client, cluster="test")
+    opened = socklab.open(ROOT, project=PROJECT, env=ENV, client=docker_client, cluster="test")
     opened.down()
     opened.up(timeout=300)
     yield opened

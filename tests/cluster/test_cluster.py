@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-import lab as netlab
+import lab as socklab
 from lab.cluster.stack import ANCHOR_LABEL, ClusterStack
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from lab.engine.stack import PROJECT_LABEL
@@ -27,13 +27,13 @@ from tests.conftest import sigint_as_default
 TSHARK = shutil.which("tshark")
 
 
-def stack_of(net: netlab.Lab) -> ClusterStack:
+def stack_of(net: socklab.Lab) -> ClusterStack:
     stack = net.stack
     assert isinstance(stack, ClusterStack)
     return stack
 
 
-def test_three_hosts_on_three_machines_healthy_and_status_says_where(net: netlab.Lab) -> None:
+def test_three_hosts_on_three_machines_healthy_and_status_says_where(net: socklab.Lab) -> None:
     done = lab_cli("status", "--json")
     assert done.returncode == 0, done.stderr
     report = {row["host"]: row for row in json.loads(done.stdout)}
@@ -54,14 +54,14 @@ def test_three_hosts_on_three_machines_healthy_and_status_says_where(net: netlab
     assert f"on machine {where['shouthost']}" in text.stdout
 
 
-def test_a_message_crosses_machines_by_name(net: netlab.Lab) -> None:
+def test_a_message_crosses_machines_by_name(net: socklab.Lab) -> None:
     sent = net.send("tcp", "across machines")
     assert sent.reply == "ACROSS MACHINES", sent
     udp = net.send("udp", "udp works tho")
     assert udp.reply == "UDP WORKS THO", udp
 
 
-def test_every_experiment_holds_across_machines(net: netlab.Lab, tmp_path: Path) -> None:
+def test_every_experiment_holds_across_machines(net: socklab.Lab, tmp_path: Path) -> None:
     done = lab_cli("run", "--all", "--results", str(tmp_path), timeout=1500)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
     results = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
@@ -80,7 +80,7 @@ def test_every_experiment_holds_across_machines(net: netlab.Lab, tmp_path: Path)
 
 
 @pytest.fixture(scope="module")
-def vxlan_capture(net: netlab.Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def vxlan_capture(net: socklab.Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("vxlan")
     done = lab_cli("run", "tcp-vs-udp", "--capture", "--results", str(folder), timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
@@ -139,7 +139,7 @@ def test_the_capture_between_machines_shows_vxlan_and_tshark_agrees(vxlan_captur
     assert tunnelled > 10
 
 
-def test_a_machine_cut_off_by_hand_is_silent_and_rejoin_mends_it(net: netlab.Lab) -> None:
+def test_a_machine_cut_off_by_hand_is_silent_and_rejoin_mends_it(net: socklab.Lab) -> None:
     # Held past the swarm's failure detection (about 5 s): only the lab's traffic is cut,
     # so the swarm still counts the machine in, and restore finds a whole overlay
     # (docs/scale-out.md says what cutting the engines' own traffic too did).
@@ -177,12 +177,12 @@ def test_a_machine_cut_off_by_hand_is_silent_and_rejoin_mends_it(net: netlab.Lab
     assert net.send("tcp-shout", "from apphost", origin="apphost").reply == "FROM APPHOST"
 
 
-def test_fuzz_across_machines_leaves_every_process_answering(net: netlab.Lab) -> None:
+def test_fuzz_across_machines_leaves_every_process_answering(net: socklab.Lab) -> None:
     done = lab_cli("fuzz", "--inputs", "30", timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
 
 
-def test_down_leaves_nothing_on_any_machine(net: netlab.Lab) -> None:
+def test_down_leaves_nothing_on_any_machine(net: socklab.Lab) -> None:
     stack = stack_of(net)
     done = lab_cli("down")
     assert done.returncode == 0, done.stderr
@@ -200,7 +200,7 @@ def test_down_leaves_nothing_on_any_machine(net: netlab.Lab) -> None:
     assert stack.manager().networks.list(filters={"label": f"{PROJECT_LABEL}={PROJECT}"}) == []
 
 
-def test_ctrl_c_during_up_leaves_nothing_on_any_machine(net: netlab.Lab) -> None:
+def test_ctrl_c_during_up_leaves_nothing_on_any_machine(net: socklab.Lab) -> None:
     stack = stack_of(net)
     assert not stack.owned()
     proc = subprocess.Popen(

@@ -18,14 +18,14 @@ import docker
 import docker.errors
 import pytest
 
-import lab as netlab
+import lab as socklab
 from lab.engine.compose import Compose
 from lab.engine.stack import Stack
 from tests.conftest import sigint_as_default
 
 ROOT = Path(__file__).resolve().parents[2]
 # Overridable so that two checkouts can run this tier side by side on one machine.
-PROJECT = os.environ.get("LAB_TEST_PROJECT", "netlab-test")
+PROJECT = os.environ.get("LAB_TEST_PROJECT", "socklab-test")
 ENV = {
     "LAB_NET_PREFIX": os.environ.get("LAB_TEST_NET_PREFIX", "10.203.77"),
     "LAB_HTTP_PORT": "",
@@ -52,9 +52,9 @@ def open_lab(
     project: str,
     env: dict[str, str],
     files: tuple[Path, ...] = (),
-) -> netlab.Lab:
+) -> socklab.Lab:
     """A lab of the project's own files (or ``files``), as a lab script opens one."""
-    return netlab.open(ROOT, project=project, env=env, files=files, client=client)
+    return socklab.open(ROOT, project=project, env=env, files=files, client=client)
 
 
 def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> Stack:
@@ -63,7 +63,7 @@ def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> 
 
 
 @pytest.fixture(scope="session")
-def net(docker_client: docker.DockerClient) -> Iterator[netlab.Lab]:
+def net(docker_client: docker.DockerClient) -> Iterator[socklab.Lab]:
     """The test lab, through the public API."""
     opened = open_lab(docker_client, PROJECT, ENV)
     opened.down()  # a previous run killed half-way may have left something
@@ -74,7 +74,7 @@ def net(docker_client: docker.DockerClient) -> Iterator[netlab.Lab]:
 
 
 @pytest.fixture(scope="session")
-def lab(net: netlab.Lab) -> Stack:
+def lab(net: socklab.Lab) -> Stack:
     """The same lab, as the driver's engine sees it (containers, states, exec)."""
     stack: Stack = net.stack
     return stack

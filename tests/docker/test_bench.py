@@ -39,6 +39,6 @@ def test_each_benchmark_runs_on_a_tiny_setting(lab: Stack, tmp_path: Path) -> No
     assert (tmp_path / "udp-loss.png").read_bytes()[:4] == b"\x89PNG"
     assert page.read_text() == report.render(run)
     # What the benchmarks started is gone, and the lab is as it was.
-    left = lab.client.containers.list(all=True, filters={"label": "lab.purpose=bench"})
+    left = lab.client.containers.list(all=True, filters={"label": "socklab.purpose=bench"})
     assert [c.name for c in left if (c.name or "").startswith(PROJECT)] == []
     settled(lab)

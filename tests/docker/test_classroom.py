@@ -15,7 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-import lab as netlab
+import lab as socklab
 from lab.engine import named
 from lab.engine.stack import PROJECT_LABEL
 from lab.packets import dissect
@@ -26,14 +26,14 @@ from tests.docker.conftest import PROJECT, ROOT, run_lab_cli, start_lab_cli
 pytestmark = pytest.mark.docker
 
 # Names of this run's own (the test project's name keeps two checkouts apart).
-A, B = f"{PROJECT}-a".removeprefix("netlab-"), f"{PROJECT}-b".removeprefix("netlab-")
+A, B = f"{PROJECT}-a".removeprefix("socklab-"), f"{PROJECT}-b".removeprefix("socklab-")
 
 
 @pytest.fixture(scope="module")
-def pair(docker_client: docker.DockerClient) -> Iterator[tuple[netlab.Lab, netlab.Lab]]:
+def pair(docker_client: docker.DockerClient) -> Iterator[tuple[socklab.Lab, socklab.Lab]]:
     """Two named labs, started by two `lab up --name` processes at the same moment."""
     for name in (A, B):
-        netlab.open(ROOT, name=name, client=docker_client).down()
+        socklab.open(ROOT, name=name, client=docker_client).down()
     ups = [start_lab_cli("up", "--name", name) for name in (A, B)]
     try:
         for proc in ups:
@@ -41,8 +41,8 @@ def pair(docker_client: docker.DockerClient) -> Iterator[tuple[netlab.Lab, netla
             assert proc.returncode == 0, err
             assert "lab is up" in out
         yield (
-            netlab.open(ROOT, name=A, client=docker_client),
-            netlab.open(ROOT, name=B, client=docker_client),
+            socklab.open(ROOT, name=A, client=docker_client),
+            socklab.open(ROOT, name=B, client=docker_client),
         )
     finally:
         for proc in ups:
@@ -55,17 +55,17 @@ def pair(docker_client: docker.DockerClient) -> Iterator[tuple[netlab.Lab, netla
         assert left == []
 
 
-def record(net: netlab.Lab) -> named.Record:
+def record(net: socklab.Lab) -> named.Record:
     found = named.find(net.stack.client, net.name or "")
     assert found is not None
     return found
 
 
 def test_labs_started_at_once_get_their_own_subnet_ports_and_project(
-    pair: tuple[netlab.Lab, netlab.Lab],
+    pair: tuple[socklab.Lab, socklab.Lab],
 ) -> None:
     a, b = (record(net) for net in pair)
-    assert (a.project, b.project) == (f"netlab-class-{A}", f"netlab-class-{B}")
+    assert (a.project, b.project) == (f"socklab-class-{A}", f"socklab-class-{B}")
     subnets = [ipaddress.IPv4Network(r.subnet) for r in (a, b)]
     assert not subnets[0].overlaps(subnets[1])
     assert all(s.subnet_of(ipaddress.IPv4Network("10.210.0.0/16")) for s in subnets)
@@ -87,7 +87,7 @@ def test_labs_started_at_once_get_their_own_subnet_ports_and_project(
 
 
 def test_ls_lists_both_with_owner_subnet_ports_state_and_age(
-    pair: tuple[netlab.Lab, netlab.Lab],
+    pair: tuple[socklab.Lab, socklab.Lab],
 ) -> None:
     done = run_lab_cli("ls", "--json")
     assert done.returncode == 0, done.stderr
@@ -110,7 +110,7 @@ def test_ls_lists_both_with_owner_subnet_ports_state_and_age(
 
 
 def test_nothing_of_one_lab_is_reachable_from_the_others_client(
-    pair: tuple[netlab.Lab, netlab.Lab], tmp_path: Path
+    pair: tuple[socklab.Lab, socklab.Lab], tmp_path: Path
 ) -> None:
     a, b = pair
     b_hosts = [h.ip for h in b.topology.hosts.values()]
@@ -126,7 +126,10 @@ def test_nothing_of_one_lab_is_reachable_from_the_others_client(
         events = a.client.run(probe)
         # By name: Docker's DNS answers each network alone.
         names = a.client.run(
-            Script().resolve(f"netlab-class-{B}-apphost-1").resolve(b_apphost_id).resolve("apphost")
+            Script()
+            .resolve(f"socklab-class-{B}-apphost-1")
+            .resolve(b_apphost_id)
+            .resolve("apphost")
         )
         # ...and b's own client reaches b (so b's capture was listening).
         own = b.client.run(clients.tcp_script("tcp-shout", 8080, "still here"))
@@ -155,7 +158,7 @@ def test_nothing_of_one_lab_is_reachable_from_the_others_client(
 
 
 def test_a_fault_and_an_impairment_in_one_lab_change_nothing_in_the_other(
-    pair: tuple[netlab.Lab, netlab.Lab],
+    pair: tuple[socklab.Lab, socklab.Lab],
 ) -> None:
     a, b = pair
     killed = run_lab_cli("chaos", "kill", "db", "--name", A)
@@ -178,7 +181,7 @@ def test_a_fault_and_an_impairment_in_one_lab_change_nothing_in_the_other(
 
 
 def test_bench_density_on_two_labs_measures_each_checkpoint_and_leaves_none(
-    pair: tuple[netlab.Lab, netlab.Lab], tmp_path: Path, docker_client: docker.DockerClient
+    pair: tuple[socklab.Lab, socklab.Lab], tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     done = run_lab_cli("bench", "density", "--tiny", "--out", str(tmp_path), timeout=900)
     assert done.returncode == 0, done.stderr
@@ -198,10 +201,10 @@ def test_bench_density_on_two_labs_measures_each_checkpoint_and_leaves_none(
 
 
 def test_down_all_removes_every_named_lab_and_nothing_else(
-    pair: tuple[netlab.Lab, netlab.Lab], docker_client: docker.DockerClient
+    pair: tuple[socklab.Lab, socklab.Lab], docker_client: docker.DockerClient
 ) -> None:
     """Last in this file: it takes the pair down (the fixture's own downs then find nothing)."""
-    ours = {f"netlab-class-{A}", f"netlab-class-{B}"}
+    ours = {f"socklab-class-{A}", f"socklab-class-{B}"}
     if set(named.projects(docker_client)) - ours or os.environ.get("LAB_KEEP_OTHER_LABS"):
         pytest.skip("other named labs are on this machine: `lab down --all` would remove them")
     done = run_lab_cli("down", "--all")

@@ -21,21 +21,21 @@ def test_port_taken_is_one_line_and_nothing_is_created(docker_client: docker.Doc
         squatter.listen()
         port = squatter.getsockname()[1]
         env = {**ENV, "LAB_NET_PREFIX": "10.203.78", "LAB_HTTP_PORT": str(port)}
-        proc = start_lab_cli("-p", "netlab-porttest", "up", env=env)
+        proc = start_lab_cli("-p", "socklab-porttest", "up", env=env)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 4
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert f"port {port}/tcp on 127.0.0.1 is already taken" in lines[0]
     assert "LAB_HTTP_PORT" in lines[0]
-    assert not make_lab(docker_client, "netlab-porttest", env).owned()
+    assert not make_lab(docker_client, "socklab-porttest", env).owned()
 
 
 def test_ctrl_c_during_up_removes_what_was_started(docker_client: docker.DockerClient) -> None:
     env = {**ENV, "LAB_NET_PREFIX": "10.203.79"}
-    lab = make_lab(docker_client, "netlab-interrupt", env)
+    lab = make_lab(docker_client, "socklab-interrupt", env)
     lab.down()
-    proc = start_lab_cli("-p", "netlab-interrupt", "up", env=env)
+    proc = start_lab_cli("-p", "socklab-interrupt", "up", env=env)
     try:
         wait_for(lambda: bool(lab.owned().containers), "the first container", timeout=300)
         proc.send_signal(signal.SIGINT)
@@ -64,7 +64,7 @@ def test_a_service_that_is_down_is_one_line_and_exit_5(lab: Stack) -> None:
 
 def test_no_docker_command_is_one_line_and_exit_3() -> None:
     # The SDK reaches the engine through its socket; `up` also needs the docker CLI (Compose).
-    proc = start_lab_cli("-p", "netlab-nocli", "up", env={"PATH": "/nonexistent"})
+    proc = start_lab_cli("-p", "socklab-nocli", "up", env={"PATH": "/nonexistent"})
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 3
     lines = err.strip().splitlines()

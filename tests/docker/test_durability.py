@@ -6,13 +6,13 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import lab as netlab
+import lab as socklab
 from lab.experiments.builtin.db_kill import DbKill
 from lab.experiments.model import run_experiment
 from tests.docker.conftest import PROJECT, start_lab_cli, wait_for
 
 
-def test_no_acknowledged_write_is_lost_across_ten_kills(net: netlab.Lab) -> None:
+def test_no_acknowledged_write_is_lost_across_ten_kills(net: socklab.Lab) -> None:
     result = run_experiment(
         DbKill(kills=10, seconds_per_kill=1.0, seed=3, policies=("always",)), net
     )
@@ -27,7 +27,7 @@ def test_no_acknowledged_write_is_lost_across_ten_kills(net: netlab.Lab) -> None
     assert result.passed, {c.id: c.observed for c in result.checks if not c.held}
 
 
-def test_a_db_that_acknowledges_before_fsync_fails_the_power_loss_claim(net: netlab.Lab) -> None:
+def test_a_db_that_acknowledges_before_fsync_fails_the_power_loss_claim(net: socklab.Lab) -> None:
     # The same experiment, its power-loss copy of db set to a deliberately wrong `always`
     # (DB_UNSAFE_ACK_BEFORE_FSYNC): replies leave before the fsync that should cover them.
     unsafe = DbKill(
@@ -43,10 +43,10 @@ def test_a_db_that_acknowledges_before_fsync_fails_the_power_loss_claim(net: net
     assert not result.passed
 
 
-def test_ctrl_c_during_db_kill_leaves_no_disk_and_no_copy_of_db(net: netlab.Lab) -> None:
+def test_ctrl_c_during_db_kill_leaves_no_disk_and_no_copy_of_db(net: socklab.Lab) -> None:
     """The power rows run in a thread beside the kills: a Ctrl-C must stop both, and the
     volatile disk (a FUSE mount on this machine) and db's copy on it must go."""
-    proc = start_lab_cli("-p", PROJECT, "run", "db-kill", "--results", "/tmp/netlab-interrupted")
+    proc = start_lab_cli("-p", PROJECT, "run", "db-kill", "--results", "/tmp/socklab-interrupted")
     try:
         wait_for(lambda: bool(_copies(net)), "the copy of db on the volatile disk", timeout=120)
         wait_for(lambda: bool(_mounts(net.project)), "the volatile disk", timeout=30)
@@ -62,7 +62,7 @@ def test_ctrl_c_during_db_kill_leaves_no_disk_and_no_copy_of_db(net: netlab.Lab)
     assert net.send("db", "PING").reply == "PONG"
 
 
-def _copies(net: netlab.Lab) -> list[str]:
+def _copies(net: socklab.Lab) -> list[str]:
     # The engine's own listing, names and all: containers.list() inspects each container
     # it lists, and a copy removed in between (db-kill makes and removes one per policy)
     # raised NotFound here in CI, which ended the test before its Ctrl-C.

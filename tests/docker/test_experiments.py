@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-import lab as netlab
+import lab as socklab
 from lab.experiments import EXPERIMENTS, predictions
 from lab.experiments.model import run_experiment
 from tests.docker.conftest import PROJECT, ROOT, run_lab_cli
@@ -25,7 +25,7 @@ SLOW = {"failures", "db-kill", "impaired-delivery"}
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_every_claim_holds_run_after_run(net: netlab.Lab, name: str) -> None:
+def test_every_claim_holds_run_after_run(net: socklab.Lab, name: str) -> None:
     for run in range(1, (1 if name in SLOW else 3) + 1):
         result = run_experiment(EXPERIMENTS[name], net)
         failed = {c.id: c.observed for c in result.checks if not c.held}
@@ -34,7 +34,7 @@ def test_every_claim_holds_run_after_run(net: netlab.Lab, name: str) -> None:
         jsonschema.validate(json.loads(json.dumps(result.to_json())), SCHEMA)
 
 
-def test_example_predictions_are_scored_against_what_happened(net: netlab.Lab) -> None:
+def test_example_predictions_are_scored_against_what_happened(net: socklab.Lab) -> None:
     claims = {name: [c.id for c in e.claims_for(net.topology)] for name, e in EXPERIMENTS.items()}
     guess = predictions.load(ROOT / "examples/predictions/tcp-vs-udp.yaml", claims)
     result = run_experiment(EXPERIMENTS["tcp-vs-udp"], net, guess.answers, guess.by)
@@ -49,7 +49,7 @@ def test_example_predictions_are_scored_against_what_happened(net: netlab.Lab) -
     assert result.predictions["by_claim"]["tcp-no-boundaries"] is False
 
 
-def test_lab_run_all_writes_valid_results_and_exits_zero(net: netlab.Lab, tmp_path: Path) -> None:
+def test_lab_run_all_writes_valid_results_and_exits_zero(net: socklab.Lab, tmp_path: Path) -> None:
     proc = run_lab_cli(
         "-p",
         PROJECT,

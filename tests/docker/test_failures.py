@@ -8,7 +8,7 @@ import json
 import signal
 import subprocess
 
-import lab as netlab
+import lab as socklab
 from lab.chaos.faults import restore
 from lab.engine.stack import Stack
 from lab.experiments.builtin.failures import DEFAULT_ROWS, Failures, Row
@@ -21,7 +21,7 @@ def rows(*names: str) -> tuple[Row, ...]:
     return tuple(r for r in DEFAULT_ROWS if r.name in names)
 
 
-def test_the_seed_note_reproduced(net: netlab.Lab) -> None:
+def test_the_seed_note_reproduced(net: socklab.Lab) -> None:
     experiment = Failures(rows("process-crash", "restart"))
     ctx = Context(net)
     experiment.run(ctx)
@@ -70,7 +70,7 @@ def test_chaos_by_hand_then_restore(lab: Stack) -> None:
 
 
 def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Stack) -> None:
-    proc = start_lab_cli("-p", PROJECT, "run", "failures", "--results", "/tmp/netlab-interrupted")
+    proc = start_lab_cli("-p", PROJECT, "run", "failures", "--results", "/tmp/socklab-interrupted")
     try:
         # Interrupt while the first row's fault (killed processes) is in place.
         wait_for(

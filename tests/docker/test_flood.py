@@ -14,7 +14,7 @@ import time
 import pytest
 
 from lab.engine.stack import Stack
-from services.protocols.resp import encode_command
+from lab.services.protocols.resp import encode_command
 
 FLOOD_BYTES = 32 * 1024 * 1024  # flood until this much was sent...
 FLOOD_SECONDS = 15.0  # ...or this long has passed (a loaded machine sends slower)

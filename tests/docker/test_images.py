@@ -13,9 +13,9 @@ import pytest
 from lab.engine import base_image
 from lab.progress import silent
 
-REPOSITORY = "netlab-test-base"  # never the real bases: other checkouts may use them
+REPOSITORY = "socklab-test-base"  # never the real bases: other checkouts may use them
 TAGS = [f"{REPOSITORY}:{name}" for name in ("new", "named", "stale")]
-NAMER = "netlab-test-base-user:latest"
+NAMER = "socklab-test-base-user:latest"
 
 
 def _image(client: docker.DockerClient, tag: str, labels: dict[str, str]) -> None:
@@ -26,8 +26,8 @@ def _image(client: docker.DockerClient, tag: str, labels: dict[str, str]) -> Non
 @pytest.fixture
 def images(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:
     for i, tag in enumerate(TAGS):
-        _image(docker_client, tag, {"netlab-test": "1", "n": str(i)})  # three distinct ids
-    _image(docker_client, NAMER, {base_image.BASE_LABEL: TAGS[1], "netlab-test": "1"})
+        _image(docker_client, tag, {"socklab-test": "1", "n": str(i)})  # three distinct ids
+    _image(docker_client, NAMER, {base_image.BASE_LABEL: TAGS[1], "socklab-test": "1"})
     yield docker_client
     for tag in [*TAGS, NAMER]:
         with contextlib.suppress(docker.errors.ImageNotFound):
@@ -39,4 +39,4 @@ def test_a_stale_base_goes_but_one_an_image_names_stays(images: docker.DockerCli
         images, keep=TAGS[0], progress=silent, repository=REPOSITORY
     )
     left = {t for image in images.images.list(name=REPOSITORY) for t in image.tags}
-    assert left == {TAGS[0], TAGS[1]}  # kept; named by NAMER's lab.base label; gone
+    assert left == {TAGS[0], TAGS[1]}  # kept; named by NAMER's socklab.base label; gone

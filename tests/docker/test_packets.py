@@ -16,7 +16,7 @@ import pytest
 
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from lab.engine.stack import PROJECT_LABEL, Stack
-from services.probes.sockscript import Event, Step
+from lab.services.probes.sockscript import Event, Step
 from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
 
 TSHARK = shutil.which("tshark")
@@ -293,7 +293,7 @@ def test_ctrl_c_removes_impairment_capture_and_helpers(
     # Interrupt while a lossy link (the 10% row) and both captures are in place.
     wait_for(
         lambda: (
-            "-A NETLAB-LOSS" in link_of("shouthost")
+            "-A SOCKLAB-LOSS" in link_of("shouthost")
             and any("capture-impaired" in name for name in helpers_left(lab))
         ),
         "the lossy link and the experiment's capture",
@@ -304,7 +304,7 @@ def test_ctrl_c_removes_impairment_capture_and_helpers(
     assert interrupted_run.returncode == 130, err
     assert err.strip().splitlines()[-1] == "lab: interrupted"
     assert helpers_left(lab) == []
-    assert "-A NETLAB-LOSS" not in link_of("shouthost")
+    assert "-A SOCKLAB-LOSS" not in link_of("shouthost")
     assert {h: offload_of(lab, h) for h in lab.topology.hosts} == dict.fromkeys(
         lab.topology.hosts, "on"
     )
@@ -316,13 +316,13 @@ def test_link_loss_by_hand_and_reset(lab: Stack) -> None:
 
     try:
         assert lab_cli("link", "shouthost", "loss", "100%").returncode == 0
-        assert "-A NETLAB-LOSS" in link_of("shouthost")
+        assert "-A SOCKLAB-LOSS" in link_of("shouthost")
         lost = lab_cli("send", "udp", "anyone?", "--from", "client")
         assert lost.returncode == 1
         assert "timeout" in lost.stdout
     finally:
         assert lab_cli("link", "shouthost", "reset").returncode == 0
-    assert "-A NETLAB-LOSS" not in link_of("shouthost")
+    assert "-A SOCKLAB-LOSS" not in link_of("shouthost")
     back = lab_cli("send", "udp", "anyone?", "--from", "client")
     assert back.returncode == 0, back.stdout
     assert "ANYONE?" in back.stdout

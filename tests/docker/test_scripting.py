@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-import lab as netlab
+import lab as socklab
 from tests.docker.conftest import ENV, PROJECT, ROOT, run_lab_cli
 
 SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())
@@ -23,7 +23,7 @@ EXAMPLES = ROOT / "examples" / "experiments"
 
 @pytest.mark.parametrize("name", ["half_close.py", "frozen_listener.py", "udp_queue_overflow.py"])
 def test_example_experiment_files_run_and_every_claim_holds(
-    net: netlab.Lab, name: str, tmp_path: Path
+    net: socklab.Lab, name: str, tmp_path: Path
 ) -> None:
     ran = run_lab_cli(
         "-p", PROJECT, "run", str(EXAMPLES / name), "--results", str(tmp_path), timeout=600
@@ -36,7 +36,7 @@ def test_example_experiment_files_run_and_every_claim_holds(
     assert result["checks"]
 
 
-def test_the_tutorial_runs_from_a_plain_python_session(net: netlab.Lab, tmp_path: Path) -> None:
+def test_the_tutorial_runs_from_a_plain_python_session(net: socklab.Lab, tmp_path: Path) -> None:
     """What a notebook cell does: open the lab, load the file, run, print, save."""
     session = textwrap.dedent(
         f"""
@@ -62,7 +62,7 @@ def test_the_tutorial_runs_from_a_plain_python_session(net: netlab.Lab, tmp_path
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "<Lab netlab-test: hosts apphost, client, shouthost" in done.stdout
+    assert "<Lab socklab-test: hosts apphost, client, shouthost" in done.stdout
     assert "half-close: 3 of 3 claims held (passed" in done.stdout
     assert "<p><b>half-close</b>" in done.stdout
     (path,) = tmp_path.glob("half-close-*.json")
@@ -115,7 +115,7 @@ def test_lab_list_shows_the_experiments_folder(tmp_path: Path) -> None:
     ],
 )
 def test_a_mistake_in_an_experiment_file_is_one_line_with_file_and_line(
-    net: netlab.Lab, tmp_path: Path, source: str, where: str
+    net: socklab.Lab, tmp_path: Path, source: str, where: str
 ) -> None:
     path = tmp_path / "mine.py"
     path.write_text(source)

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import pytest
 
-import lab as netlab
+import lab as socklab
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from lab.engine.stack import PROJECT_LABEL, Stack
 from tests.docker.conftest import PROJECT, run_lab_cli, settled, start_lab_cli, wait_for
@@ -32,7 +32,7 @@ def sockets_of(host: str) -> list[dict[str, Any]]:
 
 
 def test_sockets_shows_the_held_connection_with_its_owner_and_fd_then_time_wait(
-    net: netlab.Lab,
+    net: socklab.Lab,
 ) -> None:
     shout = f"{net.host('shouthost').ip}:8080"
     with net.session("client") as s:
@@ -121,7 +121,7 @@ def test_trace_shows_the_servers_calls_beside_the_send_and_leaves_no_helper(
     assert helpers_left(lab) == []
 
 
-def test_trace_table_and_a_traced_client(net: netlab.Lab, lab: Stack) -> None:
+def test_trace_table_and_a_traced_client(net: socklab.Lab, lab: Stack) -> None:
     proc = start_lab_cli("-p", PROJECT, "trace", "udp", "--for", "5")
     try:
         assert ready_line(proc.stdout).startswith("tracing udp-shout")
@@ -166,7 +166,7 @@ def test_ctrl_c_during_a_trace_leaves_no_helper(lab: Stack) -> None:
     assert "STILL HERE" in again.stdout
 
 
-def test_tracing_from_a_script(net: netlab.Lab, lab: Stack) -> None:
+def test_tracing_from_a_script(net: socklab.Lab, lab: Stack) -> None:
     with net.process("tcp-shout").tracing() as trace:
         sent = net.send("tcp", "api", origin="client")
     assert sent.reply == "API"
@@ -176,7 +176,7 @@ def test_tracing_from_a_script(net: netlab.Lab, lab: Stack) -> None:
     assert helpers_left(lab) == []
 
 
-def test_run_sockets_passes(net: netlab.Lab, tmp_path: Path) -> None:
+def test_run_sockets_passes(net: socklab.Lab, tmp_path: Path) -> None:
     done = run_lab_cli("-p", PROJECT, "run", "sockets", "--results", str(tmp_path), timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
     (path,) = tmp_path.glob("sockets-*.json")

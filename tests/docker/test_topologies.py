@@ -16,13 +16,13 @@ import docker
 import jsonschema
 import pytest
 
-import lab as netlab
+import lab as socklab
 from lab.topology import from_config
 from tests.docker.conftest import ROOT, open_lab, run_lab_cli
 
 SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())
 EXTRA = ("compose.yaml", "examples/topologies/extra-host.yaml")
-EXTRA_PROJECT = "netlab-extra"
+EXTRA_PROJECT = "socklab-extra"
 EXTRA_ENV = {
     "LAB_NET_PREFIX": "10.203.80",
     "LAB_HTTP_PORT": "",
@@ -31,7 +31,7 @@ EXTRA_ENV = {
     "LAB_UDP_SHOUT_PORT": "",
 }
 ROUTER = ("examples/topologies/router/compose.yaml",)
-ROUTER_PROJECT = "netlab-router-test"
+ROUTER_PROJECT = "socklab-router-test"
 ROUTER_ENV = {"LAB_ROUTER_NET": "10.205"}
 
 
@@ -46,7 +46,7 @@ def test_the_project_files_resolve_to_the_recorded_topology() -> None:
     """The pure tier's fixture is what Compose makes of compose.yaml today."""
     fixture = json.loads((ROOT / "tests/pure/fixtures/compose/default.json").read_text())
     defaults = {  # as the fixture was recorded: no setting of the user's in the way
-        "COMPOSE_PROJECT_NAME": "netlab",
+        "COMPOSE_PROJECT_NAME": "socklab",
         "LAB_NET_PREFIX": "10.203.0",
         "LAB_HTTP_PORT": "8000",
         "LAB_DB_PORT": "6379",
@@ -54,14 +54,14 @@ def test_the_project_files_resolve_to_the_recorded_topology() -> None:
         "LAB_UDP_SHOUT_PORT": "8080",
         "LAB_BIND_ADDRESS": "127.0.0.1",
     }
-    real = netlab.open(ROOT, env=defaults).stack.compose.config()
+    real = socklab.open(ROOT, env=defaults).stack.compose.config()
     # What is built, and from where, depends on the checkout's folder and its .env.
     assert replace(from_config(real), builds=()) == replace(from_config(fixture), builds=())
     assert [b.service for b in from_config(real).builds] == ["apphost"]
 
 
 @pytest.fixture(scope="module")
-def extra(docker_client: docker.DockerClient) -> Iterator[netlab.Lab]:
+def extra(docker_client: docker.DockerClient) -> Iterator[socklab.Lab]:
     net = open_lab(docker_client, EXTRA_PROJECT, EXTRA_ENV, tuple(ROOT / f for f in EXTRA))
     net.down()
     net.up(timeout=180)
@@ -74,7 +74,7 @@ def extra_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[s
     return cli(EXTRA_PROJECT, EXTRA, EXTRA_ENV, *args, timeout=timeout)
 
 
-def test_an_added_host_and_its_own_processes_show_in_status(extra: netlab.Lab) -> None:
+def test_an_added_host_and_its_own_processes_show_in_status(extra: socklab.Lab) -> None:
     shown = extra_cli("status", "--json")
     assert shown.returncode == 0, shown.stderr
     hosts = {h["host"]: h for h in json.loads(shown.stdout)}
@@ -91,7 +91,7 @@ def test_an_added_host_and_its_own_processes_show_in_status(extra: netlab.Lab) -
 
 @pytest.mark.parametrize("origin", ["docker-host", "client"])
 def test_send_reaches_a_students_server_in_the_protocol_it_declares(
-    extra: netlab.Lab, origin: str
+    extra: socklab.Lab, origin: str
 ) -> None:
     for target in ("echo-tcp", "echo-udp"):
         sent = extra_cli("send", target, "hello, mine", "--from", origin, "--json")
@@ -102,7 +102,7 @@ def test_send_reaches_a_students_server_in_the_protocol_it_declares(
         )
 
 
-def test_chaos_and_restore_on_an_added_process(extra: netlab.Lab) -> None:
+def test_chaos_and_restore_on_an_added_process(extra: socklab.Lab) -> None:
     assert extra_cli("chaos", "kill", "echo-tcp").returncode == 0
     refused = extra_cli("send", "echo-tcp", "anyone?", "--from", "client")
     assert refused.returncode == 1
@@ -113,16 +113,16 @@ def test_chaos_and_restore_on_an_added_process(extra: netlab.Lab) -> None:
     assert extra_cli("send", "echo-tcp", "back", "--from", "client").returncode == 0
 
 
-def test_a_link_on_an_added_host_is_set_shown_and_reset(extra: netlab.Lab) -> None:
+def test_a_link_on_an_added_host_is_set_shown_and_reset(extra: socklab.Lab) -> None:
     assert extra_cli("link", "echohost", "loss", "100%").returncode == 0
-    assert "-A NETLAB-LOSS" in extra_cli("link", "echohost").stdout
+    assert "-A SOCKLAB-LOSS" in extra_cli("link", "echohost").stdout
     lost = extra_cli("send", "echo-udp", "gone?", "--from", "client")
     assert "timeout" in lost.stdout
     assert extra_cli("link", "echohost", "reset").returncode == 0
-    assert "-A NETLAB-LOSS" not in extra_cli("link", "echohost").stdout
+    assert "-A SOCKLAB-LOSS" not in extra_cli("link", "echohost").stdout
 
 
-def test_fuzzing_a_students_server_by_the_protocol_it_declares(extra: netlab.Lab) -> None:
+def test_fuzzing_a_students_server_by_the_protocol_it_declares(extra: socklab.Lab) -> None:
     fuzzed = extra_cli("fuzz", "echo-tcp", "echo-udp", "--inputs", "60", timeout=600)
     assert fuzzed.returncode == 0, fuzzed.stdout + fuzzed.stderr
     assert "fuzz echo-tcp: 60 inputs" in fuzzed.stdout
@@ -131,7 +131,7 @@ def test_fuzzing_a_students_server_by_the_protocol_it_declares(extra: netlab.Lab
 
 
 def test_a_failure_schedule_on_the_added_host_judges_every_cell_it_strikes(
-    extra: netlab.Lab, tmp_path: Path
+    extra: socklab.Lab, tmp_path: Path
 ) -> None:
     ran = extra_cli(
         "run",
@@ -162,7 +162,7 @@ def test_a_failure_schedule_on_the_added_host_judges_every_cell_it_strikes(
 
 
 @pytest.fixture(scope="module")
-def router(docker_client: docker.DockerClient) -> Iterator[netlab.Lab]:
+def router(docker_client: docker.DockerClient) -> Iterator[socklab.Lab]:
     net = open_lab(docker_client, ROUTER_PROJECT, ROUTER_ENV, tuple(ROOT / f for f in ROUTER))
     net.down()
     net.up(timeout=180)
@@ -175,7 +175,7 @@ def router_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
     return cli(ROUTER_PROJECT, ROUTER, ROUTER_ENV, *args, timeout=timeout)
 
 
-def test_two_networks_a_router_and_the_routes_it_needs(router: netlab.Lab) -> None:
+def test_two_networks_a_router_and_the_routes_it_needs(router: socklab.Lab) -> None:
     shown = json.loads(router_cli("status", "--json").stdout)
     hosts = {h["host"]: h for h in shown}
     assert hosts["router"]["ips"] == {"left": "10.205.1.2", "right": "10.205.2.2"}
@@ -185,14 +185,14 @@ def test_two_networks_a_router_and_the_routes_it_needs(router: netlab.Lab) -> No
     assert router.host("router").exec(["cat", "/proc/sys/net/ipv4/ip_forward"]).strip() == b"1"
 
 
-def test_messages_cross_the_router_both_ways(router: netlab.Lab) -> None:
+def test_messages_cross_the_router_both_ways(router: socklab.Lab) -> None:
     for target, reply in (("tcp", "ACROSS"), ("udp", "ACROSS")):
         sent = router.send(target, "across")
         assert (sent.error, sent.reply) == ("", reply)
         assert sent.events.first("c", "connect").remote.startswith("10.205.2.10:")
 
 
-def test_a_capture_shows_the_ttl_going_down_by_one(router: netlab.Lab, tmp_path: Path) -> None:
+def test_a_capture_shows_the_ttl_going_down_by_one(router: socklab.Lab, tmp_path: Path) -> None:
     ran = router_cli("run", "examples/experiments/ttl_across_router.py", "--results", str(tmp_path))
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr
     (path,) = tmp_path.glob("ttl-across-router-*.json")
@@ -202,7 +202,7 @@ def test_a_capture_shows_the_ttl_going_down_by_one(router: netlab.Lab, tmp_path:
     assert ttls == {64, 63}
 
 
-def test_a_built_in_experiment_says_what_this_topology_lacks(router: netlab.Lab) -> None:
+def test_a_built_in_experiment_says_what_this_topology_lacks(router: socklab.Lab) -> None:
     ran = router_cli("run", "dispatch")
     assert ran.returncode == 2
     (line,) = ran.stderr.strip().splitlines()

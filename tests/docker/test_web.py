@@ -29,7 +29,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-import lab as netlab
+import lab as socklab
 from lab.engine.stack import Stack
 from tests.conftest import sigint_as_default
 from tests.docker.conftest import ENV, PROJECT, ROOT, run_lab_cli, wait_for
@@ -89,7 +89,7 @@ def browser() -> Iterator[WebDriver]:
 
 
 @pytest.fixture(scope="module")
-def page(net: netlab.Lab, browser: WebDriver) -> Iterator[WebDriver]:
+def page(net: socklab.Lab, browser: WebDriver) -> Iterator[WebDriver]:
     proc, address = start_web()
     browser.get(address)
     # The page draws the topology once its first state arrives: tests start from there.
@@ -239,7 +239,7 @@ def test_the_seeds_broken_pipe_happens_on_the_page(page: WebDriver) -> None:
     )
 
 
-def test_ctrl_c_undoes_what_the_page_set(net: netlab.Lab, browser: WebDriver, lab: Stack) -> None:
+def test_ctrl_c_undoes_what_the_page_set(net: socklab.Lab, browser: WebDriver, lab: Stack) -> None:
     proc, address = start_web()
     try:
         browser.get(address)
@@ -301,7 +301,7 @@ def test_no_token_or_a_foreign_host_is_refused() -> None:
 
 
 def test_the_page_loads_nothing_from_elsewhere() -> None:
-    static = Path(netlab.__file__).parent / "web" / "static"
+    static = Path(socklab.__file__).parent / "web" / "static"
     for path in static.iterdir():
         text = path.read_text().replace("http://www.w3.org/2000/svg", "")  # a name, not a load
         assert "http://" not in text

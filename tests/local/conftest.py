@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from services.protocols.http11 import Limits
-from services.servers import db, http_server, tcp_shout, udp_shout
-from services.servers.http_server import Settings, Upstream
+from lab.services.protocols.http11 import Limits
+from lab.services.servers import db, http_server, tcp_shout, udp_shout
+from lab.services.servers.http_server import Settings, Upstream
 
 T = TypeVar("T")
 

@@ -63,7 +63,7 @@ def a_capture(path: Path) -> Path:
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
 
-    from services.helpers.capture import file_header, record
+    from lab.services.helpers.capture import file_header, record
 
     hello = bytes(Ether() / IP(src="10.203.0.100", dst="10.203.0.20") / UDP(dport=8080) / b"hi")
     answer = bytes(Ether() / IP(src="10.203.0.20", dst="10.203.0.100") / UDP(sport=8080) / b"HI")

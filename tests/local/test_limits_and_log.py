@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.protocols.kv import Store
-from services.servers import db, http_server, tcp_shout
-from services.servers.db_log import AppendOnlyLog
+from lab.services.protocols.kv import Store
+from lab.services.servers import db, http_server, tcp_shout
+from lab.services.servers.db_log import AppendOnlyLog
 from tests.local.clients import connect, http_response, recv_exactly, recv_to_eof
 from tests.local.conftest import LoopThread, port_of, settings
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from services.helpers.netadmin import interfaces
-from services.probes import numbered
+from lab.services.helpers.netadmin import interfaces
+from lab.services.probes import numbered
 
 
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import socket
 
+from lab.services.probes.sockscript import Event, Runner, raw, text
 from lab.traffic import clients as send
 from lab.traffic.script import Script
-from services.probes.sockscript import Event, Runner, raw, text
 
 
 def run(steps: list[dict[str, object]]) -> list[Event]:

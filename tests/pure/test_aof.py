@@ -6,10 +6,10 @@ import tracemalloc
 
 import pytest
 
-from services.protocols.aof import record, replay, replay_stream
-from services.protocols.kv import Store
-from services.protocols.resp import encode_command
-from services.servers.db_log import AppendOnlyLog
+from lab.services.protocols.aof import record, replay, replay_stream
+from lab.services.protocols.kv import Store
+from lab.services.protocols.resp import encode_command
+from lab.services.servers.db_log import AppendOnlyLog
 
 
 def test_a_relative_expiry_is_logged_as_an_absolute_one() -> None:

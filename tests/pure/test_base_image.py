@@ -7,7 +7,7 @@ import pytest
 from lab.engine.base_image import OFFICIAL, Plan, debian_mirror, local_tag, plan
 from lab.errors import BaseImageError
 
-LOCAL = "netlab-base:bookworm-test"
+LOCAL = "socklab-base:bookworm-test"
 
 
 def choose(override: str | None, present: set[str], pullable: set[str]) -> tuple[Plan, list[str]]:

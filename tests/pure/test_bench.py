@@ -11,8 +11,8 @@ import pytest
 from lab.bench import BenchError, Spread, report
 from lab.bench import redis as redis_bench
 from lab.bench import udp as udp_bench
-from services.probes.loadgen import percentile
-from services.probes.writer import ranges
+from lab.services.probes.loadgen import percentile
+from lab.services.probes.writer import ranges
 
 ROOT = Path(__file__).resolve().parents[2]
 

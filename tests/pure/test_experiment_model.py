@@ -24,10 +24,10 @@ from lab.experiments.model import (
     judge_checks,
     score,
 )
+from lab.services.probes.sockscript import Event
 from lab.topology import from_config
 from lab.traffic.script import Events, Script
 from lab.views.render import collapse
-from services.probes.sockscript import Event
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "lab/experiments/result.schema.json").read_text())
@@ -95,7 +95,7 @@ def test_a_result_validates_against_the_published_schema() -> None:
         started_at="2026-11-27T02:58:28+00:00",
         duration_s=1.2,
         lab={
-            "project": "netlab",
+            "project": "socklab",
             "hosts": {"apphost": {"ip": "10.203.0.10", "processes": ["http", "db"]}},
         },
         checks=[Check("same-ip", "claim", True, "observed")],

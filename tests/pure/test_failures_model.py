@@ -28,8 +28,8 @@ from lab.experiments.builtin.failures import (
     judge_bystander,
     load_schedule,
 )
+from lab.services.probes.sockscript import Event
 from lab.topology import Topology, from_config
-from services.probes.sockscript import Event
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = from_config(json.loads((ROOT / "tests/pure/fixtures/compose/default.json").read_text()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.protocols.http11 import HttpError, Limits, Request, RequestParser, render_response
+from lab.services.protocols.http11 import HttpError, Limits, Request, RequestParser, render_response
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 PUT = b"PUT /kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.protocols.http11 import WireError, split_responses
+from lab.services.protocols.http11 import WireError, split_responses
 
 ONE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
 TWO = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

@@ -17,7 +17,7 @@ from lab.experiments.builtin.impaired_delivery import (
     udp_numbers,
 )
 from lab.packets.dissect import Frame, dissect
-from services.protocols.sequence import Lines, encode, number_of
+from lab.services.protocols.sequence import Lines, encode, number_of
 
 CLIENT, SERVER = "10.203.0.100", "10.203.0.20"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.protocols.kv import Store
-from services.protocols.resp import OK, Error, Reply, Simple
+from lab.services.protocols.kv import Store
+from lab.services.protocols.resp import OK, Error, Reply, Simple
 
 
 def run(store: Store, line: str, now: float = 0.0) -> Reply:

@@ -97,8 +97,8 @@ RECORD = named.Record(
     ports={"http": 20012, "udp-shout": 20015},
     created="2026-01-01T10:00:00+00:00",
     owner="teacher",
-    workdir="/srv/netlab",
-    files=("/srv/netlab/compose.yaml",),
+    workdir="/srv/socklab",
+    files=("/srv/socklab/compose.yaml",),
     services=("apphost", "http"),
 )
 
@@ -107,7 +107,7 @@ def test_a_record_survives_its_labels_and_broken_labels_are_none() -> None:
     labels = RECORD.labels()
     assert labels[named.NAME_LABEL] == "ada"
     assert named.Record.from_labels(labels) == RECORD
-    assert RECORD.project == "netlab-class-ada"
+    assert RECORD.project == "socklab-class-ada"
     assert named.Record.from_labels({}) is None
     assert named.Record.from_labels({named.RECORD_LABEL: "{"}) is None
     assert named.Record.from_labels({named.RECORD_LABEL: '{"name": "x"}'}) is None

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from services.helpers.netem import (
+from lab.services.helpers.netem import (
     NFNL_SUBSYS_QUEUE,
     NFQA_PACKET_HDR,
     NFQA_PAYLOAD,

@@ -16,8 +16,8 @@ from lab.packets.checksum import Verdict
 from lab.packets.dissect import Frame, dissect, flag_names, read
 from lab.packets.report import events_of, faults_of
 from lab.packets.view import checksum_counts, examples, frame_json, hex_view
-from services.helpers.capture import file_header, record
-from services.probes.sockscript import Event
+from lab.services.helpers.capture import file_header, record
+from lab.services.probes.sockscript import Event
 
 CLIENT, SERVER = "10.203.0.100", "10.203.0.20"
 SRC_MAC, DST_MAC = "02:42:0a:cb:00:64", "02:42:0a:cb:00:14"

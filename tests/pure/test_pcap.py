@@ -14,7 +14,7 @@ from scapy.utils import PcapNgWriter, PcapWriter
 from lab.errors import PacketError
 from lab.packets import dissect
 from lab.packets.pcap import PcapError, PcapStream, records
-from services.helpers.capture import file_header, record
+from lab.services.helpers.capture import file_header, record
 
 FRAME = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / b"hi")
 

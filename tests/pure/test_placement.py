@@ -35,7 +35,7 @@ def default() -> dict[str, Any]:
 def labelled(**machines: str) -> dict[str, Any]:
     config = default()
     for host, machine in machines.items():
-        config["services"][host].setdefault("labels", {})["lab.machine"] = machine
+        config["services"][host].setdefault("labels", {})["socklab.machine"] = machine
     return config
 
 
@@ -109,13 +109,13 @@ def test_placement(labels: dict[str, str], machines: list[str], expected: dict[s
 
 
 def test_a_label_naming_no_machine_is_refused() -> None:
-    with pytest.raises(TopologyError, match="not a machine here"):
+    with pytest.raises(TopologyError, match="no such machine here"):
         place(from_config(labelled(apphost="m9")), ["m1", "m2"])
 
 
 def test_a_process_cannot_be_placed_apart_from_its_host() -> None:
     config = default()
-    config["services"]["db"]["labels"]["lab.machine"] = "m2"
+    config["services"]["db"]["labels"]["socklab.machine"] = "m2"
     with pytest.raises(TopologyError, match="runs where its host apphost runs"):
         from_config(config)
 
@@ -134,8 +134,8 @@ def test_each_machine_gets_its_share_of_the_compose_model() -> None:
     assert config == before  # the resolved model itself is left as it was
     assert set(m1["services"]) == {"apphost", "http", "db"}
     assert "build" not in m1["services"]["apphost"]
-    assert m1["networks"] == {"labnet": {"name": "netlab_labnet", "external": True}}
-    assert all(s["labels"]["lab.machine"] == "m1" for s in m1["services"].values())
+    assert m1["networks"] == {"labnet": {"name": "socklab_labnet", "external": True}}
+    assert all(s["labels"]["socklab.machine"] == "m1" for s in m1["services"].values())
     assert m1["services"]["http"]["depends_on"] == {
         "apphost": {"condition": "service_started", "required": True}
     }
@@ -192,7 +192,7 @@ def test_the_test_clusters_machines_are_named_and_addressed() -> None:
         "10.231.0.12",
         "10.231.0.13",
     ]
-    assert machines.url("m2") == "unix:///tmp/netlab-cluster/m2/docker.sock"
+    assert machines.url("m2") == "unix:///tmp/socklab-cluster/m2/docker.sock"
     for wrong in (0, machines.MAX_MACHINES + 1):
         with pytest.raises(UsageError):
             machines.names(wrong)
@@ -204,17 +204,17 @@ def test_the_test_clusters_machines_are_named_and_addressed() -> None:
 def test_removing_the_test_cluster_takes_its_cgroup_trees_and_nothing_else(
     tmp_path: Path,
 ) -> None:
-    ours = tmp_path / "memory" / "netlab-cluster-m1" / "0123abcd"
+    ours = tmp_path / "memory" / "socklab-cluster-m1" / "0123abcd"
     docker_own = tmp_path / "memory" / "docker" / "4567ef01"
-    for folder in (ours, docker_own, tmp_path / "pids" / "netlab-cluster-m2"):
+    for folder in (ours, docker_own, tmp_path / "pids" / "socklab-cluster-m2"):
         folder.mkdir(parents=True)
-    busy = tmp_path / "pids" / "netlab-cluster-m3" / "89ab"
+    busy = tmp_path / "pids" / "socklab-cluster-m3" / "89ab"
     busy.mkdir(parents=True)
     (busy / "cgroup.procs").write_text("42\n")  # a cgroup that still holds a process
     removed = machines.remove_cgroups(tmp_path)
     assert str(ours) in removed
     assert not ours.parent.exists()
-    assert not (tmp_path / "pids" / "netlab-cluster-m2").exists()
+    assert not (tmp_path / "pids" / "socklab-cluster-m2").exists()
     assert docker_own.exists()  # the engine's own tree is not ours to touch
     assert busy.exists()  # rmdir refuses a cgroup that is not empty: it stays
 
@@ -274,14 +274,14 @@ def test_hosts_on_machines_a_fault_still_keeps_apart_are_not_asked_about_each_ot
     }
 
 
-RULES = """-N NETLAB-FAULT
--A NETLAB-FAULT -s 10.231.0.12/32 -p udp -m udp --dport 4789 -j DROP
--A NETLAB-FAULT -d 10.231.0.12/32 -p udp -m udp --dport 4789 -j DROP
--A NETLAB-FAULT -s 10.231.0.13/32 -j DROP
--A NETLAB-FAULT -d 10.231.0.99/32 -p udp -m udp --dport 4789 -j DROP
--A NETLAB-FAULT -s 10.231.0.11/32 -p udp -m udp --dport 4789 -j ACCEPT
+RULES = """-N SOCKLAB-FAULT
+-A SOCKLAB-FAULT -s 10.231.0.12/32 -p udp -m udp --dport 4789 -j DROP
+-A SOCKLAB-FAULT -d 10.231.0.12/32 -p udp -m udp --dport 4789 -j DROP
+-A SOCKLAB-FAULT -s 10.231.0.13/32 -j DROP
+-A SOCKLAB-FAULT -d 10.231.0.99/32 -p udp -m udp --dport 4789 -j DROP
+-A SOCKLAB-FAULT -s 10.231.0.11/32 -p udp -m udp --dport 4789 -j ACCEPT
 """
-ISOLATED = "-N NETLAB-FAULT\n-A NETLAB-FAULT -p udp -m udp --dport 4789 -j DROP\n"
+ISOLATED = "-N SOCKLAB-FAULT\n-A SOCKLAB-FAULT -p udp -m udp --dport 4789 -j DROP\n"
 OTHER_CHAIN = "-A DOCKER-USER -d 10.231.0.12/32 -j DROP\n"
 
 
@@ -291,7 +291,7 @@ OTHER_CHAIN = "-A DOCKER-USER -d 10.231.0.12/32 -j DROP\n"
         (RULES, {"m2", "m3"}),  # an address of no machine, and a rule that drops nothing
         (ISOLATED, {"m2", "m3"}),  # no address: cut off from every other machine
         (OTHER_CHAIN, set()),  # not the lab's rule
-        ("-N NETLAB-FAULT\n", set()),  # the chain, emptied
+        ("-N SOCKLAB-FAULT\n", set()),  # the chain, emptied
         ("", set()),  # no chain at all
     ],
 )

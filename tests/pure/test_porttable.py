@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.probes.porttable import (
+from lab.services.probes.porttable import (
     Entry,
     HostSocket,
     KernelSocket,

@@ -11,18 +11,18 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.protocols.aof import replay
-from services.protocols.http11 import HttpError
-from services.protocols.http11 import RequestParser as HttpParser
-from services.protocols.kv import COMMANDS, Store
-from services.protocols.resp import (
+from lab.services.protocols.aof import replay
+from lab.services.protocols.http11 import HttpError
+from lab.services.protocols.http11 import RequestParser as HttpParser
+from lab.services.protocols.kv import COMMANDS, Store
+from lab.services.protocols.resp import (
     ProtocolError,
     RequestParser,
     encode,
     encode_command,
     parse_reply,
 )
-from services.protocols.shout import StreamShouter, shout
+from lab.services.protocols.shout import StreamShouter, shout
 
 SETTINGS = settings(derandomize=True, max_examples=300, deadline=None)
 

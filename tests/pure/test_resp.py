@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.protocols.resp import (
+from lab.services.protocols.resp import (
     OK,
     Error,
     ProtocolError,

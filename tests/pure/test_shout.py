@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.protocols.shout import StreamShouter, shout
+from lab.services.protocols.shout import StreamShouter, shout
 
 CASES = [
     # (input, expected): the documented behaviour, one row per rule

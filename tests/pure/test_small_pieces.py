@@ -9,9 +9,9 @@ import pytest
 
 from lab.engine.compose import port_in_use
 from lab.errors import ComposeFailed, PortTaken
+from lab.services.probes.sockscript import outcome_of
+from lab.services.protocols.resp import Error, Reply, Simple
 from lab.traffic.clients import show_reply
-from services.probes.sockscript import outcome_of
-from services.protocols.resp import Error, Reply, Simple
 
 
 @pytest.mark.parametrize(
@@ -53,14 +53,14 @@ def test_show_reply_like_redis_cli(reply: Reply, text: str) -> None:
     [
         (
             "Error response from daemon: driver failed programming external connectivity on "
-            "endpoint netlab-apphost-1: Bind for 127.0.0.1:8000 failed: port is already allocated",
+            "endpoint socklab-apphost-1: Bind for 127.0.0.1:8000 failed: port is already allocated",
             8000,
         ),
         (
             "Error starting userland proxy: listen tcp4 127.0.0.1:6379: bind: address already in use",
             6379,
         ),
-        ("network netlab_labnet not found", None),
+        ("network socklab_labnet not found", None),
     ],
 )
 def test_port_in_use_is_recognised(output: str, port: int | None) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 from rich.console import Console
 
+from lab.services.probes.porttable import HostSocket
+from lab.services.probes.sockscript import Event
 from lab.syscalls.strace import Syscall, parse
 from lab.syscalls.trace import _journal, script_calls
 from lab.views.sockets import Folded, calls_table, fold, program, shown, socket_table
-from services.probes.porttable import HostSocket
-from services.probes.sockscript import Event
 
 
 def row(state: str, local: str, remote: str, pid: int | None = None, fd: int | None = None) -> HostSocket:  # fmt: skip

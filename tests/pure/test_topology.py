@@ -27,9 +27,9 @@ def default() -> dict[str, Any]:
 
 def test_the_default_lab() -> None:
     topo = from_config(default())
-    assert topo.project == "netlab"
+    assert topo.project == "socklab"
     assert (topo.network, topo.subnet) == ("labnet", "10.203.0.0/24")
-    assert topo.networks["labnet"].docker_name == "netlab_labnet"
+    assert topo.networks["labnet"].docker_name == "socklab_labnet"
     apphost, shouthost = topo.hosts["apphost"], topo.hosts["shouthost"]
     # The seed's picture: two processes per host, one IP each.
     assert (apphost.ip, set(apphost.processes)) == ("10.203.0.10", {"http", "db"})
@@ -104,18 +104,18 @@ def test_host_of_names_the_known_ones() -> None:
 def test_a_host_on_two_networks_with_routes_and_a_declared_link() -> None:
     config = default()
     config["networks"]["backnet"] = {
-        "name": "netlab_backnet",
+        "name": "socklab_backnet",
         "ipam": {"config": [{"subnet": "10.9.0.0/24"}]},
     }
     router = copy.deepcopy(config["services"]["client"])
-    router["labels"] = {"lab.link": "delay 20ms loss 1%"}
+    router["labels"] = {"socklab.link": "delay 20ms loss 1%"}
     router["networks"] = {
         "labnet": {"ipv4_address": "10.203.0.1"},
         "backnet": {"ipv4_address": "10.9.0.1"},
     }
     router["sysctls"]["net.ipv4.ip_forward"] = "1"
     config["services"]["router"] = router
-    config["services"]["client"]["labels"]["lab.routes"] = "10.9.0.0/24 via 10.203.0.1"
+    config["services"]["client"]["labels"]["socklab.routes"] = "10.9.0.0/24 via 10.203.0.1"
     topo = from_config(config)
     r = topo.hosts["router"]
     assert (r.ip, r.networks, r.forwarding, r.link) == (
@@ -141,11 +141,11 @@ def broken(change: Any) -> dict[str, Any]:
     [
         (lambda c: c["services"]["db"].pop("pid"), "not its PID namespace"),
         (
-            lambda c: c["services"]["db"]["labels"].update({"lab.ports": "6379/tcp gopher"}),
+            lambda c: c["services"]["db"]["labels"].update({"socklab.ports": "6379/tcp gopher"}),
             "unknown protocol 'gopher'",
         ),
         (
-            lambda c: c["services"]["db"]["labels"].update({"lab.ports": "99999/tcp"}),
+            lambda c: c["services"]["db"]["labels"].update({"socklab.ports": "99999/tcp"}),
             "not a port number",
         ),
         (
@@ -163,23 +163,31 @@ def broken(change: Any) -> dict[str, Any]:
             "both claim 10.203.0.10",
         ),
         (
-            lambda c: c["services"]["client"]["labels"].update({"lab.routes": "10.9.0.0/24 to x"}),
+            lambda c: c["services"]["client"]["labels"].update(
+                {"socklab.routes": "10.9.0.0/24 to x"}
+            ),
             "expected NETWORK via ADDRESS",
         ),
         (
-            lambda c: c["services"]["client"]["labels"].update({"lab.link": "loss lots"}),
-            "lab.link 'loss lots'",
+            lambda c: c["services"]["client"]["labels"].update({"socklab.link": "loss lots"}),
+            "socklab.link 'loss lots'",
         ),
         (
-            lambda c: c["services"]["client"]["labels"].update({"lab.role": "router"}),
-            "lab.role is 'router'",
+            lambda c: c["services"]["client"]["labels"].update({"socklab.role": "router"}),
+            "socklab.role is 'router'",
         ),
         (lambda c: c["services"]["http"].update(network_mode="host"), "network_mode 'host'"),
         (
             lambda c: c["services"]["http"].update(network_mode="service:db", pid="service:db"),
             "not a host",
         ),
-        (lambda c: c["x-lab"]["shortcuts"].update(tcp="nobody"), "names no process"),
+        (lambda c: c["x-socklab"]["shortcuts"].update(tcp="nobody"), "names no process"),
+        # the lab's labels before it was socklab: renamed, never silently ignored
+        (
+            lambda c: c["services"]["http"]["labels"].update({"lab.ports": "80/tcp http"}),
+            "label lab.ports is the lab's old name for socklab.ports",
+        ),
+        (lambda c: c.update({"x-lab": c.pop("x-socklab")}), "rename it to x-socklab"),
         (lambda c: c["networks"]["labnet"].pop("ipam"), "network labnet has no subnet"),
         (lambda c: c.update(services={}), "define no services"),
     ],

@@ -23,6 +23,7 @@ from lab import bench as bench_module
 from lab.bench import report
 from lab.cli.context import Session
 from lab.errors import NotRunning, UsageError
+from lab.names import PROJECT
 
 
 def register(commands: Any) -> None:
@@ -79,7 +80,7 @@ def cmd_bench(s: Session, args: argparse.Namespace) -> int:
         )
     sizes = bench_module.Sizes.tiny() if args.tiny else bench_module.Sizes()
     if args.out is None:
-        tiny = Path(tempfile.gettempdir()) / "netlab-bench-tiny"
+        tiny = Path(tempfile.gettempdir()) / f"{PROJECT}-bench-tiny"
         args.out = tiny if args.tiny else Path("benchmarks/results")
     if args.labs is not None:
         sizes = dataclasses.replace(sizes, labs=args.labs)

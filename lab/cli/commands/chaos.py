@@ -41,7 +41,7 @@ def register(commands: Any) -> None:
         epilog="examples:\n  lab link shouthost loss 10%\n  lab link shouthost loss 5% "
         "rate 1mbit\n  lab link shouthost reset\n  lab link              (every host's link)\n"
         "The impairment stays until reset, `lab chaos restore` or `lab down`; reset and "
-        "restore go back to what the topology declares (lab.link), a clean link if nothing.",
+        "restore go back to what the topology declares (socklab.link), a clean link if nothing.",
     )
     link.add_argument("host", nargs="?", default="", help="a host of the topology")
     link.add_argument(

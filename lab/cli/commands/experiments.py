@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from lab.errors import (
     ExperimentFileError,
     LabError,
     NotRunning,
+    PicturesMissing,
     UsageError,
 )
 from lab.experiments import EXPERIMENTS, files, predictions
@@ -204,7 +206,11 @@ def run_one(
         frames = dissect.read(info.path)
         result.capture = packet_report.summary(info, frames, packet_report.host_names(lab.stack))
         result.save(args.results)
-    pictures = experiment.pictures(result, saved.with_suffix(""), frames)
+    try:
+        pictures = experiment.pictures(result, saved.with_suffix(""), frames)
+    except PicturesMissing as exc:  # the result stands; only its pictures are missing
+        pictures = []
+        print(f"lab: no pictures: {exc.line()}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return result, frames

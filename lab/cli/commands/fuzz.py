@@ -15,7 +15,7 @@ def register(commands: Any) -> None:
         "fuzz",
         help="throw malformed input at the processes and check they survive",
         description="Fuzz campaigns through the published ports, shaped by the protocol each "
-        "port declares (lab.ports): random bytes, truncated and oversized frames, invalid "
+        "port declares (socklab.ports): random bytes, truncated and oversized frames, invalid "
         "UTF-8, NUL bytes, endless lines, resets, half-open and slow connections, bursts. "
         "Exit 1 if a process crashed or stopped answering.",
     )

@@ -15,9 +15,9 @@ from lab.experiments.model import (
     Verdicts,
     ip_of,
 )
+from lab.services.protocols.http11 import RawResponse, WireError, split_responses
 from lab.traffic import clients
 from lab.traffic.script import Events, Script
-from services.protocols.http11 import RawResponse, WireError, split_responses
 
 
 class CrossHost(Experiment):

@@ -42,9 +42,9 @@ from lab.experiments.model import (
     Result,
     Verdicts,
 )
+from lab.services.protocols.resp import parse_reply
 from lab.traffic import clients as send
 from lab.traffic.clients import received
-from services.protocols.resp import parse_reply
 
 if TYPE_CHECKING:
     from lab.packets.dissect import Frame

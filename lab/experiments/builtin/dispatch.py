@@ -17,9 +17,9 @@ from lab.experiments.model import (
     Verdicts,
     ip_of,
 )
+from lab.services.protocols.http11 import WireError, split_responses
 from lab.traffic import clients
 from lab.traffic.script import Script
-from services.protocols.http11 import WireError, split_responses
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

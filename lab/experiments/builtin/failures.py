@@ -44,10 +44,10 @@ from lab.experiments.model import (
     Result,
     Verdict,
 )
+from lab.services.probes.sockscript import Event, raw
+from lab.services.protocols.resp import encode_command
 from lab.topology import Topology
 from lab.traffic.clients import http_request
-from services.probes.sockscript import Event, raw
-from services.protocols.resp import encode_command
 
 PROBE_TIMEOUT = 1.0  # how long a client waits for an answer while the fault is in place
 # After recovery, how long the same socket may take to answer. A TCP segment lost in a

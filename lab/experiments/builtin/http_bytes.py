@@ -16,10 +16,10 @@ from lab.experiments.model import (
     Result,
     Verdicts,
 )
+from lab.services.probes.sockscript import raw
+from lab.services.protocols.http11 import RawResponse, WireError, split_responses
 from lab.traffic.clients import http_request
 from lab.traffic.script import Script
-from services.probes.sockscript import raw
-from services.protocols.http11 import RawResponse, WireError, split_responses
 
 
 class HttpBytes(Experiment):

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from lab.chaos.impairment import Impairment
 from lab.experiments.model import Claim, Context, Experiment, Needs, Observations, Result
+from lab.names import PROJECT
 from lab.packets import dissect
-from services.probes.loadgen import percentile
-from services.probes.sockscript import Event
-from services.protocols.sequence import encode, number_of
+from lab.services.probes.loadgen import percentile
+from lab.services.probes.sockscript import Event
+from lab.services.protocols.sequence import encode, number_of
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -269,7 +270,7 @@ class ImpairedDelivery(Experiment):
         runs: list[Run] = []
         settings = [(f"loss {x}%", Impairment(loss=x), float(x)) for x in self.losses]
         settings.append((f"delay {DELAY_MS}ms", Impairment(delay=DELAY_MS), 0.0))
-        with tempfile.TemporaryDirectory(prefix="netlab-impaired-") as folder:
+        with tempfile.TemporaryDirectory(prefix=f"{PROJECT}-impaired-") as folder:
             for label, impairment, loss in settings:
                 pcap = Path(folder) / "link.pcap"
                 # TCP and UDP side by side: one capture, told apart by protocol, and the

@@ -38,8 +38,8 @@ from lab.experiments.model import (
     Result,
     Verdicts,
 )
+from lab.services.probes.porttable import HostSocket
 from lab.syscalls.strace import Syscall
-from services.probes.porttable import HostSocket
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

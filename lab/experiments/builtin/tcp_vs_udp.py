@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lab.experiments.model import Claim, Context, Experiment, Needs, Observations, Verdicts
-from services.probes.sockscript import Step
+from lab.services.probes.sockscript import Step
 
 NO_LISTENER = 9
 UDP_MAX = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)

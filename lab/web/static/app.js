@@ -1,4 +1,4 @@
-// netlab's web view: the topology, and every message finding its process, as it happens.
+// socklab's web view: the topology, and every message finding its process, as it happens.
 // No build step and nothing from elsewhere: this file, index.html and style.css are all.
 "use strict";
 
