@@ -187,7 +187,7 @@ def broken(change: Any) -> dict[str, Any]:
             lambda c: c["services"]["http"]["labels"].update({"lab.ports": "80/tcp http"}),
             "label lab.ports is the lab's old name for socklab.ports",
         ),
-        (lambda c: c.update({"x-lab": c.pop("x-socklab")}), "rename it to x-socklab"),
+        (lambda c: c.update({"x-lab": c.pop("x-socklab")}), "use x-lab, the lab.s old extension"),
         (lambda c: c["networks"]["labnet"].pop("ipam"), "network labnet has no subnet"),
         (lambda c: c.update(services={}), "define no services"),
     ],
