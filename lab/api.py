@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 
-from lab import journal
+from lab import bundle, journal
 from lab.chaos import declared, faults, impairment, links
 from lab.engine import base_image, named
 from lab.engine.compose import COMPOSE_FILES, Compose
@@ -48,19 +48,18 @@ if TYPE_CHECKING:
     from lab.syscalls.strace import Syscall
     from lab.syscalls.trace import Trace
 
-CHECKOUT = Path(__file__).resolve().parent.parent  # the lab's own compose.yaml is here
 DOCKER_HOST = "docker-host"  # where `send --from docker-host` runs: this machine
 
 
 def workdir_for(files: Iterable[Path] = ()) -> Path:
     """Where Compose should start looking, by its own conventions: this folder if it
-    names or holds Compose files, else the lab's own checkout."""
+    names or holds Compose files, else the default lab the package carries."""
     here = Path.cwd()
     if list(files) or os.environ.get("COMPOSE_FILE"):
         return here
     if any((here / name).exists() for name in COMPOSE_FILES):
         return here
-    return CHECKOUT
+    return bundle.ROOT
 
 
 def open(
@@ -77,7 +76,7 @@ def open(
     Engine is connected to on first use.
 
     ``project_dir``: where Compose runs (default: this folder if it holds Compose
-    files, else the lab's own checkout); ``files``: as ``docker compose -f``;
+    files, else the default lab the package carries); ``files``: as ``docker compose -f``;
     ``project``: as ``-p``; ``env``: variables for Compose on top of the environment.
     ``name``: a named lab, one of many side by side (docs/classroom.md): if it exists,
     it is opened as it was started (its files, subnet and ports, whatever the other
@@ -207,6 +206,11 @@ class Lab:
     @property
     def project(self) -> str:
         return self.topology.project
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is the default lab the package carries (no Compose files of yours)."""
+        return bundle.is_builtin(self.stack.project_dir)
 
     def __repr__(self) -> str:
         t = self.topology

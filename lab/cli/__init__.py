@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,18 +26,20 @@ from lab.engine.stack import ctrl_c_ignored
 from lab.errors import ExitCode, LabError
 
 DESCRIPTION = """\
-A containerised networking lab. Hosts that own IP addresses run real processes
-(an HTTP server, a Redis-protocol db, TCP and UDP shout servers, or your own);
-`lab` starts and stops the lab, shows which process owns which port on which
-host, sends traffic whose every socket call is recorded as the kernel answered
-it, breaks things on purpose, and runs experiments whose claims are judged from
-what was observed. The topology is the Compose files (compose.yaml and
-compose.override.yaml, or -f / COMPOSE_FILE), read as Compose resolves them.
+socklab (also installed as `lab`): a containerised networking lab. Hosts that own
+IP addresses run real processes (an HTTP server, a Redis-protocol db, TCP and UDP
+shout servers, or your own); it starts and stops the lab, shows which process owns
+which port on which host, sends traffic whose every socket call is recorded as the
+kernel answered it, breaks things on purpose, and runs experiments whose claims are
+judged from what was observed. The topology is the Compose files (compose.yaml and
+compose.override.yaml, or -f / COMPOSE_FILE), read as Compose resolves them; in a
+folder with none, the default lab the package carries (`init` copies it to edit).
 """
 
 EXAMPLES = """\
 examples:
   lab up                          build, start, wait until every service is healthy
+  lab init mylab                  an editable copy of the default lab: compose.yaml, services/
   lab status                      each host's IPs, processes, port table, link and routes
   lab sockets shouthost           every TCP and UDP socket: state, queues, owner and its fd
   lab trace tcp-shout --for 20    its socket system calls, live, beside what the lab sends
@@ -78,14 +81,39 @@ examples:
 """
 
 log = logging.getLogger("lab")
-WITHOUT_A_LAB = ("list", "packets", "ls", "grade", "cluster")  # commands no --name applies to
+WITHOUT_A_LAB = (
+    "list",
+    "packets",
+    "ls",
+    "grade",
+    "cluster",
+    "init",
+)  # commands no --name applies to
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_name() -> str:
+    """The name the user typed: ``socklab``, or its short second name ``lab`` (also what
+    ``python -m lab`` answers to)."""
+    typed = Path(sys.argv[0]).name
+    return "socklab" if typed == "socklab" else "lab"
+
+
+def _examples(prog: str) -> str:
+    """EXAMPLES under the name typed, its second column kept in line."""
+    extra = len(prog) - len("lab")
+    return re.sub(
+        r"^  lab (.*?)( {2,})(?=\S)",
+        lambda m: f"  {prog} {m[1]}{' ' * max(2, len(m[2]) - extra)}",
+        EXAMPLES,
+        flags=re.M,
+    )
+
+
+def build_parser(prog: str = "lab") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lab",
+        prog=prog,
         description=DESCRIPTION,
-        epilog=EXAMPLES + "\nexit codes: " + ExitCode.table() + "\n",
+        epilog=_examples(prog) + "\nexit codes: " + ExitCode.table() + "\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -93,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="where Compose runs (default: this folder if it holds Compose files or -f "
-        "names some, else the lab's own checkout)",
+        "names some, else the default lab the package carries)",
     )
     parser.add_argument(
         "-f",
@@ -143,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    prog = command_name()
+    args = build_parser(prog).parse_args(argv)
+    args.prog = prog
     if args.verbose:
         logging.basicConfig(
             stream=sys.stderr,
@@ -155,23 +185,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(session, args))
     except LabError as exc:
         log.debug("failed", exc_info=True)
-        return fail(exc.line(), exc.exit_code)
+        return fail(exc.line(), exc.exit_code, prog)
     except docker.errors.DockerException as exc:
-        return fail(f"Docker said: {' '.join(str(exc).split())}", ExitCode.ERROR)
+        return fail(f"Docker said: {' '.join(str(exc).split())}", ExitCode.ERROR, prog)
     except requests.RequestException as exc:  # an engine lost or slow mid-command
         what = " ".join(str(exc).split())[:300]
-        return fail(f"a Docker Engine stopped answering: {what}", ExitCode.NO_DOCKER)
+        return fail(f"a Docker Engine stopped answering: {what}", ExitCode.NO_DOCKER, prog)
     except KeyboardInterrupt:
         # `up` has already removed what it started; faults, links and captures are
         # undone by their own blocks; a helper caught half-started is removed below.
-        return fail("interrupted", ExitCode.INTERRUPTED)
+        return fail("interrupted", ExitCode.INTERRUPTED, prog)
     finally:
         if session.opened is not None:
             with ctrl_c_ignored(), contextlib.suppress(docker.errors.DockerException):
                 helpers.remove_mine(session.opened.stack)
 
 
-def fail(line: str, code: int) -> int:
+def fail(line: str, code: int, prog: str = "lab") -> int:
     """The one line a user gets for any error: never wrapped, never a traceback."""
-    print(f"lab: {line}", file=sys.stderr)
+    print(f"{prog}: {line}", file=sys.stderr)
     return code

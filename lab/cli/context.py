@@ -23,6 +23,7 @@ class Session:
         width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "150"))
         self.console = Console(width=width)
         self.opened: Lab | None = None
+        self.prog: str = getattr(args, "prog", "lab")  # socklab or lab: as the user typed it
 
     @property
     def names(self) -> list[str]:

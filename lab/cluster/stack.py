@@ -749,28 +749,11 @@ class ClusterStack(Stack):
             "only (its machines are containers of this engine)",
             "send from a lab host (--from client)",
         )
-        image = str(self.container(self.topology.client.name).attrs["Image"])
-        argv = ["python3", "-m", "services.probes.sockscript", "--t0", repr(t0), json.dumps(steps)]
-        helper = self.client.containers.run(
-            image,
-            argv,
-            detach=True,
-            network_mode=f"container:{outer.id}",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges:true"],
-            user="10001:10001",
-            labels={PROJECT_LABEL: self.topology.project, names.label("role"): "helper"},
-        )
-        try:
-            code = int(helper.wait(timeout=120).get("StatusCode", 1))
-            out = helper.logs(stdout=True, stderr=False)
-            if code != 0:
-                raise LabError(f"the socket script on {machine} failed: {helper.logs()[-300:]!r}")
-        finally:
-            with contextlib.suppress(docker.errors.NotFound):
-                helper.remove(force=True)
-        # Its hostname is the machine's: name the place as one engine's lab does.
-        return [replace(Event(**e), host="docker-host") for e in json.loads(out)]
+        # Its hostname is the machine's: the events name the place as one engine's do.
+        from lab.engine import helpers
+
+        where = helpers.Namespace(f"container:{outer.id}", "docker-host")
+        return helpers.run_script(self, where, steps, t0)
 
     def publisher_pid(self, service: str) -> int | None:
         """On the test cluster, the machine container that publishes ``service``'s host's

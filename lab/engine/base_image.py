@@ -11,6 +11,7 @@ Two paths, one Dockerfile (its ``BASE`` build argument):
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ from lab.errors import BaseImageError
 from lab.names import BASE_REPOSITORY, PROJECT, label
 from lab.progress import Progress
 
+log = logging.getLogger("lab")
 OFFICIAL = "python:3.12-slim"
 SUITE = "bookworm"
 # python3 for the services; the rest are real clients and tools for the
@@ -123,8 +125,9 @@ def read_apt_sources(root: Path = Path("/etc/apt")) -> list[str]:
 # --- doing it -------------------------------------------------------------------
 
 
-def ensure(client: docker.DockerClient, project_dir: Path, progress: Progress) -> Plan:
-    """Make sure a base image exists; record the choice in .env; return the plan carried out."""
+def ensure(client: docker.DockerClient, project_dir: Path | None, progress: Progress) -> Plan:
+    """Make sure a base image exists; record the choice in ``project_dir``'s .env (None:
+    nowhere, as for the lab the package carries); return the plan carried out."""
     chosen = plan(
         os.environ.get(ENV_KEY),
         lambda name: _present(client, name),
@@ -134,7 +137,11 @@ def ensure(client: docker.DockerClient, project_dir: Path, progress: Progress) -
     if chosen.action == "build":
         build_local(client, chosen.image, progress)
         remove_stale_local_bases(client, keep=chosen.image, progress=progress)
-    write_env(project_dir / ".env", ENV_KEY, chosen.image)
+    if project_dir is not None:
+        try:
+            write_env(project_dir / ".env", ENV_KEY, chosen.image)
+        except OSError as exc:  # a folder not ours to write: the driver passes it on anyway
+            log.info("base image not recorded in %s: %s", project_dir / ".env", exc.strerror)
     return chosen
 
 

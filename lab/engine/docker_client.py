@@ -1,11 +1,19 @@
-"""Connecting to Docker Engine, or saying in one line why not."""
+"""Connecting to Docker Engine, or saying in one line why not; and where the driver is.
+
+The engine is found as the docker CLI finds it (so Compose and the driver always talk
+to the same one): ``DOCKER_HOST``, else ``DOCKER_CONTEXT``, else the current context of
+``docker context use``. A rootless engine, a remote one and Docker Desktop's are all
+reached that way.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import docker
 import docker.errors
+from docker.context import ContextAPI
 
 from lab.errors import DockerUnavailable
 
@@ -13,22 +21,65 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # Every API call gets a deadline: a wedged engine ends in an error, not a hang. Longer
 # than the longest single call the lab makes (a container's stop, an exec's end).
 API_TIMEOUT = 120
+# How `send --from docker-host` reaches published ports: `direct` from this process,
+# `helper` from a container in the engine's own network namespace; `auto` picks.
+PLACE_ENV = "LAB_DOCKER_HOST_VIA"
 
 
 def connect() -> docker.DockerClient:
-    """A Docker client (DOCKER_HOST, contexts' environment, as the docker CLI reads them)."""
+    """A Docker client for the engine the docker CLI would use."""
+    where = engine_url()
     try:
-        client = docker.from_env(timeout=API_TIMEOUT)
+        if os.environ.get("DOCKER_HOST"):
+            client = docker.from_env(timeout=API_TIMEOUT)
+        else:
+            context = ContextAPI.get_context(os.environ.get("DOCKER_CONTEXT"))
+            if context is None:
+                raise DockerUnavailable(
+                    f"Docker context {os.environ.get('DOCKER_CONTEXT')!r} does not exist",
+                    "see `docker context ls`",
+                )
+            client = docker.DockerClient(
+                base_url=context.Host or DEFAULT_SOCKET,
+                tls=context.TLSConfig or False,
+                timeout=API_TIMEOUT,
+            )
         client.ping()
     except docker.errors.DockerException as exc:
         text = str(exc)
         if "Permission denied" in text or "PermissionError" in text:
             raise DockerUnavailable(
-                "no permission to use the Docker socket",
-                "run as root, or add your user to the docker group and log in again",
+                f"no permission to use the Docker socket at {where}",
+                "add your user to the docker group and log in again, or use rootless Docker "
+                "(docs/install.md)",
             ) from None
         raise DockerUnavailable(
-            f"Docker Engine is not reachable at {os.environ.get('DOCKER_HOST', DEFAULT_SOCKET)}",
-            "start it (`sudo systemctl start docker` or `sudo dockerd &`) or run `make setup`",
+            f"Docker Engine is not reachable at {where}",
+            "start it (`sudo systemctl start docker`), or point DOCKER_HOST or "
+            "`docker context use` at a running one (docs/install.md)",
         ) from None
     return client
+
+
+def engine_url() -> str:
+    """Where the engine is, as the docker CLI would find it (for messages and decisions)."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    try:
+        context = ContextAPI.get_context(os.environ.get("DOCKER_CONTEXT"))
+    except docker.errors.DockerException:
+        context = None
+    return (context.Host if context is not None else None) or DEFAULT_SOCKET
+
+
+def beside_engine(url: str | None = None, in_container: bool | None = None) -> bool:
+    """Whether 127.0.0.1 here is the engine's own, where it publishes ports: the engine is
+    on a local socket and this process is not in a container of its own (a dev container,
+    Codespaces). ``LAB_DOCKER_HOST_VIA`` (direct or helper) decides instead when set."""
+    chosen = os.environ.get(PLACE_ENV, "auto")
+    if chosen in ("direct", "helper"):
+        return chosen == "direct"
+    url = engine_url() if url is None else url
+    if in_container is None:
+        in_container = any(Path(p).exists() for p in ("/.dockerenv", "/run/.containerenv"))
+    return url.startswith("unix://") and not in_container

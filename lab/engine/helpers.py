@@ -9,10 +9,11 @@ happened to the command that started it.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import docker.errors
 from docker.models.containers import Container
@@ -20,6 +21,7 @@ from docker.models.containers import Container
 from lab.engine.stack import PROJECT_LABEL, SERVICE_LABEL, Stack
 from lab.errors import HelperFailed, TimedOut
 from lab.names import label
+from lab.services.probes.sockscript import Event, Step
 from lab.waiting import wait_until
 
 ROLE_LABEL = label("role")
@@ -79,7 +81,7 @@ def start(
     purpose: str,
     where: Namespace,
     argv: list[str],
-    capability: str,
+    capability: str | None,
     *,
     also: tuple[str, ...] = (),
     lasting: bool = False,
@@ -96,7 +98,8 @@ def start(
     global _started
     _started = True
     name = f"{lab.topology.project}-{purpose}-{where.label}-{secrets.token_hex(3)}"
-    log.info("helper %s: %s (CAP_%s)", name, " ".join(argv), ", CAP_".join((capability, *also)))
+    granted = [c for c in (capability, *also) if c]
+    log.info("helper %s: %s (%s)", name, " ".join(argv), ", ".join(granted) or "no capability")
     tags = labels(lab, ROLE, purpose) | {TARGET_LABEL: where.label}
     if lasting:
         del tags[SESSION_LABEL]
@@ -108,13 +111,33 @@ def start(
         network_mode=where.mode,
         pid_mode=where.mode if pids else None,
         cap_drop=["ALL"],
-        cap_add=[capability, *also],
+        cap_add=granted,
         security_opt=["no-new-privileges:true"],
-        user="0:0",  # capabilities reach only root here (Docker 20.10 grants no ambient ones)
+        # capabilities reach only root here (Docker 20.10 grants no ambient ones)
+        user="0:0" if granted else "10001:10001",
         mem_limit="128m",
         pids_limit=16,
         labels=tags,
     )
+
+
+def run_script(lab: Stack, where: Namespace, steps: list[Step], t0: float) -> list[Event]:
+    """A socket script (services/probes/sockscript.py) in a helper in ``where``'s network
+    namespace, with no capability at all: how the driver sends from a namespace it is not
+    in (the Docker host's, when the driver runs in a container or on another machine).
+    The helper's clock is the engine's kernel's, as every lab host's is."""
+    argv = ["python3", "-m", "services.probes.sockscript", "--t0", repr(t0), json.dumps(steps)]
+    container = start(lab, "script", where, argv, None)
+    try:
+        code = int(container.wait(timeout=TIMEOUT).get("StatusCode", 1))
+        out = container.logs(stdout=True, stderr=False).decode(errors="replace")
+        errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+    finally:
+        with suppress(docker.errors.NotFound):
+            container.remove(force=True)
+    if code != 0:
+        raise HelperFailed(container.name or "script", argv[:4], code, errors)
+    return [replace(Event(**e), host=where.label) for e in json.loads(out)]
 
 
 def wait_ready(container: Container, word: str, timeout: float = 15.0) -> None:

@@ -24,6 +24,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network as DockerNetwork
 
+from lab import bundle
 from lab.engine import base_image, build, readiness
 from lab.engine.compose import Compose, port_in_use
 from lab.errors import (
@@ -340,10 +341,15 @@ class Stack:
         return []
 
     def run_on_docker_host(self, steps: list[Step], t0: float) -> list[Event]:
-        """A socket script on the Docker host itself (through published ports): here, in
-        the driver's own process."""
+        """A socket script on the Docker host itself (through published ports): in the
+        driver's own process where it shares the engine's network namespace, else in a
+        helper that does (a driver in a dev container, or on another machine)."""
+        from lab.engine import helpers
+        from lab.engine.docker_client import beside_engine
         from lab.services.probes.sockscript import Runner
 
+        if not beside_engine():
+            return helpers.run_script(self, helpers.Namespace.docker_host(), steps, t0)
         runner = Runner(hostname="docker-host")
         runner.started = t0
         return runner.run(steps)
@@ -424,7 +430,8 @@ class Stack:
         """The base image, and the service image built on it (unless it is up to date:
         see lab/engine/build.py)."""
         clock = clock or Phases()
-        chosen = base_image.ensure(self.client, self.project_dir, progress)
+        keep = None if bundle.is_builtin(self.project_dir) else self.project_dir
+        chosen = base_image.ensure(self.client, keep, progress)
         clock.done("base image")
         # The base chosen above, for Compose files wherever they are (.env holds it
         # too, for a plain `docker compose` in the project folder).

@@ -6,10 +6,12 @@ import argparse
 import datetime
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from lab import bundle
 from lab.chaos import powerloss
 from lab.cli.context import Session
 from lab.engine import named
@@ -26,6 +28,15 @@ def register(commands: Any) -> None:
         help="seconds to wait for every service to be healthy (default 120)",
     )
     up.set_defaults(handler=cmd_up)
+
+    init = commands.add_parser(
+        "init",
+        help="write an editable copy of the default lab (compose.yaml, services/, examples/)",
+    )
+    init.add_argument(
+        "folder", nargs="?", type=Path, default=Path("."), help="where (default: this folder)"
+    )
+    init.set_defaults(handler=cmd_init)
 
     down = commands.add_parser("down", help="remove every container, network and volume of the lab")
     down.add_argument(
@@ -64,7 +75,18 @@ def cmd_up(s: Session, args: argparse.Namespace) -> int:
     )
     if s.lab.name:
         s.print(named_line(s, s.lab.name))
+    if s.lab.builtin:
+        s.print(f"(the default lab, carried in the package: `{s.prog} init` makes a copy to edit)")
     s.print(*render.status_tables(s.lab.status()))
+    return 0
+
+
+def cmd_init(s: Session, args: argparse.Namespace) -> int:
+    written = bundle.init(args.folder)
+    for path in written:
+        s.print(f"wrote {path}{'/' if path.is_dir() else ''}", plain=True)
+    where = "" if args.folder == Path(".") else f"cd {args.folder} && "
+    s.print(f"next: {where}{s.prog} up   (this folder's compose.yaml is the lab from now on)")
     return 0
 
 
