@@ -18,6 +18,7 @@ TIERS = {
     "local": pytest.mark.local,
     "docker": pytest.mark.docker,
     "cluster": pytest.mark.cluster,
+    "installed": pytest.mark.installed,
 }
 
 

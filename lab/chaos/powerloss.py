@@ -58,7 +58,16 @@ class VolatileDisk:
 
 
 def check_possible() -> None:
-    """One clear line if this machine cannot mount the filesystem."""
+    """One clear line if this machine cannot mount the filesystem, or if the engine
+    would not see the mount (a driver in a container, or on another machine)."""
+    from lab.engine.docker_client import beside_engine
+
+    if not beside_engine():
+        raise ExperimentError(
+            "the power-loss rows mount a FUSE filesystem where the Docker Engine runs, and "
+            "this driver is not on that machine (a container, or a remote engine)",
+            "run db-kill from the Docker host itself, as root (docs/install.md)",
+        )
     if os.geteuid() != 0:
         raise ExperimentError(
             "the power-loss rows mount a FUSE filesystem on the Docker host: run as root"

@@ -150,6 +150,16 @@ def make(client: docker.DockerClient, count: int, progress: Progress) -> list[Ma
 
     Interrupted or failed part-way, everything made so far is removed.
     """
+    from lab.engine.docker_client import beside_engine
+
+    # The machines' sockets come out through a shared mount on this machine: root's
+    # alone, and only where the engine runs (said before a minute of debootstrap).
+    if os.geteuid() != 0 or not beside_engine():
+        raise LabError(
+            "the test cluster mounts its engines' sockets on the Docker host: it is made "
+            "as root, on the machine the engine runs on",
+            "run `socklab cluster make` there as root, or join real machines (--cluster m1=URL)",
+        )
     wanted = names(count)
     existing = [m.name for m in found(client)]
     if existing:

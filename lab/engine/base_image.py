@@ -197,7 +197,16 @@ def build_debian_image(
 ) -> None:
     """debootstrap a minimal Debian with ``packages`` and import it as ``tag``
     (``changes``: Dockerfile instructions for the import, as ``docker import -c``)."""
-    debootstrap = shutil.which("debootstrap")
+    if os.geteuid() != 0:  # debootstrap makes device nodes and chroots: root's alone
+        raise BaseImageError(
+            f"no Python base image is here ({OFFICIAL} cannot be pulled), and building "
+            f"{tag} from Debian's packages needs root (debootstrap)",
+            f"have root run `socklab up` once, or `docker load` {OFFICIAL}, or set "
+            f"{ENV_KEY} to any image with python3 >= 3.11 (docs/install.md)",
+        )
+    debootstrap = shutil.which("debootstrap") or (
+        "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None
+    )
     if debootstrap is None:
         raise BaseImageError(
             "no Python base image is available and debootstrap is not installed",
