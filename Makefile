@@ -1,9 +1,9 @@
 # The lab's commands. `make lab` and `make test` are the two a fresh machine needs.
 VENV := .venv
 BIN := $(VENV)/bin
-LAB := $(BIN)/lab
+LAB := $(BIN)/socklab
 
-.PHONY: setup venv lab up down status test check lint typecheck unit docker-tests cluster-tests format
+.PHONY: setup venv lab up down status test check lint typecheck unit docker-tests cluster-tests installed-tests format
 
 setup:            ## install what is missing (Docker, Compose v2, debootstrap, .venv)
 	@./scripts/setup
@@ -16,7 +16,7 @@ lab: setup        ## set up, start the lab, and show every service answering
 	$(LAB) send http PUT /kv/greeting --data "hello, db" --from client
 	$(LAB) send db GET greeting
 	@echo
-	@echo "Watch it in a browser: .venv/bin/lab web   (it prints the address to open)"
+	@echo "Watch it in a browser: .venv/bin/socklab web   (it prints the address to open)"
 
 up: setup
 	$(LAB) up
@@ -27,7 +27,7 @@ down:             ## remove every container, network and volume of the lab
 status:
 	$(LAB) status
 
-test: setup       ## every check: lint, format, types, and all four test tiers
+test: setup       ## every check: lint, format, types, and all five test tiers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -46,6 +46,9 @@ docker-tests: setup
 
 cluster-tests: setup  ## one lab across three Docker Engines made on this machine
 	$(BIN)/pytest -m cluster
+
+installed-tests: setup  ## the built wheel, as a user who is not root, and from a container
+	$(BIN)/pytest -m installed
 
 format:
 	$(BIN)/ruff format .

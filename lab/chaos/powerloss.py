@@ -57,12 +57,12 @@ class VolatileDisk:
         return self._ask("stats")
 
 
-def check_possible() -> None:
-    """One clear line if this machine cannot mount the filesystem, or if the engine
-    would not see the mount (a driver in a container, or on another machine)."""
+def check_possible(client: docker.DockerClient | None = None) -> None:
+    """One clear line if this machine cannot mount the filesystem, or if ``client``'s
+    engine would not see the mount (a driver in a container, or on another machine)."""
     from lab.engine.docker_client import beside_engine
 
-    if not beside_engine():
+    if client is not None and not beside_engine(client):
         raise ExperimentError(
             "the power-loss rows mount a FUSE filesystem where the Docker Engine runs, and "
             "this driver is not on that machine (a container, or a remote engine)",

@@ -154,7 +154,7 @@ def make(client: docker.DockerClient, count: int, progress: Progress) -> list[Ma
 
     # The machines' sockets come out through a shared mount on this machine: root's
     # alone, and only where the engine runs (said before a minute of debootstrap).
-    if os.geteuid() != 0 or not beside_engine():
+    if os.geteuid() != 0 or not beside_engine(client):
         raise LabError(
             "the test cluster mounts its engines' sockets on the Docker host: it is made "
             "as root, on the machine the engine runs on",

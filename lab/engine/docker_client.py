@@ -9,7 +9,7 @@ reached that way.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import socket
 
 import docker
 import docker.errors
@@ -72,14 +72,24 @@ def engine_url() -> str:
     return (context.Host if context is not None else None) or DEFAULT_SOCKET
 
 
-def beside_engine(url: str | None = None, in_container: bool | None = None) -> bool:
+def beside_engine(client: docker.DockerClient) -> bool:
     """Whether 127.0.0.1 here is the engine's own, where it publishes ports: the engine is
-    on a local socket and this process is not in a container of its own (a dev container,
-    Codespaces). ``LAB_DOCKER_HOST_VIA`` (direct or helper) decides instead when set."""
+    on a local socket and runs on this very machine (its name is this machine's name; a
+    dev container, Codespaces or a Docker Desktop VM has another). ``LAB_DOCKER_HOST_VIA``
+    (direct or helper) decides instead when set."""
     chosen = os.environ.get(PLACE_ENV, "auto")
     if chosen in ("direct", "helper"):
         return chosen == "direct"
-    url = engine_url() if url is None else url
-    if in_container is None:
-        in_container = any(Path(p).exists() for p in ("/.dockerenv", "/run/.containerenv"))
-    return url.startswith("unix://") and not in_container
+    url = str(client.api.base_url)
+    if url not in _BESIDE:
+        local = url.startswith(("http+docker://localhost", "http+docker://localunixsocket"))
+        _BESIDE[url] = local and engine_here(str(client.info().get("Name", "")))
+    return _BESIDE[url]
+
+
+def engine_here(engine_name: str, here: str | None = None) -> bool:
+    """Whether an engine that calls itself ``engine_name`` runs on this machine."""
+    return engine_name == (socket.gethostname() if here is None else here)
+
+
+_BESIDE: dict[str, bool] = {}  # per engine, asked once per process

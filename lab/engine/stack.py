@@ -348,7 +348,7 @@ class Stack:
         from lab.engine.docker_client import beside_engine
         from lab.services.probes.sockscript import Runner
 
-        if not beside_engine():
+        if not beside_engine(self.client):
             return helpers.run_script(self, helpers.Namespace.docker_host(), steps, t0)
         runner = Runner(hostname="docker-host")
         runner.started = t0
@@ -520,7 +520,7 @@ class Stack:
         Docker's own error on `up` names the port)."""
         from lab.engine.docker_client import beside_engine
 
-        if not beside_engine():
+        if not beside_engine(self.client):
             return
         ours: set[int] = set()
         for container in self.containers().values():

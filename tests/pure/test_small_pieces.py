@@ -86,3 +86,33 @@ def test_default_gateway_from_proc_net_route() -> None:
     )
     assert default_gateway(table) == "10.203.0.1"
     assert default_gateway(table.splitlines()[0] + "\n") is None
+
+
+@pytest.mark.parametrize(
+    ("engine", "here", "beside"),
+    [
+        ("vm", "vm", True),  # the engine on this machine: 127.0.0.1 is where it publishes
+        ("docker-desktop", "ada-mac", False),  # Docker Desktop's VM
+        ("ci-host", "4f2a9c1d7e0b", False),  # a dev container: its hostname is its id
+    ],
+)
+def test_the_driver_is_beside_the_engine_only_on_its_machine(
+    engine: str, here: str, beside: bool
+) -> None:
+    from lab.engine.docker_client import engine_here
+
+    assert engine_here(engine, here) is beside
+
+
+@pytest.mark.parametrize(("chosen", "beside"), [("direct", True), ("helper", False)])
+def test_where_docker_host_sends_run_can_be_chosen(
+    chosen: str, beside: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typing import cast
+
+    import docker
+
+    from lab.engine.docker_client import PLACE_ENV, beside_engine
+
+    monkeypatch.setenv(PLACE_ENV, chosen)
+    assert beside_engine(cast(docker.DockerClient, None)) is beside  # the engine not asked

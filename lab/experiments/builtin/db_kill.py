@@ -136,7 +136,9 @@ class DbKill(Experiment):
 
     def run(self, ctx: Context) -> None:
         rng = random.Random(self.seed)
-        powerloss.check_possible()  # before any kill, not after the kill rows have run
+        powerloss.check_possible(
+            ctx.lab.stack.client
+        )  # before any kill, not after the kill rows have run
         ctx.facts["kills_planned"] = self.kills
         # The power-loss rows use copies of db of their own (their own port, their own
         # disk), so they run beside the kills of the lab's db rather than after them: the
