@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab.engine.stack import Stack
-from lab.errors import NotRunning, UsageError
+from lab.errors import LabError, NotRunning, UsageError
 from lab.services.protocols.resp import encode_command
 from lab.topology import Endpoint, Topology
 
@@ -218,6 +218,14 @@ def run_campaign(
     127.0.0.1, or a test cluster machine's: lab/engine/netns.py)."""
     pid = lab.publisher_pid(endpoint.process)
     if pid is None:
+        from lab.engine.docker_client import beside_engine
+
+        if not beside_engine(lab.client):  # 127.0.0.1 here is not where the ports are
+            raise LabError(
+                "fuzz sends from this machine to the lab's published ports, and this driver "
+                "is not on the Docker Engine's machine (a container, or a remote engine)",
+                "run `socklab fuzz` on the Docker host (docs/install.md)",
+            )
         return _campaign(lab, endpoint, inputs, seed, progress)
     from lab.engine import netns
 

@@ -193,3 +193,28 @@ def test_the_driver_in_a_container_with_only_the_socket(
     assert "shouthost" in out
     assert "result written to results/dispatch-" in out  # every claim held: exit 0 above
     _assert_gone(docker_client, project)
+
+
+def test_the_official_base_is_picked_where_a_registry_has_given_it(
+    learner: User, venv: Path, workspace: Path, docker_client: docker.DockerClient
+) -> None:
+    """The registry path, with no registry: the local base tagged as the official image
+    stands for a pull that succeeded, and `up` must choose it over the local one."""
+    local = docker_client.images.get(base_image.local_tag())
+    repository, tag = base_image.OFFICIAL.split(":")
+    had = any(base_image.OFFICIAL in i.tags for i in docker_client.images.list(repository))
+    assert not had, f"{base_image.OFFICIAL} is here already: this test would remove it"
+    folder = learner.folder(workspace, "official")
+    env = {**PORTS, "COMPOSE_PROJECT_NAME": f"{PROJECT}-official", "LAB_NET_PREFIX": "10.203.84"}
+    socklab = str(venv / "bin/socklab")
+    local.tag(repository, tag)
+    try:
+        up = ok(learner.run([socklab, "up"], cwd=folder, env=env))
+        assert f"base image {base_image.OFFICIAL}, official path" in up
+        built = docker_client.images.get("socklab-services:latest")
+        assert built.labels.get(base_image.BASE_LABEL) == base_image.OFFICIAL
+    finally:
+        learner.run([socklab, "down"], cwd=folder, env=env)
+        docker_client.images.remove(base_image.OFFICIAL)  # the tag only: the base stays
+    _assert_gone(docker_client, env["COMPOSE_PROJECT_NAME"])
+    assert docker_client.images.get(base_image.local_tag()).id == local.id
