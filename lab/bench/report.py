@@ -1,4 +1,4 @@
-"""BENCHMARKS.md, rendered from the JSON `lab bench` writes (pure: the page is never edited by
+"""BENCHMARKS.md, rendered from the JSON `socklab bench` writes (pure: the page is never edited by
 hand, and a test holds the committed page to the committed JSON)."""
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ def render(run: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `lab bench --markdown BENCHMARKS.md` from [`{run['json']}`]({run['json']}): "
+        f"Written by `socklab bench --markdown BENCHMARKS.md` from [`{run['json']}`]({run['json']}): "
         "do not edit by hand, run the command again. Every ratio is measured side by side "
         "with its peer in one run, repeated, as a median with its spread (lowest-highest, "
         "n runs). The last column says which run measured each row (a run of some "
         "benchmarks keeps the others' rows). These are one machine's figures "
-        f"({'; '.join(machines)}); `lab bench --help` says what each measures.",
+        f"({'; '.join(machines)}); `socklab bench --help` says what each measures.",
         "",
         "| benchmark | target | met | measured | run |",
         "|---|---|---|---|---|",

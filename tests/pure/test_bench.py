@@ -132,7 +132,7 @@ def test_a_run_of_some_benchmarks_keeps_the_others_latest_rows() -> None:
 def test_benchmarks_md_is_exactly_what_the_committed_json_renders_to() -> None:
     run = json.loads((ROOT / "benchmarks/results/latest.json").read_text())
     assert (ROOT / "BENCHMARKS.md").read_text() == report.render(run), (
-        "BENCHMARKS.md differs from its JSON: run `lab bench --markdown BENCHMARKS.md` "
+        "BENCHMARKS.md differs from its JSON: run `socklab bench --markdown BENCHMARKS.md` "
         "(never edit the page by hand)"
     )
 
