@@ -26,7 +26,8 @@ def render(run: dict[str, Any]) -> str:
         "# Benchmarks",
         "",
         "Written by `socklab bench --markdown BENCHMARKS.md` from "
-        f"[`{run['json']}`]({run['json']}): do not edit by hand, run the command again. Every ratio is measured side by side "
+        f"[`{run['json']}`]({run['json']}): do not edit by hand, run the command again. "
+        "Every ratio is measured side by side "
         "with its peer in one run, repeated, as a median with its spread (lowest-highest, "
         "n runs). The last column says which run measured each row (a run of some "
         "benchmarks keeps the others' rows). These are one machine's figures "
