@@ -103,6 +103,8 @@ def lab_usage(client: Any, names: list[str], seconds: float) -> LabUsage:
 
 
 def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
+    """Named labs started one after another until K = sizes.labs, the machine's end or the
+    time limit; measured at each checkpoint; all removed at the end."""
     from lab.engine.docker_client import beside_engine
 
     if not beside_engine(net.stack.client):  # cgroups and /proc here would read as zeros
@@ -111,8 +113,6 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
             "and /proc, which this driver does not see (a container, or a remote engine)",
             "run `socklab bench density` on the Docker host (docs/install.md)",
         )
-    """Named labs started one after another until K = sizes.labs, the machine's end or the
-    time limit; measured at each checkpoint; all removed at the end."""
     from lab.api import open as open_lab
     from lab.engine import named
 

@@ -94,19 +94,26 @@ WITHOUT_A_LAB = (
 def command_name() -> str:
     """The name the user typed: ``socklab``, or its short second name ``lab`` (also what
     ``python -m lab`` answers to)."""
-    typed = Path(sys.argv[0]).name
+    typed = Path(sys.argv[0]).stem  # socklab.exe where pipx installs it on Windows
     return "socklab" if typed == "socklab" else "lab"
 
 
 def _examples(prog: str) -> str:
-    """EXAMPLES under the name typed, its second column kept in line."""
+    """EXAMPLES under the name typed, the second column kept in line where there is one."""
     extra = len(prog) - len("lab")
-    return re.sub(
-        r"^  lab (.*?)( {2,})(?=\S)",
-        lambda m: f"  {prog} {m[1]}{' ' * max(2, len(m[2]) - extra)}",
-        EXAMPLES,
-        flags=re.M,
-    )
+
+    def renamed(line: str) -> str:
+        if not line.startswith("  lab "):
+            return line
+        rest = re.sub(
+            r"( {2,})(?=\S)",
+            lambda m: " " * max(2, len(m[1]) - extra),
+            line[len("  lab ") :],
+            count=1,
+        )
+        return f"  {prog} {rest}"
+
+    return "\n".join(renamed(line) for line in EXAMPLES.split("\n"))
 
 
 def build_parser(prog: str = "lab") -> argparse.ArgumentParser:
@@ -178,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             stream=sys.stderr,
             level=logging.DEBUG if args.verbose > 1 else logging.INFO,
-            format="lab: %(message)s",
+            format=f"{prog}: %(message)s",
         )
     session = Session(args)
     try:

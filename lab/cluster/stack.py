@@ -753,7 +753,7 @@ class ClusterStack(Stack):
         from lab.engine import helpers
 
         where = helpers.Namespace(f"container:{outer.id}", "docker-host")
-        return helpers.run_script(self, where, steps, t0)
+        return helpers.run_script(self, where, steps, t0, timeout=120)  # across machines
 
     def publisher_pid(self, service: str) -> int | None:
         """On the test cluster, the machine container that publishes ``service``'s host's

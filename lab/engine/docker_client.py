@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
+import weakref
 
 import docker
 import docker.errors
 from docker.context import ContextAPI
 
-from lab.errors import DockerUnavailable
+from lab.errors import DockerUnavailable, UsageError
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # Every API call gets a deadline: a wedged engine ends in an error, not a hang. Longer
@@ -29,9 +30,10 @@ PLACE_ENV = "LAB_DOCKER_HOST_VIA"
 def connect() -> docker.DockerClient:
     """A Docker client for the engine the docker CLI would use."""
     where = engine_url()
+    ssh = where.startswith("ssh://")  # through the ssh command, as the docker CLI does
     try:
         if os.environ.get("DOCKER_HOST"):
-            client = docker.from_env(timeout=API_TIMEOUT)
+            client = docker.from_env(timeout=API_TIMEOUT, use_ssh_client=ssh)
         else:
             context = ContextAPI.get_context(os.environ.get("DOCKER_CONTEXT"))
             if context is None:
@@ -43,6 +45,7 @@ def connect() -> docker.DockerClient:
                 base_url=context.Host or DEFAULT_SOCKET,
                 tls=context.TLSConfig or False,
                 timeout=API_TIMEOUT,
+                use_ssh_client=ssh,
             )
         client.ping()
     except docker.errors.DockerException as exc:
@@ -74,17 +77,19 @@ def engine_url() -> str:
 
 def beside_engine(client: docker.DockerClient) -> bool:
     """Whether 127.0.0.1 here is the engine's own, where it publishes ports: the engine is
-    on a local socket and runs on this very machine (its name is this machine's name; a
-    dev container, Codespaces or a Docker Desktop VM has another). ``LAB_DOCKER_HOST_VIA``
-    (direct or helper) decides instead when set."""
-    chosen = os.environ.get(PLACE_ENV, "auto")
-    if chosen in ("direct", "helper"):
+    reached locally (a unix socket, or TCP on loopback) and runs on this very machine (its
+    name is this machine's name; a dev container, Codespaces or a Docker Desktop VM has
+    another). ``LAB_DOCKER_HOST_VIA`` (direct or helper) decides instead when set."""
+    chosen = os.environ.get(PLACE_ENV) or "auto"
+    if chosen not in ("auto", "direct", "helper"):
+        raise UsageError(f"{PLACE_ENV}={chosen!r}", "use auto, direct or helper")
+    if chosen != "auto":
         return chosen == "direct"
-    url = str(client.api.base_url)
-    if url not in _BESIDE:
-        local = url.startswith(("http+docker://localhost", "http+docker://localunixsocket"))
-        _BESIDE[url] = local and engine_here(str(client.info().get("Name", "")))
-    return _BESIDE[url]
+    if client not in _BESIDE:
+        url = str(client.api.base_url)
+        local = url.startswith(_LOCAL)
+        _BESIDE[client] = local and engine_here(str(client.info().get("Name", "")))
+    return _BESIDE[client]
 
 
 def engine_here(engine_name: str, here: str | None = None) -> bool:
@@ -92,4 +97,11 @@ def engine_here(engine_name: str, here: str | None = None) -> bool:
     return engine_name == (socket.gethostname() if here is None else here)
 
 
-_BESIDE: dict[str, bool] = {}  # per engine, asked once per process
+# How docker-py names an engine reached on this machine: a unix socket, or TCP on loopback.
+_LOCAL = (
+    "http+docker://localhost",
+    "http+docker://localunixsocket",
+    "http://127.",
+    "http://localhost",
+)
+_BESIDE: weakref.WeakKeyDictionary[docker.DockerClient, bool] = weakref.WeakKeyDictionary()

@@ -121,7 +121,9 @@ def start(
     )
 
 
-def run_script(lab: Stack, where: Namespace, steps: list[Step], t0: float) -> list[Event]:
+def run_script(
+    lab: Stack, where: Namespace, steps: list[Step], t0: float, timeout: float = TIMEOUT
+) -> list[Event]:
     """A socket script (services/probes/sockscript.py) in a helper in ``where``'s network
     namespace, with no capability at all: how the driver sends from a namespace it is not
     in (the Docker host's, when the driver runs in a container or on another machine).
@@ -129,7 +131,7 @@ def run_script(lab: Stack, where: Namespace, steps: list[Step], t0: float) -> li
     argv = ["python3", "-m", "services.probes.sockscript", "--t0", repr(t0), json.dumps(steps)]
     container = start(lab, "script", where, argv, None)
     try:
-        code = int(container.wait(timeout=TIMEOUT).get("StatusCode", 1))
+        code = int(container.wait(timeout=timeout).get("StatusCode", 1))
         out = container.logs(stdout=True, stderr=False).decode(errors="replace")
         errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
     finally:

@@ -83,10 +83,25 @@ def docker_client() -> docker.DockerClient:
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"the installed tier needs a running Docker Engine: {exc}", pytrace=False)
-    # What root does once on a machine with no registry: the offline base (debootstrap).
-    if os.geteuid() == 0:
-        base_image.ensure(client, None, silent)
     return client
+
+
+@pytest.fixture(scope="session")
+def base(docker_client: docker.DockerClient) -> str:
+    """The base image `up` will use: the official one where it is here or can be pulled,
+    else the local one, which root builds once (debootstrap), as on a machine with no
+    registry. A user who is not root finds it built, or this tier cannot run."""
+    if os.geteuid() == 0:
+        return base_image.ensure(docker_client, None, silent).image
+    chosen = base_image.plan(
+        os.environ.get(base_image.ENV_KEY),
+        lambda name: bool(docker_client.images.list(name=name)),
+        lambda name: False,
+        base_image.local_tag(),
+    )
+    if chosen.action == "build":
+        pytest.fail(f"no base image here, and building {chosen.image} needs root", pytrace=False)
+    return chosen.image
 
 
 @pytest.fixture(scope="session")

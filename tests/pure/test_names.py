@@ -75,5 +75,31 @@ def test_every_command_the_docs_show_exists_under_both_names(prog: str) -> None:
     commands = set(next(found).choices)
     missing = _documented() - commands
     assert not missing, f"the docs show {prog} {sorted(missing)}, which {prog} does not have"
-    assert parser.prog == prog
     assert f"  {prog} up " in _examples(prog)
+
+
+@pytest.mark.parametrize(
+    ("argv0", "prog"),
+    [
+        ("/home/ada/.local/bin/socklab", "socklab"),
+        ("socklab.exe", "socklab"),
+        ("/usr/bin/lab", "lab"),
+        ("/x/lab/__main__.py", "lab"),  # python -m lab
+    ],
+)
+def test_the_command_answers_to_the_name_it_was_called_by(
+    argv0: str, prog: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab.cli import command_name
+
+    monkeypatch.setattr("sys.argv", [argv0])
+    assert command_name() == prog
+
+
+def test_the_help_examples_use_the_name_typed() -> None:
+    lines = _examples("socklab").splitlines()
+    assert not [line for line in lines if line.startswith("  lab ")]
+    assert sum(line.startswith("  socklab ") for line in lines) >= 30
+    # the second column stays where it was
+    up = next(line for line in lines if line.startswith("  socklab up "))
+    assert up.index("build, start") == 34

@@ -210,7 +210,7 @@ def run_one(
         pictures = experiment.pictures(result, saved.with_suffix(""), frames)
     except PicturesMissing as exc:  # the result stands; only its pictures are missing
         pictures = []
-        print(f"lab: no pictures: {exc.line()}", file=sys.stderr)
+        print(f"{s.prog}: no pictures: {exc.line()}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return result, frames

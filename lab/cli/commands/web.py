@@ -84,7 +84,7 @@ def cmd_web(s: Session, args: argparse.Namespace) -> int:
     server.live = live
     if not guard.loopback_only:
         print(
-            f"lab: warning: listening on {args.bind}: other machines can reach this page; "
+            f"{s.prog}: warning: listening on {args.bind}: other machines can reach this page; "
             "the token is all that stands between them and your lab",
             file=sys.stderr,
         )
