@@ -1,6 +1,6 @@
 """frozen-listener: who answers a connection, the process or its kernel?
 
-    lab run examples/experiments/frozen_listener.py
+    socklab run examples/experiments/frozen_listener.py
 
 tcp-shout is frozen (docker pause: its process gets no CPU at all) while clients
 connect and send. The handshake is the kernel's work, so connections are still

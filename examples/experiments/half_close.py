@@ -2,7 +2,7 @@
 
 The tutorial's experiment (docs/scripting.md builds it step by step).
 
-    lab run examples/experiments/half_close.py
+    socklab run examples/experiments/half_close.py
 """
 
 from __future__ import annotations

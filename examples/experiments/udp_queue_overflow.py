@@ -1,6 +1,6 @@
 """udp-queue-overflow: where do datagrams go when the receiver cannot keep up?
 
-    lab run examples/experiments/udp_queue_overflow.py
+    socklab run examples/experiments/udp_queue_overflow.py
 
 udp-shout is frozen while the client sends a burst of numbered datagrams, more
 than its socket's receive buffer can hold (the first version of this experiment

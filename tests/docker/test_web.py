@@ -143,9 +143,23 @@ def test_the_page_shows_hosts_addresses_and_port_owners_as_status_does(
     shot(page, "topology")
 
 
+def choose(page: WebDriver, element_id: str, value: str, timeout: float = 5.0) -> None:
+    """Pick an option; the page rebuilds its menus when the lab changes (a process killed),
+    so a menu found a moment ago may be gone: find it again, to a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            Select(page.find_element(By.ID, element_id)).select_by_value(value)
+            return
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def send_from_page(page: WebDriver, target: str, words: str) -> str:
-    Select(page.find_element(By.ID, "send-target")).select_by_value(target)
-    Select(page.find_element(By.ID, "send-origin")).select_by_value("client")
+    choose(page, "send-target", target)
+    choose(page, "send-origin", "client")
     box = page.find_element(By.ID, "send-words")
     box.clear()
     box.send_keys(words)
