@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 from hypothesis import settings
 
@@ -34,3 +36,13 @@ def sigint_as_default() -> None:
     ignored and a child inherits that, so the child under test gets it back at its default
     (a `make test &` from a script would otherwise test the caller's shell, not the lab)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def engine_for(tier: str) -> docker.DockerClient:
+    """The Docker Engine a tier runs on; without one the tier fails loudly, never skips."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"the {tier} tier needs a running Docker Engine: {exc}", pytrace=False)
+    return client

@@ -81,14 +81,8 @@ examples:
 """
 
 log = logging.getLogger("lab")
-WITHOUT_A_LAB = (
-    "list",
-    "packets",
-    "ls",
-    "grade",
-    "cluster",
-    "init",
-)  # commands no --name applies to
+# commands no --name applies to
+WITHOUT_A_LAB = ("list", "packets", "ls", "grade", "cluster", "init")
 
 
 def command_name() -> str:

@@ -21,7 +21,7 @@ import pytest
 
 import lab as socklab
 from lab.cluster import machines
-from tests.conftest import sigint_as_default
+from tests.conftest import engine_for, sigint_as_default
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = os.environ.get("LAB_CLUSTER_TEST_PROJECT", "socklab-cluster-lab")
@@ -59,12 +59,7 @@ def lab_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str
 
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"the cluster tier needs a running Docker Engine: {exc}", pytrace=False)
-    return client
+    return engine_for("cluster")
 
 
 @pytest.fixture(scope="package")  # gone before the next tier starts: 3 engines weigh

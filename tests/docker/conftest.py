@@ -21,7 +21,7 @@ import pytest
 import lab as socklab
 from lab.engine.compose import Compose
 from lab.engine.stack import Stack
-from tests.conftest import sigint_as_default
+from tests.conftest import engine_for, sigint_as_default
 
 ROOT = Path(__file__).resolve().parents[2]
 # Overridable so that two checkouts can run this tier side by side on one machine.
@@ -38,11 +38,7 @@ ENV = {
 
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"the Docker tier needs a running Docker Engine: {exc}", pytrace=False)
+    client = engine_for("Docker")
     Compose.version()  # raises ComposeMissing, with the fix, when v2 is absent
     return client
 

@@ -25,6 +25,7 @@ import pytest
 
 from lab.engine import base_image
 from lab.progress import silent
+from tests.conftest import engine_for
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = "socklab-learner"  # made when the tier runs as root: in the docker group, no more
@@ -78,12 +79,7 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"the installed tier needs a running Docker Engine: {exc}", pytrace=False)
-    return client
+    return engine_for("installed")
 
 
 @pytest.fixture(scope="session")
