@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import docker
 
 from lab import bundle, journal
+from lab.backends.engine import Engine, HostStatus, Removed, ServiceState
 from lab.chaos import declared, faults, impairment, links
 from lab.engine import base_image, named
 from lab.engine.compose import COMPOSE_FILES, Compose
 from lab.engine.session import ScriptSession
-from lab.engine.stack import HostStatus, Removed, ServiceState, Stack
 from lab.errors import NotRunning, UsageError
 from lab.progress import Progress, silent
 from lab.services.probes.porttable import Entry, HostSocket
@@ -85,7 +85,7 @@ def open(
     the test cluster `lab cluster make N` made here, or ``m1=URL,m2=URL`` or Docker
     context names (docs/scale-out.md).
     """
-    from lab import cluster as clusters
+    from lab.backends import swarm as clusters
 
     cluster = cluster if cluster is not None else os.environ.get(clusters.ENV) or None
     paths = tuple(Path(f) for f in files)
@@ -101,16 +101,16 @@ def open(
             raise UsageError("a named lab runs on one engine", "give --name or --cluster")
         return _open_named(compose, named.check_name(name), client)
     if cluster:
-        from lab.cluster.stack import ClusterStack
+        from lab.backends.swarm.swarm import Swarm
         from lab.topology import from_config
 
         config = compose.config()
         topology = from_config(config)
         machines = clusters.resolve(cluster, client)
         compose = compose.named(topology.project)
-        return Lab(ClusterStack(client, topology, compose, workdir, machines, config))
+        return Lab(Swarm(client, topology, compose, workdir, machines, config))
     topology = compose.topology()
-    stack = Stack(client, topology, compose.named(topology.project), workdir)
+    stack = Engine(client, topology, compose.named(topology.project), workdir)
     return Lab(stack)
 
 
@@ -122,11 +122,11 @@ def _open_named(base: Compose, name: str, client: docker.DockerClient | None) ->
     record = named.find(client, name)
     if record is not None:
         compose, topology = named.compose_of(record)
-        return Lab(Stack(client, topology, compose, Path(record.workdir)), name=name)
+        return Lab(Engine(client, topology, compose, Path(record.workdir)), name=name)
     # Not started yet: its subnet and ports are chosen by up(); till then, the files as
     # they are, under its project name.
     plain = Compose(base.workdir, named.project_of(name), base.files, base.env)
-    return Lab(Stack(client, plain.topology(), plain, base.workdir), name=name, new=base)
+    return Lab(Engine(client, plain.topology(), plain, base.workdir), name=name, new=base)
 
 
 @contextlib.contextmanager
@@ -194,7 +194,7 @@ class Sent:
 class Lab:
     """A lab: its topology, its hosts and processes, and what can be done to them."""
 
-    def __init__(self, stack: Stack, name: str | None = None, new: Compose | None = None) -> None:
+    def __init__(self, stack: Engine, name: str | None = None, new: Compose | None = None) -> None:
         self.stack = stack
         self.name = name  # a named lab's name (None: a lab of its own project)
         self._new = new  # a named lab not started yet: the files it will be started from

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 from lab.errors import LabError, NotRunning, UsageError
 from lab.services.protocols.resp import encode_command
 from lab.topology import Endpoint, Topology
@@ -202,13 +202,13 @@ def _udp_alive(port: int) -> bool:
     return True
 
 
-def _start_marker(lab: Stack, service: str) -> tuple[str, int]:
+def _start_marker(lab: Engine, service: str) -> tuple[str, int]:
     state = lab.container(service).attrs["State"]
     return str(state.get("StartedAt")), int(lab.container(service).attrs.get("RestartCount", 0))
 
 
 def run_campaign(
-    lab: Stack,
+    lab: Engine,
     endpoint: Endpoint,
     inputs: int,
     seed: int,
@@ -233,7 +233,7 @@ def run_campaign(
 
 
 def _campaign(
-    lab: Stack,
+    lab: Engine,
     endpoint: Endpoint,
     inputs: int,
     seed: int,

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.api import Lab
+from lab.backends.engine import Engine
 from lab.bench.model import Bench, Sizes
 from lab.engine import base_image
-from lab.engine.stack import Stack
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
@@ -186,7 +186,7 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
 
 
 def _checkpoint(
-    lab: Stack, names: list[str], up_times: list[float], sizes: Sizes, progress: Progress
+    lab: Engine, names: list[str], up_times: list[float], sizes: Sizes, progress: Progress
 ) -> dict[str, Any]:
     from lab.api import open as open_lab
 

@@ -17,8 +17,8 @@ import docker.errors
 from docker.models.containers import Container
 from docker.types import Mount
 
-from lab.engine import helpers
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
+from lab.engine import hardening, helpers
 from lab.errors import LabError
 from lab.names import label
 from lab.waiting import wait_until
@@ -97,7 +97,7 @@ class Spread:
 
 
 def companion(
-    stack: Stack,
+    stack: Engine,
     name: str,
     host: str,
     argv: list[str],
@@ -116,12 +116,7 @@ def companion(
         detach=True,
         network_mode=namespace,
         pid_mode=namespace,
-        user="10001:10001",
-        read_only=True,
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges:true"],
-        pids_limit=64,
-        mem_limit="256m",
+        **hardening.PROCESS.run_kwargs(),
         # An anonymous volume (the same disk for both servers), removed with the container.
         mounts=[Mount("/data", None, type="volume")] if data_volume else None,
         environment=environment or {},
@@ -135,7 +130,7 @@ def remove(containers: Iterable[Container]) -> None:
             container.remove(force=True, v=True)
 
 
-def cleanup(stack: Stack) -> None:
+def cleanup(stack: Engine) -> None:
     """Every container a benchmark started, whoever started it (an interrupted run's too)."""
     labels = [
         f"{label('purpose')}={PURPOSE}",

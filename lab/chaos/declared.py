@@ -11,9 +11,9 @@ unprivileged.
 
 from __future__ import annotations
 
+from lab.backends.engine import Engine
 from lab.chaos import impairment, links
 from lab.engine import helpers
-from lab.engine.stack import Stack
 from lab.errors import HelperFailed, LinkError
 from lab.progress import Progress, silent
 from lab.topology import Host
@@ -26,7 +26,7 @@ def routes_script(host: Host) -> str:
     )
 
 
-def apply_routes(stack: Stack, host: Host) -> None:
+def apply_routes(stack: Engine, host: Host) -> None:
     if not host.routes:
         return
     try:
@@ -41,7 +41,7 @@ def apply_routes(stack: Stack, host: Host) -> None:
         raise LinkError(f"adding {host.name}'s routes failed: {exc.what}") from None
 
 
-def apply_link(stack: Stack, host: Host) -> str:
+def apply_link(stack: Engine, host: Host) -> str:
     """The declared impairment on ``host``'s link, or a clean link; which netem is at work."""
     if host.link:
         return links.apply(stack, host.name, impairment.parse(host.link.split()))
@@ -49,7 +49,7 @@ def apply_link(stack: Stack, host: Host) -> str:
     return ""
 
 
-def apply(stack: Stack, host_name: str, *, reset_link: bool = False) -> None:
+def apply(stack: Engine, host_name: str, *, reset_link: bool = False) -> None:
     """Put one host's declared routes and link in place. ``reset_link``: also clear a link
     that declares nothing (a restore; a host that just came back is clean already)."""
     host = stack.topology.hosts[host_name]
@@ -58,7 +58,7 @@ def apply(stack: Stack, host_name: str, *, reset_link: bool = False) -> None:
         apply_link(stack, host)
 
 
-def apply_all(stack: Stack, progress: Progress = silent, *, reset_links: bool = False) -> None:
+def apply_all(stack: Engine, progress: Progress = silent, *, reset_links: bool = False) -> None:
     for host in stack.topology.hosts.values():
         if host.routes:
             progress(f"{host.name}: routes {'; '.join(map(str, host.routes))}")

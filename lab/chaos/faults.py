@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import docker.errors
 
 from lab import journal
+from lab.backends.engine import Engine, ctrl_c_ignored, dns_names, unlike_promised
 from lab.chaos import declared
-from lab.engine.stack import Stack, ctrl_c_ignored, dns_names, unlike_promised
 from lab.errors import FaultError, LabError, Unhealthy, UsageError
 from lab.progress import Progress, silent
 
@@ -54,7 +54,7 @@ UNDO = {
 
 @dataclass
 class Chaos:
-    lab: Stack
+    lab: Engine
     progress: Progress = silent
     undo: list[tuple[str, str]] = field(default_factory=list)
 
@@ -185,7 +185,7 @@ class Chaos:
 
 
 @contextlib.contextmanager
-def injected(lab: Stack, progress: Progress = silent) -> Iterator[Chaos]:
+def injected(lab: Engine, progress: Progress = silent) -> Iterator[Chaos]:
     """Faults for the length of a block; undone however the block ends, Ctrl-C included."""
     chaos = Chaos(lab, progress)
     try:
@@ -195,7 +195,7 @@ def injected(lab: Stack, progress: Progress = silent) -> Iterator[Chaos]:
             chaos.undo_all()
 
 
-def restore(lab: Stack, progress: Progress = silent) -> list[str]:
+def restore(lab: Engine, progress: Progress = silent) -> list[str]:
     """Mend the lab whatever broke it: what differs from the topology's promises is put back
     (resumed, started, reconnected at its address with its names); returns what was done."""
     done = [f"mend {m}" for m in lab.mend_machines(progress)]

@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 import docker.errors
 
 from lab import journal
+from lab.backends.engine import Engine, ctrl_c_ignored
 from lab.chaos.impairment import (
     NO_NETEM,
     USER_SPACE,
@@ -26,11 +27,10 @@ from lab.chaos.impairment import (
     user_space_argv,
 )
 from lab.engine import helpers
-from lab.engine.stack import Stack, ctrl_c_ignored
 from lab.errors import HelperFailed, LinkError, NetemMissing, UsageError
 
 
-def _run(lab: Stack, host: str, script: str) -> str:
+def _run(lab: Engine, host: str, script: str) -> str:
     if host not in lab.topology.hosts:
         raise UsageError(f"{host} is not a host; one of: {', '.join(lab.topology.hosts)}")
     try:
@@ -43,14 +43,14 @@ def _run(lab: Stack, host: str, script: str) -> str:
         raise LinkError(f"changing {host}'s link failed: {exc.what}") from None
 
 
-def apply(lab: Stack, host: str, imp: Impairment) -> str:
+def apply(lab: Engine, host: str, imp: Impairment) -> str:
     """Put ``imp`` on ``host``'s link, replacing what was there; which netem is at work."""
     how = _apply(lab, host, imp)
     journal.publish(lab.topology.project, "link", host=host, impairment=imp.text(), how=how)
     return how
 
 
-def _apply(lab: Stack, host: str, imp: Impairment) -> str:
+def _apply(lab: Engine, host: str, imp: Impairment) -> str:
     _stop_user_space(lab, host)
     try:
         _run(lab, host, apply_script(imp))
@@ -73,19 +73,19 @@ def _apply(lab: Stack, host: str, imp: Impairment) -> str:
     return USER_SPACE
 
 
-def _stop_user_space(lab: Stack, host: str) -> None:
+def _stop_user_space(lab: Engine, host: str) -> None:
     for container_id in helpers.find(lab, "netem", host):
         with suppress(docker.errors.NotFound):
             lab.client_for(host).api.remove_container(container_id, force=True)
 
 
-def reset(lab: Stack, host: str) -> None:
+def reset(lab: Engine, host: str) -> None:
     _stop_user_space(lab, host)
     _run(lab, host, reset_script())
     journal.publish(lab.topology.project, "link", host=host, impairment="none")
 
 
-def show(lab: Stack, host: str) -> str:
+def show(lab: Engine, host: str) -> str:
     running = helpers.find(lab, "netem", host)
     shown = _run(lab, host, show_script())
     if running:
@@ -95,7 +95,7 @@ def show(lab: Stack, host: str) -> str:
 
 
 @contextmanager
-def impaired(lab: Stack, host: str, imp: Impairment) -> Iterator[str]:
+def impaired(lab: Engine, host: str, imp: Impairment) -> Iterator[str]:
     """``imp`` on ``host``'s link for the length of a block; removed however it ends.
 
     Yields which netem is at work (see ``apply``)."""

@@ -27,8 +27,8 @@ from pathlib import Path
 import docker.errors
 from docker.models.containers import Container
 
-from lab.engine import helpers
-from lab.engine.stack import Stack, ctrl_c_ignored
+from lab.backends.engine import Engine, ctrl_c_ignored
+from lab.engine import hardening, helpers
 from lab.errors import ExperimentError
 from lab.waiting import wait_until
 
@@ -152,7 +152,7 @@ def sweep(project: str, parent: Path | None = None) -> list[str]:
 
 
 def db_on(
-    stack: Stack, disk: VolatileDisk, host: str, port: int, policy: str, *, unsafe: bool = False
+    stack: Engine, disk: VolatileDisk, host: str, port: int, policy: str, *, unsafe: bool = False
 ) -> Container:
     """A copy of db, listening on ``port`` in ``host``'s namespaces, its log on ``disk``.
     ``unsafe``: acknowledge before fsync under `always` (a deliberately wrong setting, to
@@ -169,12 +169,7 @@ def db_on(
         detach=True,
         network_mode=namespace,
         pid_mode=namespace,
-        user="10001:10001",
-        read_only=True,
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges:true"],
-        pids_limit=64,
-        mem_limit="256m",
+        **hardening.PROCESS.run_kwargs(),
         volumes={str(disk.mount): {"bind": "/data", "mode": "rw"}},
         environment={
             "LAB_SERVICE": "db-on-volatile-disk",

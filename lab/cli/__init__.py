@@ -18,11 +18,11 @@ from pathlib import Path
 import docker.errors
 import requests
 
+from lab.backends.engine import ctrl_c_ignored
 from lab.cli.commands import GROUPS
 from lab.cli.context import Session
 from lab.engine import helpers
 from lab.engine.named import NAME_ENV
-from lab.engine.stack import ctrl_c_ignored
 from lab.errors import ExitCode, LabError
 
 DESCRIPTION = """\

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import docker.errors
 from docker.models.containers import Container
 
-from lab.engine.stack import PROJECT_LABEL, SERVICE_LABEL, Stack
+from lab.backends.engine import PROJECT_LABEL, SERVICE_LABEL, Engine
+from lab.engine import hardening
 from lab.errors import HelperFailed, TimedOut
 from lab.names import label
 from lab.services.probes.sockscript import Event, Step
@@ -42,7 +43,7 @@ class Namespace:
     label: str  # for names and messages
 
     @classmethod
-    def of_host(cls, lab: Stack, host: str) -> Namespace:
+    def of_host(cls, lab: Engine, host: str) -> Namespace:
         lab.topology.host_of(host)
         return cls(f"container:{lab.container(host).id}", host)
 
@@ -51,12 +52,12 @@ class Namespace:
         return cls("host", "docker-host")
 
 
-def labels(lab: Stack, role: str, purpose: str) -> dict[str, str]:
+def labels(lab: Engine, role: str, purpose: str) -> dict[str, str]:
     """The labels of a container the driver starts beside the lab's own.
 
     The lab's image was built by Compose for one service, and a container inherits
     its image's labels: without an override, every helper would claim to be that
-    service, and ``Stack.container("apphost")`` could find a helper instead.
+    service, and ``Engine.container("apphost")`` could find a helper instead.
     """
     return {
         PROJECT_LABEL: lab.topology.project,
@@ -67,7 +68,7 @@ def labels(lab: Stack, role: str, purpose: str) -> dict[str, str]:
     }
 
 
-def image(lab: Stack) -> str:
+def image(lab: Engine) -> str:
     """The lab's own image, taken from a running host (it has python3 and services/).
 
     By id, not by tag: a later build (a rebuild, another checkout of the lab on the
@@ -77,7 +78,7 @@ def image(lab: Stack) -> str:
 
 
 def start(
-    lab: Stack,
+    lab: Engine,
     purpose: str,
     where: Namespace,
     argv: list[str],
@@ -110,19 +111,13 @@ def start(
         detach=True,
         network_mode=where.mode,
         pid_mode=where.mode if pids else None,
-        cap_drop=["ALL"],
-        cap_add=granted,
-        security_opt=["no-new-privileges:true"],
-        # capabilities reach only root here (Docker 20.10 grants no ambient ones)
-        user="0:0" if granted else "10001:10001",
-        mem_limit="128m",
-        pids_limit=16,
+        **hardening.helper(*granted).run_kwargs(),
         labels=tags,
     )
 
 
 def run_script(
-    lab: Stack, where: Namespace, steps: list[Step], t0: float, timeout: float = TIMEOUT
+    lab: Engine, where: Namespace, steps: list[Step], t0: float, timeout: float = TIMEOUT
 ) -> list[Event]:
     """A socket script (services/probes/sockscript.py) in a helper in ``where``'s network
     namespace, with no capability at all: how the driver sends from a namespace it is not
@@ -163,7 +158,7 @@ def wait_ready(container: Container, word: str, timeout: float = 15.0) -> None:
         ) from None
 
 
-def find(lab: Stack, purpose: str, target: str) -> list[str]:
+def find(lab: Engine, purpose: str, target: str) -> list[str]:
     """The ids of the helpers of one purpose working on one host (or the Docker host)."""
     wanted = [
         f"{PROJECT_LABEL}={lab.topology.project}",
@@ -178,7 +173,7 @@ def find(lab: Stack, purpose: str, target: str) -> list[str]:
     ]
 
 
-def run(lab: Stack, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
+def run(lab: Engine, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
     """Run one command in a helper and return its output; HelperFailed if it fails."""
     container = start(lab, purpose, where, argv, capability)
     try:
@@ -192,13 +187,13 @@ def run(lab: Stack, purpose: str, where: Namespace, argv: list[str], capability:
     return output
 
 
-def remove_mine(lab: Stack) -> list[str]:
+def remove_mine(lab: Engine) -> list[str]:
     """The helpers this process started and has not removed: a Ctrl-C can land between
     Docker creating one and its owner holding it. The CLI calls this on every exit."""
     return remove_all(lab, [f"{SESSION_LABEL}={SESSION}"]) if _started else []
 
 
-def remove_all(lab: Stack, only: list[str] | None = None) -> list[str]:
+def remove_all(lab: Engine, only: list[str] | None = None) -> list[str]:
     """Every helper of this project, whatever it was for (`lab chaos restore`)."""
     removed = []
     labels = [f"{PROJECT_LABEL}={lab.topology.project}", f"{ROLE_LABEL}={ROLE}", *(only or [])]

@@ -35,9 +35,9 @@ import docker
 import docker.errors
 import yaml
 
+from lab.backends.engine import PROJECT_LABEL, Engine, Removed, port_is_free
 from lab.engine import base_image, pool
 from lab.engine.compose import Compose
-from lab.engine.stack import PROJECT_LABEL, Removed, Stack, port_is_free
 from lab.errors import LabError, UsageError
 from lab.names import PROJECT, label
 from lab.progress import Progress
@@ -51,7 +51,7 @@ PORTS_ENV = "LAB_CLASS_PORTS"
 NAME_ENV = "LAB_NAME"
 RUNTIME_ENV = "LAB_RUNTIME_DIR"
 # An idle lab's cost is its healthchecks (each a `docker exec`); `lab up` does not wait
-# for Docker's first one, it runs the same check itself (Stack.wait_healthy).
+# for Docker's first one, it runs the same check itself (Engine.wait_healthy).
 HEALTH = {"LAB_HEALTH_INTERVAL": "30s", "LAB_HEALTH_RETRIES": "3"}
 # Variables a named lab is resolved with besides the ones chosen for it, when set
 # where it was started: a later command from another shell resolves the same files.
@@ -501,15 +501,15 @@ def sweep(client: docker.DockerClient, project: str) -> Removed:
 
 
 def up_new(
-    placeholder: Stack,
+    placeholder: Engine,
     base: Compose,
     name: str,
     progress: Progress,
     timeout: float,
-    then: Callable[[Stack], None],
+    then: Callable[[Engine], None],
     build: bool = True,
-) -> tuple[Stack, base_image.Plan]:
-    """Start a named lab that does not exist yet; the Stack it is, and the base image.
+) -> tuple[Engine, base_image.Plan]:
+    """Start a named lab that does not exist yet; the Engine it is, and the base image.
 
     The image is built first (outside the lock: it is shared), then the subnet and ports
     are chosen and the project created under the lock, then it is started and awaited
@@ -522,7 +522,7 @@ def up_new(
             raise UsageError(f"a lab named {name} was started meanwhile", "use it, or another name")
         progress("choosing a subnet and ports")
         made = allocate(client, base.with_env(base_image.ENV_KEY, chosen.image), name)
-        stack = Stack(client, made.topology, made.compose, Path(made.record.workdir))
+        stack = Engine(client, made.topology, made.compose, Path(made.record.workdir))
         with stack.undo_on_failure():
             progress(f"creating {made.record.project} on {made.record.subnet}")
             stack.compose.create()

@@ -24,8 +24,8 @@ from pathlib import Path
 import docker.errors
 from docker.models.containers import Container
 
+from lab.backends.engine import Engine, ctrl_c_ignored
 from lab.engine import helpers
-from lab.engine.stack import Stack, ctrl_c_ignored
 from lab.errors import HelperFailed, LabError, PacketError
 from lab.progress import Progress, silent
 
@@ -49,21 +49,21 @@ class CaptureInfo:
         }
 
 
-def bridge_name(lab: Stack, key: str | None = None) -> str:
+def bridge_name(lab: Engine, key: str | None = None) -> str:
     """The Linux bridge behind a lab network, as Docker names it."""
     network = lab.network(key)
     options = network.attrs.get("Options") or {}
     return str(options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}")
 
 
-def bridges(lab: Stack) -> str:
+def bridges(lab: Engine) -> str:
     """Every lab network's bridge, comma-separated (the capture helper's argument)."""
     return ",".join(bridge_name(lab, key) for key in lab.topology.networks)
 
 
 @contextmanager
 def capturing(
-    lab: Stack,
+    lab: Engine,
     path: Path,
     *,
     offload: bool = False,
@@ -131,7 +131,7 @@ def capturing(
         )
 
 
-def set_offload(lab: Stack, host: str, *, on: bool) -> None:
+def set_offload(lab: Engine, host: str, *, on: bool) -> None:
     helpers.run(
         lab,
         "offload",

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 from lab.errors import PacketError
 from lab.packets import ladder
 from lab.packets.capture import CaptureInfo
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 DOCKER_HOST = "docker-host"
 
 
-def host_names(lab: Stack) -> dict[str, str]:
+def host_names(lab: Engine) -> dict[str, str]:
     """IP address -> host name (every address of every host), the Docker host (the
     client's gateway) included."""
     names = {i.ip: h.name for h in lab.topology.hosts.values() for i in h.interfaces}

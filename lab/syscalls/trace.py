@@ -27,8 +27,8 @@ import docker.errors
 from docker.models.containers import Container
 
 from lab import journal
+from lab.backends.engine import Engine, ctrl_c_ignored
 from lab.engine import helpers
-from lab.engine.stack import Stack, ctrl_c_ignored
 from lab.errors import HelperFailed, TraceError, UsageError
 from lab.progress import Progress, silent
 from lab.services.probes.sockscript import Event, Step
@@ -85,14 +85,14 @@ def _ended(container: Container) -> bool:
     return container.status in ("exited", "dead")
 
 
-def unknown_process(stack: Stack, name: str) -> UsageError:
+def unknown_process(stack: Engine, name: str) -> UsageError:
     known = ", ".join(stack.topology.processes)
     return UsageError(f"no process named {name!r} to trace", f"one of: {known}")
 
 
 @contextmanager
 def tracing(
-    stack: Stack, process: str, t0: float | None = None, progress: Progress = silent
+    stack: Engine, process: str, t0: float | None = None, progress: Progress = silent
 ) -> Iterator[Trace]:
     """Trace ``process`` while the block runs; its calls are in the Trace after the block."""
     if process not in stack.topology.processes:
@@ -181,7 +181,7 @@ def offset_now() -> float:
 
 
 def run_traced(
-    stack: Stack, host: str, steps: list[Step], t0: float
+    stack: Engine, host: str, steps: list[Step], t0: float
 ) -> tuple[list[Event], list[Syscall]]:
     """Run a socket script in ``host`` under strace: its events and its system calls."""
     offset = offset_now()

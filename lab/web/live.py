@@ -23,10 +23,10 @@ from docker.models.containers import Container
 
 from lab import journal
 from lab.api import Lab
+from lab.backends.engine import ServiceState
 from lab.chaos import impairment
 from lab.chaos.faults import KINDS, UNDO, Chaos
 from lab.engine import helpers
-from lab.engine.stack import ServiceState
 from lab.errors import LabError, UsageError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import Experiment, run_experiment

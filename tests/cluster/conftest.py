@@ -20,7 +20,7 @@ import docker.errors
 import pytest
 
 import lab as socklab
-from lab.cluster import machines
+from lab.backends.swarm import machines
 from tests.conftest import engine_for, sigint_as_default
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,18 +18,18 @@ from typing import Any
 import pytest
 
 import lab as socklab
-from lab.cluster.stack import ANCHOR_LABEL, ClusterStack
+from lab.backends.engine import PROJECT_LABEL
+from lab.backends.swarm.swarm import ANCHOR_LABEL, Swarm
 from lab.engine.helpers import ROLE, ROLE_LABEL
-from lab.engine.stack import PROJECT_LABEL
 from tests.cluster.conftest import ENV, PROJECT, ROOT, lab_cli
 from tests.conftest import sigint_as_default
 
 TSHARK = shutil.which("tshark")
 
 
-def stack_of(net: socklab.Lab) -> ClusterStack:
+def stack_of(net: socklab.Lab) -> Swarm:
     stack = net.stack
-    assert isinstance(stack, ClusterStack)
+    assert isinstance(stack, Swarm)
     return stack
 
 

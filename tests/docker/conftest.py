@@ -19,8 +19,8 @@ import docker.errors
 import pytest
 
 import lab as socklab
+from lab.backends.engine import Engine
 from lab.engine.compose import Compose
-from lab.engine.stack import Stack
 from tests.conftest import engine_for, sigint_as_default
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,8 +53,8 @@ def open_lab(
     return socklab.open(ROOT, project=project, env=env, files=files, client=client)
 
 
-def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> Stack:
-    stack: Stack = open_lab(client, project, env).stack
+def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> Engine:
+    stack: Engine = open_lab(client, project, env).stack
     return stack
 
 
@@ -70,9 +70,9 @@ def net(docker_client: docker.DockerClient) -> Iterator[socklab.Lab]:
 
 
 @pytest.fixture(scope="session")
-def lab(net: socklab.Lab) -> Stack:
+def lab(net: socklab.Lab) -> Engine:
     """The same lab, as the driver's engine sees it (containers, states, exec)."""
-    stack: Stack = net.stack
+    stack: Engine = net.stack
     return stack
 
 
@@ -85,7 +85,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         time.sleep(0.1)
 
 
-def settled(lab: Stack, services: list[str] | None = None) -> None:
+def settled(lab: Engine, services: list[str] | None = None) -> None:
     """Docker reports every service (or ``services``) healthy. The lab itself counts a
     service ready as soon as its healthcheck passes when the lab runs it, so Docker's own
     first check may come up to one interval (1 s) later: this polls for it."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lab.backends.engine import Engine
 from lab.bench import report
-from lab.engine.stack import Stack
 from tests.docker.conftest import PROJECT, run_lab_cli, settled
 
 
-def test_each_benchmark_runs_on_a_tiny_setting(lab: Stack, tmp_path: Path) -> None:
+def test_each_benchmark_runs_on_a_tiny_setting(lab: Engine, tmp_path: Path) -> None:
     page = tmp_path / "BENCHMARKS.md"
     names = ["redis", "c10k", "udp", "packets", "up"]
     proc = run_lab_cli(

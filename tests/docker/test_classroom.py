@@ -16,8 +16,8 @@ import docker
 import pytest
 
 import lab as socklab
+from lab.backends.engine import PROJECT_LABEL
 from lab.engine import named
-from lab.engine.stack import PROJECT_LABEL
 from lab.packets import dissect
 from lab.traffic import clients
 from lab.traffic.script import Script

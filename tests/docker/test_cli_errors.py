@@ -9,7 +9,7 @@ import time
 import docker
 import pytest
 
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 from lab.errors import TimedOut
 from lab.progress import silent
 from tests.docker.conftest import ENV, PROJECT, make_lab, run_lab_cli, start_lab_cli, wait_for
@@ -48,7 +48,7 @@ def test_ctrl_c_during_up_removes_what_was_started(docker_client: docker.DockerC
     assert not lab.owned(), f"left behind after Ctrl-C: {lab.owned()}"
 
 
-def test_a_service_that_is_down_is_one_line_and_exit_5(lab: Stack) -> None:
+def test_a_service_that_is_down_is_one_line_and_exit_5(lab: Engine) -> None:
     lab.container("db").kill()
     try:
         proc = start_lab_cli("-p", PROJECT, "run", "dispatch", env=ENV)
@@ -72,7 +72,7 @@ def test_no_docker_command_is_one_line_and_exit_3() -> None:
     assert lines[0] == "lab: the docker command is not installed; install Docker Engine"
 
 
-def test_a_frozen_db_ends_send_and_bench_in_one_line_not_a_hang(lab: Stack) -> None:
+def test_a_frozen_db_ends_send_and_bench_in_one_line_not_a_hang(lab: Engine) -> None:
     lab.container("db").pause()
     try:
         sent = run_lab_cli("-p", PROJECT, "send", "db", "PING", timeout=60)
@@ -87,7 +87,7 @@ def test_a_frozen_db_ends_send_and_bench_in_one_line_not_a_hang(lab: Stack) -> N
     assert line.startswith("lab: service db did not become healthy (paused)")
 
 
-def test_every_command_in_a_container_has_a_deadline(lab: Stack) -> None:
+def test_every_command_in_a_container_has_a_deadline(lab: Engine) -> None:
     started = time.monotonic()
     with pytest.raises(TimedOut, match=r"`sleep 30` in client: no answer within 1 s"):
         lab.run_in("client", ["sleep", "30"], timeout=1)

@@ -9,8 +9,8 @@ import signal
 import subprocess
 
 import lab as socklab
+from lab.backends.engine import Engine
 from lab.chaos.faults import restore
-from lab.engine.stack import Stack
 from lab.experiments.builtin.failures import DEFAULT_ROWS, Failures, Row
 from lab.experiments.model import Context
 from lab.progress import silent
@@ -47,7 +47,7 @@ def test_the_seed_note_reproduced(net: socklab.Lab) -> None:
     assert tcp_restart["new_socket_works"]
 
 
-def test_chaos_by_hand_then_restore(lab: Stack) -> None:
+def test_chaos_by_hand_then_restore(lab: Engine) -> None:
     def chaos(*args: str) -> subprocess.CompletedProcess[str]:
         return run_lab_cli("-p", PROJECT, "chaos", *args, timeout=180)
 
@@ -69,7 +69,7 @@ def test_chaos_by_hand_then_restore(lab: Stack) -> None:
     assert lab.container("shouthost").id in (lab.network().attrs.get("Containers") or {})
 
 
-def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Stack) -> None:
+def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Engine) -> None:
     proc = start_lab_cli("-p", PROJECT, "run", "failures", "--results", "/tmp/socklab-interrupted")
     try:
         # Interrupt while the first row's fault (killed processes) is in place.
@@ -96,7 +96,7 @@ def test_ctrl_c_during_the_matrix_leaves_no_fault(lab: Stack) -> None:
     assert all(container_id in attached for container_id in hosts.values())
 
 
-def test_restore_mends_a_host_reconnected_by_hand_without_its_names(lab: Stack) -> None:
+def test_restore_mends_a_host_reconnected_by_hand_without_its_names(lab: Engine) -> None:
     # As a user testing failure modes by hand might: disconnect, then connect again on
     # the same IP but without the DNS aliases Compose gave it.
     host = lab.topology.hosts["shouthost"]

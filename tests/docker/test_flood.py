@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 from lab.services.protocols.resp import encode_command
 
 FLOOD_BYTES = 32 * 1024 * 1024  # flood until this much was sent...
@@ -24,7 +24,7 @@ FLOOD_SECONDS = 15.0  # ...or this long has passed (a loaded machine sends slowe
 MAX_GROWTH_KB = 3 * 1024
 
 
-def rss_kb(lab: Stack, service: str, port: int) -> int:
+def rss_kb(lab: Engine, service: str, port: int) -> int:
     host = lab.topology.host_of(service).name
     pid = next(r.pid for r in lab.port_table(host) if r.service == service and r.port == port)
     status = lab.run_in(host, ["cat", f"/proc/{pid}/status"]).decode()
@@ -39,7 +39,7 @@ def rss_kb(lab: Stack, service: str, port: int) -> int:
     ],
 )
 def test_memory_stays_flat_under_a_flood_nobody_reads(
-    lab: Stack, service: str, port: int, chunk: bytes
+    lab: Engine, service: str, port: int, chunk: bytes
 ) -> None:
     before = rss_kb(lab, service, port)
     sent = 0

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from lab import fuzz
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 
 INPUTS = 150
 
 
 @pytest.mark.parametrize("service", ["db", "http", "tcp-shout", "udp-shout"])
 def test_service_survives_a_fuzz_campaign(
-    lab: Stack, service: str, capsys: pytest.CaptureFixture[str]
+    lab: Engine, service: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (endpoint,) = fuzz.targets(lab.topology, [service])
     campaign = fuzz.run_campaign(lab, endpoint, INPUTS, seed=1)

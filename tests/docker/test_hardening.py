@@ -6,18 +6,18 @@ from typing import Any
 
 import pytest
 
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 
 
 @pytest.fixture
-def containers(lab: Stack) -> dict[str, dict[str, Any]]:
+def containers(lab: Engine) -> dict[str, dict[str, Any]]:
     found = {name: c.attrs for name, c in lab.containers().items()}
     assert set(found) == set(lab.topology.services)
     return found
 
 
 def test_no_container_runs_as_root_or_can_write_or_escalate(
-    lab: Stack,
+    lab: Engine,
     containers: dict[str, dict[str, Any]],
 ) -> None:
     for name, attrs in containers.items():
@@ -32,7 +32,7 @@ def test_no_container_runs_as_root_or_can_write_or_escalate(
         assert 0 < host_config["Memory"] <= 1024**3, name
 
 
-def test_every_process_really_runs_unprivileged(lab: Stack) -> None:
+def test_every_process_really_runs_unprivileged(lab: Engine) -> None:
     for name in lab.topology.services:
         top = lab.container(name).top(ps_args="-o pid,uid,comm")  # Docker needs the PID column
         uids = {row[top["Titles"].index("UID")] for row in top["Processes"]}
@@ -50,6 +50,6 @@ def test_published_ports_listen_on_loopback_only(containers: dict[str, dict[str,
     assert {b["HostIp"] for b in published} == {"127.0.0.1"}
 
 
-def test_root_filesystem_refuses_writes(lab: Stack) -> None:
+def test_root_filesystem_refuses_writes(lab: Engine) -> None:
     out = lab.run_in("db", ["sh", "-c", "touch /opt/lab/x 2>&1 || true"])
     assert b"Read-only file system" in out

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from lab.backends.engine import PROJECT_LABEL, Engine
 from lab.engine.helpers import ROLE, ROLE_LABEL
-from lab.engine.stack import PROJECT_LABEL, Stack
 from lab.services.probes.sockscript import Event, Step
 from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for
 
@@ -61,7 +61,7 @@ CHECK_ALL += ["-o", "udp.check_checksum:TRUE"]
 
 
 @pytest.fixture(scope="module")
-def captured(lab: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def captured(lab: Engine, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One captured run of tcp-vs-udp and of the failure matrix: experiment -> pcap."""
     folder = tmp_path_factory.mktemp("captured")
     done = run_lab_cli(
@@ -163,7 +163,7 @@ def test_checksum_verdicts_agree_with_tshark(captured: dict[str, Path], experime
     assert verdicts["valid"] > 100
 
 
-def test_every_checksum_from_a_lab_host_holds(lab: Stack, captured: dict[str, Path]) -> None:
+def test_every_checksum_from_a_lab_host_holds(lab: Engine, captured: dict[str, Path]) -> None:
     """Offload is switched off while capturing; only the Docker host's frames stay unfinished."""
     hosts = {h.ip for h in lab.topology.hosts.values()}
     seen = 0
@@ -226,7 +226,7 @@ def test_a_corrupted_frame_is_caught(
 
 
 def test_with_offload_on_host_checksums_are_offloaded_not_invalid(
-    lab: Stack, tmp_path: Path
+    lab: Engine, tmp_path: Path
 ) -> None:
     done = run_lab_cli(
         "-p", PROJECT, "run", "dispatch", "--capture", "--offload", "--results", str(tmp_path),
@@ -241,12 +241,12 @@ def test_with_offload_on_host_checksums_are_offloaded_not_invalid(
     assert all("invalid" not in by_verdict for by_verdict in counts.values())
 
 
-def helpers_left(lab: Stack) -> list[str]:
+def helpers_left(lab: Engine) -> list[str]:
     filters = {"label": [f"{PROJECT_LABEL}={PROJECT}", f"{ROLE_LABEL}={ROLE}"]}
     return [c["Names"][0] for c in lab.client.api.containers(all=True, filters=filters)]
 
 
-def offload_of(lab: Stack, host: str) -> str:
+def offload_of(lab: Engine, host: str) -> str:
     """A host's transmit checksum offload, read through a NET_ADMIN helper like the lab's."""
     out = lab.client.containers.run(
         lab.container(lab.topology.client.name).attrs["Config"]["Image"],
@@ -267,7 +267,7 @@ def link_of(host: str) -> str:
 
 
 def test_after_a_captured_run_offload_is_back_and_no_helper_is_left(
-    lab: Stack, captured: dict[str, Path]
+    lab: Engine, captured: dict[str, Path]
 ) -> None:
     assert helpers_left(lab) == []
     assert {h: offload_of(lab, h) for h in lab.topology.hosts} == dict.fromkeys(
@@ -276,7 +276,7 @@ def test_after_a_captured_run_offload_is_back_and_no_helper_is_left(
 
 
 @pytest.fixture
-def interrupted_run(lab: Stack, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+def interrupted_run(lab: Engine, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     proc = start_lab_cli(
         "-p", PROJECT, "run", "impaired-delivery", "--capture", "--results", str(tmp_path)
     )  # fmt: skip
@@ -288,7 +288,7 @@ def interrupted_run(lab: Stack, tmp_path: Path) -> Iterator[subprocess.Popen[str
 
 
 def test_ctrl_c_removes_impairment_capture_and_helpers(
-    lab: Stack, interrupted_run: subprocess.Popen[str]
+    lab: Engine, interrupted_run: subprocess.Popen[str]
 ) -> None:
     # Interrupt while a lossy link (the 10% row) and both captures are in place.
     wait_for(
@@ -310,7 +310,7 @@ def test_ctrl_c_removes_impairment_capture_and_helpers(
     )
 
 
-def test_link_loss_by_hand_and_reset(lab: Stack) -> None:
+def test_link_loss_by_hand_and_reset(lab: Engine) -> None:
     def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
         return run_lab_cli("-p", PROJECT, *args, timeout=120)
 
@@ -328,7 +328,7 @@ def test_link_loss_by_hand_and_reset(lab: Stack) -> None:
     assert "ANYONE?" in back.stdout
 
 
-def udp_exchange(lab: Stack, data: str, answers: int, timeout: float) -> list[Event]:
+def udp_exchange(lab: Engine, data: str, answers: int, timeout: float) -> list[Event]:
     """One datagram from the client host to udp-shout, then ``answers`` recvs: its send
     and recv events."""
     steps: list[Step] = [
@@ -340,14 +340,14 @@ def udp_exchange(lab: Stack, data: str, answers: int, timeout: float) -> list[Ev
     return lab.run_script(lab.topology.client.name, steps)[-1 - answers :]
 
 
-def round_trip_ms(lab: Stack) -> float:
+def round_trip_ms(lab: Engine) -> float:
     """One UDP round trip from the client host to udp-shout, as its socket saw it."""
     send, recv = udp_exchange(lab, "ping", answers=1, timeout=5.0)
     assert recv.outcome == "ok", recv
     return (recv.t + recv.dt - send.t) * 1000
 
 
-def test_link_delay_by_hand_and_reset(lab: Stack) -> None:
+def test_link_delay_by_hand_and_reset(lab: Engine) -> None:
     """tc-netem where the kernel has it, the lab's own user-space netem where not."""
     done = run_lab_cli("-p", PROJECT, "link", "shouthost", "delay", "200ms", timeout=120)
     try:
@@ -366,7 +366,7 @@ def test_link_delay_by_hand_and_reset(lab: Stack) -> None:
     assert round_trip_ms(lab) < 200
 
 
-def test_link_duplicate_by_hand_sends_every_answer_twice(lab: Stack) -> None:
+def test_link_duplicate_by_hand_sends_every_answer_twice(lab: Engine) -> None:
     done = run_lab_cli("-p", PROJECT, "link", "shouthost", "duplicate", "100%", timeout=120)
     try:
         assert done.returncode == 0, done.stderr

@@ -14,12 +14,12 @@ from typing import IO, Any
 import pytest
 
 import lab as socklab
+from lab.backends.engine import PROJECT_LABEL, Engine
 from lab.engine.helpers import ROLE, ROLE_LABEL
-from lab.engine.stack import PROJECT_LABEL, Stack
 from tests.docker.conftest import PROJECT, run_lab_cli, settled, start_lab_cli, wait_for
 
 
-def helpers_left(lab: Stack) -> list[str]:
+def helpers_left(lab: Engine) -> list[str]:
     filters = {"label": [f"{PROJECT_LABEL}={PROJECT}", f"{ROLE_LABEL}={ROLE}"]}
     return [c["Names"][0] for c in lab.client.api.containers(all=True, filters=filters)]
 
@@ -78,7 +78,7 @@ def ready_line(stream: IO[str] | None) -> str:
 
 
 @pytest.fixture
-def tracing(lab: Stack) -> Iterator[subprocess.Popen[str]]:
+def tracing(lab: Engine) -> Iterator[subprocess.Popen[str]]:
     proc = start_lab_cli("-p", PROJECT, "trace", "tcp-shout", "--for", "6", "--json")
     try:
         yield proc
@@ -88,7 +88,7 @@ def tracing(lab: Stack) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_trace_shows_the_servers_calls_beside_the_send_and_leaves_no_helper(
-    lab: Stack, tracing: subprocess.Popen[str]
+    lab: Engine, tracing: subprocess.Popen[str]
 ) -> None:
     line = ready_line(tracing.stderr)
     assert line.startswith("tracing tcp-shout (pid "), line + tracing.stderr.read()  # type: ignore[union-attr]
@@ -121,7 +121,7 @@ def test_trace_shows_the_servers_calls_beside_the_send_and_leaves_no_helper(
     assert helpers_left(lab) == []
 
 
-def test_trace_table_and_a_traced_client(net: socklab.Lab, lab: Stack) -> None:
+def test_trace_table_and_a_traced_client(net: socklab.Lab, lab: Engine) -> None:
     proc = start_lab_cli("-p", PROJECT, "trace", "udp", "--for", "5")
     try:
         assert ready_line(proc.stdout).startswith("tracing udp-shout")
@@ -147,7 +147,7 @@ def test_trace_table_and_a_traced_client(net: socklab.Lab, lab: Stack) -> None:
     assert helpers_left(lab) == []
 
 
-def test_ctrl_c_during_a_trace_leaves_no_helper(lab: Stack) -> None:
+def test_ctrl_c_during_a_trace_leaves_no_helper(lab: Engine) -> None:
     proc = start_lab_cli("-p", PROJECT, "trace", "tcp-shout", "--for", "120")
     try:
         assert ready_line(proc.stdout).startswith("tracing tcp-shout")
@@ -166,7 +166,7 @@ def test_ctrl_c_during_a_trace_leaves_no_helper(lab: Stack) -> None:
     assert "STILL HERE" in again.stdout
 
 
-def test_tracing_from_a_script(net: socklab.Lab, lab: Stack) -> None:
+def test_tracing_from_a_script(net: socklab.Lab, lab: Engine) -> None:
     with net.process("tcp-shout").tracing() as trace:
         sent = net.send("tcp", "api", origin="client")
     assert sent.reply == "API"

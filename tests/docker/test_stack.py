@@ -10,13 +10,13 @@ import subprocess
 import pytest
 import redis
 
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 from lab.progress import silent
 from lab.traffic import clients as send
 from tests.docker.conftest import ENV, settled
 
 
-def client_has(lab: Stack, tool: str) -> bool:
+def client_has(lab: Engine, tool: str) -> bool:
     try:
         lab.run_in("client", ["sh", "-c", f"command -v {tool}"])
     except Exception:
@@ -24,7 +24,7 @@ def client_has(lab: Stack, tool: str) -> bool:
     return True
 
 
-def test_every_service_is_healthy_on_its_fixed_address(lab: Stack) -> None:
+def test_every_service_is_healthy_on_its_fixed_address(lab: Engine) -> None:
     settled(lab)
     states = lab.states()
     assert {s: states[s].ready for s in lab.topology.services} == dict.fromkeys(
@@ -36,7 +36,7 @@ def test_every_service_is_healthy_on_its_fixed_address(lab: Stack) -> None:
     assert states["client"].ip == f"{prefix}.100"
 
 
-def test_port_tables_show_one_ip_many_processes(lab: Stack) -> None:
+def test_port_tables_show_one_ip_many_processes(lab: Engine) -> None:
     report = {entry.host.name: entry for entry in lab.status()}
     for host, expected in {
         "apphost": {("tcp", 80): "http", ("tcp", 6379): "db"},
@@ -53,7 +53,7 @@ def test_port_tables_show_one_ip_many_processes(lab: Stack) -> None:
     assert shout[("tcp", 8080)] != shout[("udp", 8080)]
 
 
-def test_from_client_by_name_with_socket_scripts(lab: Stack) -> None:
+def test_from_client_by_name_with_socket_scripts(lab: Engine) -> None:
     shout_ip = lab.topology.hosts["shouthost"].ip
     tcp = lab.run_script("client", send.tcp_script("tcp-shout", 8080, "héllo"))
     udp = lab.run_script("client", send.udp_script("udp-shout", 8080, "héllo"))
@@ -64,7 +64,7 @@ def test_from_client_by_name_with_socket_scripts(lab: Stack) -> None:
     assert [e.op for e in udp] == ["socket", "connect", "send", "recv", "close"]
 
 
-def test_from_client_with_curl_sees_its_own_address(lab: Stack) -> None:
+def test_from_client_with_curl_sees_its_own_address(lab: Engine) -> None:
     if not client_has(lab, "curl"):
         pytest.skip("the client image has no curl (official python base)")
     out = lab.run_in("client", ["curl", "-sS", "--fail", "http://http/"])
@@ -75,7 +75,7 @@ def test_from_client_with_curl_sees_its_own_address(lab: Stack) -> None:
     assert info["peer"]["ip"] == lab.topology.client.ip
 
 
-def test_from_client_with_redis_cli(lab: Stack) -> None:
+def test_from_client_with_redis_cli(lab: Engine) -> None:
     if not client_has(lab, "redis-cli"):
         pytest.skip("the client image has no redis-cli (official python base)")
     assert lab.run_in("client", ["redis-cli", "-h", "db", "SET", "from-client", "yes"]) == b"OK\n"
@@ -83,7 +83,7 @@ def test_from_client_with_redis_cli(lab: Stack) -> None:
     assert lab.run_in("client", ["redis-cli", "-h", "db", "PING"]) == b"PONG\n"
 
 
-def test_from_docker_host_with_curl_through_the_published_port(lab: Stack) -> None:
+def test_from_docker_host_with_curl_through_the_published_port(lab: Engine) -> None:
     assert shutil.which("curl"), "curl is installed by scripts/setup"
     port = lab.published_port("http", 80)
     put = subprocess.run(
@@ -122,7 +122,7 @@ def test_from_docker_host_with_curl_through_the_published_port(lab: Stack) -> No
     assert who["peer"]["ip"].startswith(ENV["LAB_NET_PREFIX"] + ".")
 
 
-def test_from_docker_host_with_redis_cli(lab: Stack) -> None:
+def test_from_docker_host_with_redis_cli(lab: Engine) -> None:
     assert shutil.which("redis-cli"), "redis-cli is installed by scripts/setup"
     port = str(lab.published_port("db", 6379))
 
@@ -139,7 +139,7 @@ def test_from_docker_host_with_redis_cli(lab: Stack) -> None:
     assert redis_cli("GET", "missing") == b"\n"  # (nil), as redis-cli prints it when piped
 
 
-def test_from_docker_host_with_redis_py(lab: Stack) -> None:
+def test_from_docker_host_with_redis_py(lab: Engine) -> None:
     client = redis.Redis(host="127.0.0.1", port=lab.published_port("db", 6379), socket_timeout=5)
     try:
         assert client.set("k", "v") is True
@@ -149,7 +149,7 @@ def test_from_docker_host_with_redis_py(lab: Stack) -> None:
         client.close()
 
 
-def test_from_docker_host_with_plain_sockets(lab: Stack) -> None:
+def test_from_docker_host_with_plain_sockets(lab: Engine) -> None:
     tcp_port = lab.published_port("tcp-shout", 8080, "tcp")
     udp_port = lab.published_port("udp-shout", 8080, "udp")
     with socket.create_connection(("127.0.0.1", tcp_port), timeout=10) as s:
@@ -166,7 +166,7 @@ def test_from_docker_host_with_plain_sockets(lab: Stack) -> None:
         assert u.recv(4096) == b"OVER UDP"
 
 
-def test_http_relays_across_hosts_to_the_shout_servers(lab: Stack) -> None:
+def test_http_relays_across_hosts_to_the_shout_servers(lab: Engine) -> None:
     port = lab.published_port("http", 80)
     for protocol in ("tcp", "udp"):
         out = subprocess.run(
@@ -186,10 +186,10 @@ def test_http_relays_across_hosts_to_the_shout_servers(lab: Stack) -> None:
 
 
 def test_an_unchanged_lab_is_not_rebuilt_and_a_rebuild_leaves_no_untagged_image(
-    lab: Stack,
+    lab: Engine,
 ) -> None:
+    from lab.backends.engine import IMAGE_LABEL
     from lab.engine import build
-    from lab.engine.stack import IMAGE_LABEL
 
     lab.up(silent, timeout=120)  # builds if an earlier test (or checkout) changed the image
     lab.up(silent, timeout=120)  # ...and then nothing has changed: no build

@@ -30,7 +30,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import lab as socklab
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 from tests.conftest import sigint_as_default
 from tests.docker.conftest import ENV, PROJECT, ROOT, run_lab_cli, wait_for
 
@@ -126,7 +126,7 @@ def until(browser: WebDriver, script: str, what: str, timeout: float = 30) -> ob
 
 
 def test_the_page_shows_hosts_addresses_and_port_owners_as_status_does(
-    page: WebDriver, lab: Stack
+    page: WebDriver, lab: Engine
 ) -> None:
     status = json.loads(run_lab_cli("-p", PROJECT, "status", "--json").stdout)
     until(page, "document.querySelectorAll('.host').length > 0", "the topology")
@@ -183,7 +183,7 @@ def test_a_tcp_message_sent_from_the_page_is_answered(page: WebDriver) -> None:
 
 
 def test_killing_db_from_the_page_shows_it_down_and_what_a_client_then_sees(
-    page: WebDriver, lab: Stack
+    page: WebDriver, lab: Engine
 ) -> None:
     click(page, '.process[data-process="db"]')
     click(page, '#fault-buttons button[data-fault="kill"]')
@@ -253,7 +253,7 @@ def test_the_seeds_broken_pipe_happens_on_the_page(page: WebDriver) -> None:
     )
 
 
-def test_ctrl_c_undoes_what_the_page_set(net: socklab.Lab, browser: WebDriver, lab: Stack) -> None:
+def test_ctrl_c_undoes_what_the_page_set(net: socklab.Lab, browser: WebDriver, lab: Engine) -> None:
     proc, address = start_web()
     try:
         browser.get(address)

@@ -9,12 +9,12 @@ import json
 import urllib.error
 import urllib.request
 
-from lab.engine.stack import Stack
+from lab.backends.engine import Engine
 from lab.traffic import clients as send
 from tests.docker.conftest import wait_for
 
 
-def http_get(lab: Stack, path: str) -> tuple[int, bytes]:
+def http_get(lab: Engine, path: str) -> tuple[int, bytes]:
     url = f"http://127.0.0.1:{lab.published_port('http', 80)}{path}"
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -23,12 +23,12 @@ def http_get(lab: Stack, path: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def state(lab: Stack, service: str) -> str:
+def state(lab: Engine, service: str) -> str:
     s = lab.states()[service]
     return f"{s.status}/{s.health}"
 
 
-def test_db_process_dies_but_its_host_and_http_live_on(lab: Stack) -> None:
+def test_db_process_dies_but_its_host_and_http_live_on(lab: Engine) -> None:
     apphost_ip = lab.states()["apphost"].ip
     lab.container("db").kill()
     wait_for(lambda: lab.states()["db"].status == "exited", "db to exit")
@@ -50,7 +50,7 @@ def test_db_process_dies_but_its_host_and_http_live_on(lab: Stack) -> None:
     assert http_get(lab, "/kv/anything")[0] == 404  # reachable again, and empty: in-memory
 
 
-def test_restarted_process_comes_back_on_the_same_ip_and_port(lab: Stack) -> None:
+def test_restarted_process_comes_back_on_the_same_ip_and_port(lab: Engine) -> None:
     ip_before = lab.states()["shouthost"].ip
     lab.container("tcp-shout").restart(timeout=1)
     wait_for(lambda: lab.states()["tcp-shout"].ready, "tcp-shout to be healthy again")
@@ -59,7 +59,7 @@ def test_restarted_process_comes_back_on_the_same_ip_and_port(lab: Stack) -> Non
     assert (send.reply_text("tcp", events), send.failure(events)) == ("BACK", "")
 
 
-def test_down_removes_every_container_network_and_volume(lab: Stack) -> None:
+def test_down_removes_every_container_network_and_volume(lab: Engine) -> None:
     before = lab.owned()
     assert len(before.containers) == len(lab.topology.services)
     assert before.networks == [f"{lab.topology.project}_{lab.topology.network}"]

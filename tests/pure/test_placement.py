@@ -1,5 +1,5 @@
 """Placement across machines: which machine each host and process runs on, and each
-machine's share of the resolved Compose model (lab/cluster/placement.py)."""
+machine's share of the resolved Compose model (lab/backends/swarm/placement.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lab.cluster import machines
-from lab.cluster.placement import (
+from lab.backends.swarm import machines
+from lab.backends.swarm.placement import (
     Machine,
     crossing_probes,
     machine_config,
@@ -19,7 +19,7 @@ from lab.cluster.placement import (
     parse_machines,
     place,
 )
-from lab.cluster.stack import dropped, one_swarm
+from lab.backends.swarm.swarm import dropped, one_swarm
 from lab.errors import TopologyError, UsageError
 from lab.topology import from_config
 

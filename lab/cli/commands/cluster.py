@@ -10,8 +10,8 @@ from typing import Any
 
 from rich.table import Table
 
+from lab.backends.swarm import machines
 from lab.cli.context import Session
-from lab.cluster import machines
 
 
 def register(commands: Any) -> None:

@@ -29,9 +29,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab.backends.engine import ctrl_c_ignored
 from lab.chaos import powerloss
 from lab.engine.session import AttachedExec
-from lab.engine.stack import ctrl_c_ignored
 from lab.errors import ExperimentError, TimedOut
 from lab.experiments.model import (
     Claim,

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from lab.engine.stack import ctrl_c_ignored
+from lab.backends.engine import ctrl_c_ignored
 from lab.errors import ScheduleError
 from lab.experiments.model import (
     Claim,

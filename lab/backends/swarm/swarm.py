@@ -33,27 +33,27 @@ import docker.types
 from docker.models.containers import Container
 
 from lab import names
-from lab.cluster import machines as test_cluster
-from lab.cluster.placement import (
+from lab.backends.engine import (
+    HEALTH_TIMEOUT,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    Engine,
+    HostStatus,
+    Phases,
+    Removed,
+    dns_names,
+    unlike_promised,
+)
+from lab.backends.swarm import machines as test_cluster
+from lab.backends.swarm.placement import (
     Machine,
     crossing_probes,
     machine_config,
     on_machine,
     place,
 )
-from lab.engine import base_image
+from lab.engine import base_image, hardening
 from lab.engine.compose import Compose
-from lab.engine.stack import (
-    HEALTH_TIMEOUT,
-    PROJECT_LABEL,
-    SERVICE_LABEL,
-    HostStatus,
-    Phases,
-    Removed,
-    Stack,
-    dns_names,
-    unlike_promised,
-)
 from lab.errors import DockerUnavailable, LabError, NotRunning, TimedOut, UsageError
 from lab.names import PROJECT
 from lab.packets.dissect import VXLAN_PORT
@@ -140,8 +140,8 @@ def _chain_setup() -> list[str]:
     ]
 
 
-class ClusterStack(Stack):
-    """A Stack whose hosts live on several engines; the driver's own engine builds."""
+class Swarm(Engine):
+    """A Engine whose hosts live on several engines; the driver's own engine builds."""
 
     def __init__(
         self,
@@ -391,7 +391,7 @@ class ClusterStack(Stack):
                     image,
                     ["sleep", "infinity"],
                     name=name,
-                    user="10001:10001",
+                    user=hardening.COMPANION.user,
                     # Emptied: a container inherits its image's labels, and Compose labelled
                     # the image as apphost's; an anchor is no service, and no orphan.
                     labels={
@@ -400,12 +400,7 @@ class ClusterStack(Stack):
                         SERVICE_LABEL: "",
                     },
                     host_config=api.create_host_config(
-                        init=True,
-                        read_only=True,
-                        cap_drop=["ALL"],
-                        security_opt=["no-new-privileges:true"],
-                        mem_limit="32m",
-                        pids_limit=8,
+                        **hardening.COMPANION.host_config(),
                         network_mode=network.docker_name,
                     ),
                     # (the SDK's stubs say one EndpointConfig; the API takes a mapping of them)
@@ -777,7 +772,7 @@ class ClusterStack(Stack):
 
     def shared_folder(self, host: str) -> Path | None:
         """On the test cluster, a folder every machine sees at the same path, mounts made
-        here later included (a volatile disk): see lab/cluster/machines.py."""
+        here later included (a volatile disk): see lab/backends/swarm/machines.py."""
         machine = self.machine_of(host)
         self._test_machine(
             machine,

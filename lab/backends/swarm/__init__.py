@@ -8,7 +8,7 @@ import subprocess
 
 import docker
 
-from lab.cluster.placement import Machine, parse_machines
+from lab.backends.swarm.placement import Machine, parse_machines
 from lab.errors import UsageError
 
 ENV = "LAB_CLUSTER"
@@ -35,7 +35,7 @@ def context_url(name: str) -> str:
 def resolve(spec: str, local: docker.DockerClient | None = None) -> list[Machine]:
     """``test`` (the test cluster made here), or machines as NAME=URL or context names."""
     if spec.strip() == TEST:
-        from lab.cluster import machines
+        from lab.backends.swarm import machines
         from lab.engine.docker_client import connect
 
         found = machines.found(local or connect())

@@ -1,6 +1,6 @@
 """The running lab, seen and driven through the Docker SDK.
 
-``Stack`` is given a Docker client, the topology and a Compose runner; it never
+``Engine`` is given a Docker client, the topology and a Compose runner; it never
 builds a client of its own. Compose brings the stack up and down; every
 reading (states, health, addresses, port tables) comes from the Docker API.
 """
@@ -123,7 +123,7 @@ class Removed:
         return bool(self.containers or self.networks or self.volumes)
 
 
-class Stack:
+class Engine:
     def __init__(
         self,
         client: docker.DockerClient | None,
@@ -319,7 +319,7 @@ class Stack:
         except docker.errors.NotFound:
             raise NotRunning(f"network {name}") from None
 
-    # --- faults only a lab across machines has (lab/cluster/stack.py) ----------------
+    # --- faults only a lab across machines has (lab/backends/swarm/swarm.py) ----------------
 
     def machine_fault(
         self, action: str, machine: str, peer: str = "", progress: Progress = silent

@@ -30,10 +30,10 @@ import docker.tls
 import docker.types
 import docker.utils
 
-from lab.cluster.placement import Machine
+from lab.backends.engine import ctrl_c_ignored
+from lab.backends.swarm.placement import Machine
 from lab.engine import base_image
 from lab.engine.docker_client import API_TIMEOUT
-from lab.engine.stack import ctrl_c_ignored
 from lab.errors import LabError, TimedOut, UsageError
 from lab.names import PROJECT, label
 from lab.progress import Progress
