@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import docker
 
 from lab import bundle, journal
-from lab.backends.engine import Engine, HostStatus, Removed, ServiceState
+from lab.backends.engine import Engine
+from lab.backends.model import HostStatus, Removed, ServiceState
 from lab.chaos import declared, faults, impairment, links
 from lab.engine import base_image, named
 from lab.engine.compose import COMPOSE_FILES, Compose

@@ -7,15 +7,9 @@ reading (states, health, addresses, port tables) comes from the Docker API.
 
 from __future__ import annotations
 
-import errno
 import json
-import signal
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -25,11 +19,25 @@ from docker.models.containers import Container
 from docker.models.networks import Network as DockerNetwork
 
 from lab import bundle
+from lab.backends.base import MachineFaults
+from lab.backends.model import (
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    SIGNALS,
+    HostStatus,
+    Removed,
+    ServiceState,
+    default_gateway,
+    dns_names,
+    port_is_free,
+    unlike_promised,
+)
 from lab.engine import base_image, build, readiness
 from lab.engine.compose import Compose, port_in_use
 from lab.errors import (
     ComposeFailed,
     ComposeMissing,
+    FaultError,
     LabError,
     NotRunning,
     PortTaken,
@@ -37,90 +45,19 @@ from lab.errors import (
     Unhealthy,
     UsageError,
 )
+from lab.interrupts import ctrl_c_ignored
 from lab.names import PROJECT
-from lab.progress import Progress, silent
-from lab.services.probes.porttable import Entry, HostSocket, Process
+from lab.progress import Phases, Progress
+from lab.services.probes.porttable import Entry, HostSocket, RunningProcess
 from lab.services.probes.sockscript import Event, Step
-from lab.topology import Host, Interface, Network, PublishedPort, Topology
+from lab.topology import PublishedPort, Topology
 from lab.waiting import wait_until
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
 IMAGE_LABEL = f"org.opencontainers.image.title={PROJECT} services"  # set in services/Dockerfile
 HEALTH_TIMEOUT = 120.0
 EXEC_TIMEOUT = 60.0  # the longest any command the driver runs in a container may take
 KILLED = 128 + 9  # the exit status of a command coreutils' timeout ended with SIGKILL
 POLL = 0.25
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """A container on one lab network, as Docker reports it."""
-
-    ip: str
-    aliases: tuple[str, ...]  # its DNS names there (Docker adds its short id too)
-    mac: str
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    service: str
-    container: str
-    status: str  # Docker's: created, running, paused, exited, dead...
-    health: str  # healthy, starting, unhealthy, or "none" without a healthcheck
-    exit_code: int
-    ip: str  # on its first lab network, as Docker reports it; "" when it has none
-    # every lab network it is attached to, by the network's key in the topology
-    attached: dict[str, Attachment] = field(default_factory=dict)
-
-    @property
-    def ready(self) -> bool:
-        return self.status == "running" and self.health in ("healthy", "none")
-
-    @classmethod
-    def of(cls, container: Container, networks: dict[str, Network]) -> ServiceState:
-        """``networks``: the topology's, by key (Docker names them PROJECT_KEY)."""
-        state = container.attrs["State"]
-        nets = container.attrs["NetworkSettings"].get("Networks") or {}
-        attached = {
-            key: Attachment(
-                str(nets[n.docker_name].get("IPAddress", "")),
-                tuple(nets[n.docker_name].get("Aliases") or ()),
-                str(nets[n.docker_name].get("MacAddress", "")),
-            )
-            for key, n in networks.items()
-            if n.docker_name in nets
-        }
-        return cls(
-            service=container.labels.get(SERVICE_LABEL, "?"),
-            container=container.name or "?",
-            status=state["Status"],
-            health=(state.get("Health") or {}).get("Status", "none"),
-            exit_code=state.get("ExitCode", 0),
-            ip=next((a.ip for a in attached.values()), ""),
-            attached=attached,
-        )
-
-
-@dataclass(frozen=True)
-class HostStatus:
-    host: Host
-    state: ServiceState | None  # None: no container
-    processes: list[ServiceState]
-    ports: list[Entry] | None  # None: the host is not running
-    published: list[tuple[PublishedPort, int | None]]  # with the host port Docker chose
-    differs: list[str]  # how it is not as the topology promises ([]: as promised)
-    machine: str = ""  # the machine it runs on, in a lab across machines ("" on one engine)
-
-
-@dataclass(frozen=True)
-class Removed:
-    containers: list[str]
-    networks: list[str]
-    volumes: list[str]
-
-    def __bool__(self) -> bool:
-        return bool(self.containers or self.networks or self.volumes)
 
 
 class Engine:
@@ -141,6 +78,7 @@ class Engine:
         # again, or reconnected): a capture switches that interface's offload off too.
         self.on_host_back: list[Callable[[str], None]] = []
         self.up_phases: dict[str, float] = {}  # where the last `up` spent its time
+        self.machine_faults: MachineFaults | None = None  # one engine has no machines
 
     @property
     def client(self) -> docker.DockerClient:
@@ -200,7 +138,7 @@ class Engine:
 
     def states(self) -> dict[str, ServiceState]:
         return {
-            name: ServiceState.of(c, self.topology.networks)
+            name: ServiceState.of(c.attrs, self.topology.networks)
             for name, c in self.containers().items()
         }
 
@@ -232,10 +170,10 @@ class Engine:
         out = self.run_in(host, ["python3", "-m", "services.probes.porttable", "--all"])
         return [HostSocket(**row) for row in json.loads(out or b"[]")]
 
-    def processes_on(self, host: str) -> list[Process]:
+    def processes_on(self, host: str) -> list[RunningProcess]:
         """The processes of a host's PID namespace, as its /proc shows them."""
         out = self.run_in(host, ["python3", "-m", "services.probes.porttable", "--processes"])
-        return [Process(**row) for row in json.loads(out or b"[]")]
+        return [RunningProcess(**row) for row in json.loads(out or b"[]")]
 
     def pid_of(self, process: str) -> int:
         """A lab process's pid in its host's PID namespace: the oldest process carrying its
@@ -319,26 +257,10 @@ class Engine:
         except docker.errors.NotFound:
             raise NotRunning(f"network {name}") from None
 
-    # --- faults only a lab across machines has (lab/backends/swarm/swarm.py) ----------------
-
-    def machine_fault(
-        self, action: str, machine: str, peer: str = "", progress: Progress = silent
-    ) -> None:
-        """Cut a machine off the others (``isolate``/``rejoin``), or the link between two
-        (``sever``/``mend``): only a lab across machines has machines."""
-        raise UsageError(
-            f"{action}: this lab runs on one Docker Engine",
-            "machine faults need a lab across machines (--cluster; docs/scale-out.md)",
-        )
-
     def shared_folder(self, host: str) -> Path | None:
         """A folder of this machine that ``host``'s engine can bind-mount as it is (None:
         any folder, the engine is this machine's)."""
         return None
-
-    def mend_machines(self, progress: Progress = silent, wait: bool = True) -> list[str]:
-        """Undo every machine fault, whoever left it (`lab chaos restore`, `lab down`)."""
-        return []
 
     def run_on_docker_host(self, steps: list[Step], t0: float) -> list[Event]:
         """A socket script on the Docker host itself (through published ports): in the
@@ -358,20 +280,52 @@ class Engine:
         """Where a capture between hosts is taken, when not the lab networks' bridges."""
         return None
 
-    def disconnect(self, container: Container, key: str) -> None:
-        """Take a container off a lab network, through the engine that runs it."""
-        name = self.topology.networks[key].docker_name
-        engine = container.client or self.client
-        engine.api.disconnect_container_from_network(str(container.id), name)
+    def signal(self, service: str, kind: str) -> None:
+        """Do one of SIGNALS to a service's container (kill, stop, start, pause, resume,
+        restart), through the engine that runs it; FaultError when the engine refuses."""
+        if kind not in SIGNALS:
+            raise UsageError(f"no signal {kind!r}; one of: {', '.join(SIGNALS)}")
+        container = self.container(service)
+        actions: dict[str, Callable[[], object]] = {
+            "kill": container.kill,
+            "stop": lambda: container.stop(timeout=3),
+            "start": container.start,
+            "pause": container.pause,
+            "resume": container.unpause,
+            "restart": lambda: container.restart(timeout=1),
+        }
+        try:
+            actions[kind]()
+        except docker.errors.APIError as exc:
+            raise FaultError(f"{kind} {service} failed: {exc.explanation or exc}") from None
 
-    def connect(self, container: Container, key: str, ip: str, aliases: list[str]) -> None:
-        """Put a container on a lab network at ``ip`` with ``aliases``, through its engine
-        (by name: an overlay network is not listed on a worker until something uses it)."""
-        name = self.topology.networks[key].docker_name
+    def disconnect(self, host: str, network: str) -> None:
+        """Take a host off a lab network (by its key), through the engine that runs it."""
+        container = self.container(host)
         engine = container.client or self.client
-        engine.api.connect_container_to_network(
-            str(container.id), name, ipv4_address=ip, aliases=aliases
-        )
+        name = self.topology.networks[network].docker_name
+        try:
+            engine.api.disconnect_container_from_network(str(container.id), name)
+        except docker.errors.APIError as exc:
+            raise FaultError(f"cut {host} off {network} failed: {exc.explanation or exc}") from None
+
+    def connect(self, host: str, network: str) -> None:
+        """Put a host back on a lab network at its address with its DNS names, as the
+        topology promises (by name: an overlay is not listed on a worker until used)."""
+        spec = self.topology.hosts[host]
+        interface = next(i for i in spec.interfaces if i.network == network)
+        container = self.container(host)
+        engine = container.client or self.client
+        name = self.topology.networks[network].docker_name
+        try:
+            engine.api.connect_container_to_network(
+                str(container.id),
+                name,
+                ipv4_address=interface.ip,
+                aliases=dns_names(spec, interface),
+            )
+        except docker.errors.APIError as exc:
+            raise FaultError(f"heal {host} on {network} failed: {exc.explanation or exc}") from None
 
     def gateway(self) -> str:
         """The lab network's gateway (the Docker host's side), from the client host's routes."""
@@ -551,7 +505,9 @@ class Engine:
         def all_ready() -> bool:
             nonlocal states, waiting
             containers = self.containers()
-            states = {n: ServiceState.of(c, self.topology.networks) for n, c in containers.items()}
+            states = {
+                n: ServiceState.of(c.attrs, self.topology.networks) for n, c in containers.items()
+            }
             for name, state in states.items():
                 if name in expected and state.status in ("exited", "dead"):
                     raise Unhealthy(
@@ -587,7 +543,9 @@ class Engine:
         """The services ready now: Docker says healthy, or their own healthcheck passes
         when the lab runs it (see lab/engine/readiness.py)."""
         containers = self.containers()
-        states = {n: ServiceState.of(c, self.topology.networks) for n, c in containers.items()}
+        states = {
+            n: ServiceState.of(c.attrs, self.topology.networks) for n, c in containers.items()
+        }
         return self._ready(containers, states, set(states), {})
 
     def _ready(
@@ -660,74 +618,3 @@ class Engine:
         for v in self.client.volumes.list(filters=label):
             with suppress(docker.errors.NotFound):
                 v.remove(force=True)
-
-
-def dns_names(host: Host, interface: Interface) -> list[str]:
-    """The DNS names a host has on a network: its service name (Compose gives every
-    service that one) and its declared aliases."""
-    return [host.name, *interface.aliases]
-
-
-def unlike_promised(host: Host, attached: dict[str, Attachment]) -> list[str]:
-    """How a running host's attachments differ from its topology: [] when they do not."""
-    wrong = []
-    for interface in host.interfaces:
-        if interface.network not in attached:
-            wrong.append(f"off {interface.network}")
-            continue
-        now = attached[interface.network]
-        if now.ip != interface.ip:
-            wrong.append(f"{now.ip or 'no address'} on {interface.network}, not {interface.ip}")
-        missing = sorted(set(dns_names(host, interface)) - set(now.aliases))
-        if missing:
-            wrong.append(f"no DNS name {', '.join(missing)} on {interface.network}")
-    return wrong
-
-
-class Phases:
-    """Where the time of a slow step went: seconds per phase, in order."""
-
-    def __init__(self) -> None:
-        self.phases: dict[str, float] = {}
-        self._last = time.monotonic()
-
-    def done(self, phase: str) -> None:
-        now = time.monotonic()
-        self.phases[phase] = round(now - self._last, 3)
-        self._last = now
-
-
-@contextmanager
-def ctrl_c_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def default_gateway(proc_net_route: str) -> str | None:
-    """The default route's gateway in /proc/net/route (addresses in host byte order, hex)."""
-    for line in proc_net_route.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 2 and fields[1] == "00000000":
-            return socket.inet_ntoa(int(fields[2], 16).to_bytes(4, "little"))
-    return None
-
-
-def port_is_free(host_ip: str, port: int, protocol: str) -> bool:
-    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as s:
-        if kind == socket.SOCK_STREAM:
-            # As docker-proxy does; without it a TIME_WAIT socket reads as "taken".
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host_ip, port))
-        except OSError as exc:
-            # Anything else (a port below 1024 for a user, an address not here) cannot
-            # tell: Docker itself binds the port, and its error says what was wrong.
-            return exc.errno != errno.EADDRINUSE
-    return True

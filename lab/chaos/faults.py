@@ -29,12 +29,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import docker.errors
-
 from lab import journal
-from lab.backends.engine import Engine, ctrl_c_ignored, dns_names, unlike_promised
+from lab.backends.base import MachineFaults
+from lab.backends.engine import Engine
+from lab.backends.model import dns_names, unlike_promised
 from lab.chaos import declared
 from lab.errors import FaultError, LabError, Unhealthy, UsageError
+from lab.interrupts import ctrl_c_ignored
 from lab.progress import Progress, silent
 
 log = logging.getLogger("lab")
@@ -70,10 +71,10 @@ class Chaos:
         log.info("fault: %s %s", kind, target)
         try:
             getattr(self, f"_{kind}")(target)
-        except docker.errors.APIError as exc:
+        except FaultError:
             if kind in UNDO:
                 self.undo.pop()
-            raise FaultError(f"{kind} {target} failed: {exc.explanation or exc}") from None
+            raise
         journal.publish(self.lab.topology.project, "fault", action=kind, target=target)
 
     def undo_all(self) -> None:
@@ -106,18 +107,18 @@ class Chaos:
         return target in self.lab.topology.hosts
 
     def _kill(self, target: str) -> None:
-        self.lab.container(target).kill()
+        self.lab.signal(target, "kill")
 
     def _stop(self, target: str) -> None:
-        self.lab.container(target).stop(timeout=3)
+        self.lab.signal(target, "stop")
 
     def _start(self, target: str) -> None:
-        self.lab.container(target).start()
+        self.lab.signal(target, "start")
         if self._is_host(target):
             self._host_back(target)  # before its processes can send anything
             # The processes died with the host's PID namespace; they rejoin the new one.
             for process in self.lab.topology.hosts[target].processes:
-                self.lab.container(process).start()
+                self.lab.signal(process, "start")
 
     def _host_back(self, host: str) -> None:
         declared.apply(self.lab, host)  # a new namespace or interface: routes and link again
@@ -125,38 +126,45 @@ class Chaos:
             hook(host)
 
     def _pause(self, target: str) -> None:
-        self.lab.container(target).pause()
+        self.lab.signal(target, "pause")
 
     def _resume(self, target: str) -> None:
-        self.lab.container(target).unpause()
+        self.lab.signal(target, "resume")
 
     def _restart(self, target: str) -> None:
-        self.lab.container(target).restart(timeout=1)
+        self.lab.signal(target, "restart")
         if self._is_host(target):
             self._host_back(target)
             for process in self.lab.topology.hosts[target].processes:
-                self.lab.container(process).restart(timeout=1)
+                self.lab.signal(process, "restart")
 
     def _isolate(self, target: str) -> None:
-        self.lab.machine_fault("isolate", self._machine(target), progress=self.progress)
+        self._machine_faults("isolate").apply("isolate", self._machine(target), "", self.progress)
 
     def _rejoin(self, target: str) -> None:
-        self.lab.machine_fault("rejoin", self._machine(target), progress=self.progress)
+        self._machine_faults("rejoin").apply("rejoin", self._machine(target), "", self.progress)
 
     def _sever(self, target: str) -> None:
-        self.lab.machine_fault(
-            "sever", self._machine(target), self._client_machine(target), self.progress
-        )
+        faults = self._machine_faults("sever")
+        faults.apply("sever", self._machine(target), self._client_machine(), self.progress)
 
     def _mend(self, target: str) -> None:
-        self.lab.machine_fault(
-            "mend", self._machine(target), self._client_machine(target), self.progress
-        )
+        faults = self._machine_faults("mend")
+        faults.apply("mend", self._machine(target), self._client_machine(), self.progress)
+
+    def _machine_faults(self, action: str) -> MachineFaults:
+        """What only a lab across machines can do, asked of the backend."""
+        if self.lab.machine_faults is None:
+            raise UsageError(
+                f"{action}: this lab runs on one Docker Engine",
+                "machine faults need a lab across machines (--cluster; docs/scale-out.md)",
+            )
+        return self.lab.machine_faults
 
     def _machine(self, target: str) -> str:
         return self.lab.machine_of(self.lab.topology.host_of(target).name)
 
-    def _client_machine(self, target: str) -> str:
+    def _client_machine(self) -> str:
         """The machine at the other end of a severed link: the client's."""
         return self.lab.machine_of(self.lab.topology.client.name)
 
@@ -165,22 +173,20 @@ class Chaos:
             raise UsageError(
                 f"cut takes a host ({', '.join(self.lab.topology.hosts)}), not the process {target}"
             )
-        container = self.lab.container(target)
         for key in self.lab.topology.hosts[target].networks:
-            with contextlib.suppress(docker.errors.APIError):  # already off this one
-                self.lab.disconnect(container, key)
+            with contextlib.suppress(FaultError):  # already off this one
+                self.lab.disconnect(target, key)
 
     def _heal(self, target: str) -> None:
         host = self.lab.topology.hosts[target]
         attached = self.lab.states()[target].attached
-        container = self.lab.container(target)
         for interface in host.interfaces:
             if interface.network in attached:
                 now = attached[interface.network]
                 if now.ip == interface.ip and set(dns_names(host, interface)) <= set(now.aliases):
                     continue  # as promised
-                self.lab.disconnect(container, interface.network)
-            self.lab.connect(container, interface.network, interface.ip, dns_names(host, interface))
+                self.lab.disconnect(target, interface.network)
+            self.lab.connect(target, interface.network)
         self._host_back(target)
 
 
@@ -198,7 +204,8 @@ def injected(lab: Engine, progress: Progress = silent) -> Iterator[Chaos]:
 def restore(lab: Engine, progress: Progress = silent) -> list[str]:
     """Mend the lab whatever broke it: what differs from the topology's promises is put back
     (resumed, started, reconnected at its address with its names); returns what was done."""
-    done = [f"mend {m}" for m in lab.mend_machines(progress)]
+    faults = lab.machine_faults
+    done = [f"mend {m}" for m in faults.mend(progress)] if faults is not None else []
     states = lab.states()
     chaos = Chaos(lab, progress)
     for name, host in lab.topology.hosts.items():

@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 import docker.errors
 
 from lab import journal
-from lab.backends.engine import Engine, ctrl_c_ignored
+from lab.backends.engine import Engine
 from lab.chaos.impairment import (
     NO_NETEM,
     USER_SPACE,
@@ -28,6 +28,7 @@ from lab.chaos.impairment import (
 )
 from lab.engine import helpers
 from lab.errors import HelperFailed, LinkError, NetemMissing, UsageError
+from lab.interrupts import ctrl_c_ignored
 
 
 def _run(lab: Engine, host: str, script: str) -> str:

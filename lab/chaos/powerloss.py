@@ -27,9 +27,10 @@ from pathlib import Path
 import docker.errors
 from docker.models.containers import Container
 
-from lab.backends.engine import Engine, ctrl_c_ignored
+from lab.backends.engine import Engine
 from lab.engine import hardening, helpers
 from lab.errors import ExperimentError
+from lab.interrupts import ctrl_c_ignored
 from lab.waiting import wait_until
 
 MOUNT_TIMEOUT = 15.0

@@ -18,12 +18,12 @@ from pathlib import Path
 import docker.errors
 import requests
 
-from lab.backends.engine import ctrl_c_ignored
 from lab.cli.commands import GROUPS
 from lab.cli.context import Session
 from lab.engine import helpers
 from lab.engine.named import NAME_ENV
 from lab.errors import ExitCode, LabError
+from lab.interrupts import ctrl_c_ignored
 
 DESCRIPTION = """\
 socklab (also installed as `lab`): a containerised networking lab. Hosts that own

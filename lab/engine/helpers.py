@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import docker.errors
 from docker.models.containers import Container
 
-from lab.backends.engine import PROJECT_LABEL, SERVICE_LABEL, Engine
+from lab.backends.engine import Engine
+from lab.backends.model import PROJECT_LABEL, SERVICE_LABEL
 from lab.engine import hardening
 from lab.errors import HelperFailed, TimedOut
 from lab.names import label

@@ -35,7 +35,8 @@ import docker
 import docker.errors
 import yaml
 
-from lab.backends.engine import PROJECT_LABEL, Engine, Removed, port_is_free
+from lab.backends.engine import Engine
+from lab.backends.model import PROJECT_LABEL, Removed, port_is_free
 from lab.engine import base_image, pool
 from lab.engine.compose import Compose
 from lab.errors import LabError, UsageError

@@ -24,9 +24,10 @@ from pathlib import Path
 import docker.errors
 from docker.models.containers import Container
 
-from lab.backends.engine import Engine, ctrl_c_ignored
+from lab.backends.engine import Engine
 from lab.engine import helpers
 from lab.errors import HelperFailed, LabError, PacketError
+from lab.interrupts import ctrl_c_ignored
 from lab.progress import Progress, silent
 
 INSIDE = "/capture.pcap"

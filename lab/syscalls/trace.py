@@ -27,9 +27,10 @@ import docker.errors
 from docker.models.containers import Container
 
 from lab import journal
-from lab.backends.engine import Engine, ctrl_c_ignored
+from lab.backends.engine import Engine
 from lab.engine import helpers
 from lab.errors import HelperFailed, TraceError, UsageError
+from lab.interrupts import ctrl_c_ignored
 from lab.progress import Progress, silent
 from lab.services.probes.sockscript import Event, Step
 from lab.syscalls.strace import Syscall, clock_offset, command, on_sockets, parse

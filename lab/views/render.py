@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lab.backends.engine import HostStatus, Removed, ServiceState
+from lab.backends.model import HostStatus, Removed, ServiceState
 from lab.experiments.model import Result
 from lab.services.probes.porttable import Entry
 from lab.services.probes.sockscript import Event, printable

@@ -23,7 +23,7 @@ from docker.models.containers import Container
 
 from lab import journal
 from lab.api import Lab
-from lab.backends.engine import ServiceState
+from lab.backends.model import ServiceState
 from lab.chaos import impairment
 from lab.chaos.faults import KINDS, UNDO, Chaos
 from lab.engine import helpers

@@ -118,7 +118,7 @@ class HostSocket:
 
 
 @dataclass(frozen=True)
-class Process:
+class RunningProcess:
     """A process of the host's PID namespace."""
 
     pid: int
@@ -347,7 +347,7 @@ def read_owners(proc: str = "/proc") -> dict[int, Owner]:
     return owners
 
 
-def read_processes(proc: str = "/proc") -> list[Process]:
+def read_processes(proc: str = "/proc") -> list[RunningProcess]:
     found = []
     for pid in _pids(proc):
         try:
@@ -356,7 +356,7 @@ def read_processes(proc: str = "/proc") -> list[Process]:
                 started = start_time(f.read())
         except OSError:
             continue
-        found.append(Process(pid, service, command, started))
+        found.append(RunningProcess(pid, service, command, started))
     return found
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import lab as socklab
-from lab.backends.engine import PROJECT_LABEL
+from lab.backends.model import PROJECT_LABEL
 from lab.backends.swarm.swarm import ANCHOR_LABEL, Swarm
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from tests.cluster.conftest import ENV, PROJECT, ROOT, lab_cli
@@ -145,7 +145,7 @@ def test_a_machine_cut_off_by_hand_is_silent_and_rejoin_mends_it(net: socklab.La
     # (docs/scale-out.md says what cutting the engines' own traffic too did).
     stack = stack_of(net)
     shout_machine = stack.machine_of("shouthost")
-    address = stack.address_of(shout_machine)
+    address = stack.faults.address_of(shout_machine)
     done = lab_cli("chaos", "isolate", "shouthost")
     assert done.returncode == 0, done.stderr
     try:

@@ -16,7 +16,7 @@ import docker
 import pytest
 
 import lab as socklab
-from lab.backends.engine import PROJECT_LABEL
+from lab.backends.model import PROJECT_LABEL
 from lab.engine import named
 from lab.packets import dissect
 from lab.traffic import clients

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from lab.backends.engine import PROJECT_LABEL, Engine
+from lab.backends.engine import Engine
+from lab.backends.model import PROJECT_LABEL
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from lab.services.probes.sockscript import Event, Step
 from tests.docker.conftest import PROJECT, run_lab_cli, start_lab_cli, wait_for

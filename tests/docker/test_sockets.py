@@ -14,7 +14,8 @@ from typing import IO, Any
 import pytest
 
 import lab as socklab
-from lab.backends.engine import PROJECT_LABEL, Engine
+from lab.backends.engine import Engine
+from lab.backends.model import PROJECT_LABEL
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from tests.docker.conftest import PROJECT, run_lab_cli, settled, start_lab_cli, wait_for
 

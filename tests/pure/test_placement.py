@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from lab.backends.swarm import machines
+from lab.backends.swarm.faults import dropped
 from lab.backends.swarm.placement import (
     Machine,
     crossing_probes,
@@ -19,7 +20,7 @@ from lab.backends.swarm.placement import (
     parse_machines,
     place,
 )
-from lab.backends.swarm.swarm import dropped, one_swarm
+from lab.backends.swarm.swarm import one_swarm
 from lab.errors import TopologyError, UsageError
 from lab.topology import from_config
 

@@ -77,7 +77,7 @@ def test_errors_carry_their_data_and_one_line() -> None:
 
 
 def test_default_gateway_from_proc_net_route() -> None:
-    from lab.backends.engine import default_gateway
+    from lab.backends.model import default_gateway
 
     table = (
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"

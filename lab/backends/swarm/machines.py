@@ -30,11 +30,11 @@ import docker.tls
 import docker.types
 import docker.utils
 
-from lab.backends.engine import ctrl_c_ignored
 from lab.backends.swarm.placement import Machine
 from lab.engine import base_image
 from lab.engine.docker_client import API_TIMEOUT
 from lab.errors import LabError, TimedOut, UsageError
+from lab.interrupts import ctrl_c_ignored
 from lab.names import PROJECT, label
 from lab.progress import Progress
 from lab.waiting import wait_until

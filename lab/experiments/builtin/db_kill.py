@@ -29,7 +29,6 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.backends.engine import ctrl_c_ignored
 from lab.chaos import powerloss
 from lab.engine.session import AttachedExec
 from lab.errors import ExperimentError, TimedOut
@@ -42,6 +41,7 @@ from lab.experiments.model import (
     Result,
     Verdicts,
 )
+from lab.interrupts import ctrl_c_ignored
 from lab.services.protocols.resp import parse_reply
 from lab.traffic import clients as send
 from lab.traffic.clients import received

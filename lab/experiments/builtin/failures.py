@@ -34,7 +34,6 @@ from typing import Any
 
 import yaml
 
-from lab.backends.engine import ctrl_c_ignored
 from lab.errors import ScheduleError
 from lab.experiments.model import (
     Claim,
@@ -44,6 +43,7 @@ from lab.experiments.model import (
     Result,
     Verdict,
 )
+from lab.interrupts import ctrl_c_ignored
 from lab.services.probes.sockscript import Event, raw
 from lab.services.protocols.resp import encode_command
 from lab.topology import Topology
