@@ -27,15 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import docker
-
 from lab import bundle, journal
 from lab.backends.engine import Engine
 from lab.backends.model import HostStatus, Removed, ServiceState
 from lab.chaos import declared, faults, impairment, links
 from lab.engine import base_image, named
+from lab.engine.attached import AttachedScript
 from lab.engine.compose import COMPOSE_FILES, Compose
-from lab.engine.session import ScriptSession
+from lab.engine.docker_client import Client
 from lab.errors import NotRunning, UsageError
 from lab.progress import Progress, silent
 from lab.services.probes.porttable import Entry, HostSocket
@@ -69,7 +68,7 @@ def open(
     files: Iterable[str | Path] = (),
     project: str | None = None,
     env: Mapping[str, str] | None = None,
-    client: docker.DockerClient | None = None,
+    client: Client | None = None,
     name: str | None = None,
     cluster: str | None = None,
 ) -> Lab:
@@ -115,7 +114,7 @@ def open(
     return Lab(stack)
 
 
-def _open_named(base: Compose, name: str, client: docker.DockerClient | None) -> Lab:
+def _open_named(base: Compose, name: str, client: Client | None) -> Lab:
     if client is None:
         from lab.engine.docker_client import connect
 
@@ -157,7 +156,7 @@ class Session:
     """One socket session: ``step(op=..., sock=..., ...)`` runs one step, its events back.
     A traced one has its system calls in ``syscalls`` once its block has ended."""
 
-    def __init__(self, inner: ScriptSession, project: str, t0: float) -> None:
+    def __init__(self, inner: AttachedScript, project: str, t0: float) -> None:
         self.inner = inner
         self.project = project
         self.t0 = t0
@@ -379,16 +378,14 @@ class Lab:
         host = self._traceable(on) if traced else on or self.topology.client.name
         t0 = time.monotonic() if t0 is None else t0
         if not traced:
-            with ScriptSession(self.stack.client_for(host), self.stack.container(host), t0) as s:
+            with self.stack.attach_script(host, t0) as s:
                 yield Session(s, self.project, t0)
             return
         from lab.syscalls.strace import command
         from lab.syscalls.trace import offset_now, script_calls
 
         offset = offset_now()
-        inner = ScriptSession(
-            self.stack.client_for(host), self.stack.container(host), t0, wrap=command()
-        )
+        inner = self.stack.attach_script(host, t0, wrap=command())
         session = Session(inner, self.project, t0)
         with inner:
             yield session

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import docker
 import docker.errors
@@ -33,6 +33,7 @@ from lab.backends.model import (
     unlike_promised,
 )
 from lab.engine import base_image, build, readiness
+from lab.engine.attached import AttachedExec, AttachedScript
 from lab.engine.compose import Compose, port_in_use
 from lab.errors import (
     ComposeFailed,
@@ -58,6 +59,7 @@ HEALTH_TIMEOUT = 120.0
 EXEC_TIMEOUT = 60.0  # the longest any command the driver runs in a container may take
 KILLED = 128 + 9  # the exit status of a command coreutils' timeout ended with SIGKILL
 POLL = 0.25
+CGROUP_V1 = Path("/sys/fs/cgroup/memory/docker")
 
 
 class Engine:
@@ -257,6 +259,44 @@ class Engine:
         except docker.errors.NotFound:
             raise NotRunning(f"network {name}") from None
 
+    def attach(self, service: str, argv: list[str]) -> AttachedExec:
+        """A command started in a service's container, its streams attached: the driver
+        acts while it runs, then reads what it wrote (lab/engine/attached.py)."""
+        return AttachedExec(self.client_for(service), self.container(service), argv)
+
+    def attach_script(self, host: str, t0: float, wrap: Sequence[str] = ()) -> AttachedScript:
+        """A socket script served step by step in a host, its sockets kept between steps."""
+        return AttachedScript(self.client_for(host), self.container(host), t0, wrap=wrap)
+
+    def memory(self, service: str) -> dict[str, int]:
+        """A service's memory cgroup: ``usage`` (process and kernel) and, where the Docker
+        host's cgroup v1 is readable here, its TCP buffers apart (``tcp``)."""
+        container = self.container(service)
+        folder = CGROUP_V1 / str(container.id)
+        out: dict[str, int] = {}
+        if (folder / "memory.usage_in_bytes").exists():  # the Docker host's own view (v1)
+            out["usage"] = int((folder / "memory.usage_in_bytes").read_text())
+            tcp = folder / "memory.kmem.tcp.usage_in_bytes"
+            if tcp.exists():
+                out["tcp"] = int(tcp.read_text())
+            return out
+        # elsewhere (v2, a remote engine): the API's view; stream=False gives one dict
+        stats = cast("dict[str, Any]", container.stats(stream=False))
+        out["usage"] = int(stats["memory_stats"].get("usage", 0))
+        return out
+
+    def remove_image(self, name: str) -> None:
+        """An image gone from the driver's engine (one already gone: nothing)."""
+        with suppress(docker.errors.ImageNotFound):
+            self.client.images.remove(name, force=True)
+
+    def beside_engine(self) -> bool:
+        """Whether this driver shares the engine's machine and network namespace (what it
+        mounts or binds here, the engine sees): see lab/engine/docker_client.py."""
+        from lab.engine.docker_client import beside_engine
+
+        return beside_engine(self.client)
+
     def shared_folder(self, host: str) -> Path | None:
         """A folder of this machine that ``host``'s engine can bind-mount as it is (None:
         any folder, the engine is this machine's)."""
@@ -276,9 +316,16 @@ class Engine:
         runner.started = t0
         return runner.run(steps)
 
-    def capture_interfaces(self) -> str | None:
-        """Where a capture between hosts is taken, when not the lab networks' bridges."""
-        return None
+    def capture_interfaces(self) -> str:
+        """Where a capture of the lab's frames is taken, on the Docker host: every lab
+        network's Linux bridge, comma-separated (the capture helper's argument)."""
+        return ",".join(self.bridge(key) for key in self.topology.networks)
+
+    def bridge(self, key: str | None = None) -> str:
+        """The Linux bridge behind a lab network, as Docker names it."""
+        network = self.network(key)
+        options = network.attrs.get("Options") or {}
+        return str(options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}")
 
     def signal(self, service: str, kind: str) -> None:
         """Do one of SIGNALS to a service's container (kill, stop, start, pause, resume,

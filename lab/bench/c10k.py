@@ -11,16 +11,12 @@ that of ACTIVE clients doing round trips while the rest stay idle.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any, cast
 
 from lab.api import Lab
 from lab.bench.model import Bench, BenchError, Sizes
-from lab.engine.session import AttachedExec
 from lab.progress import Progress, silent
 
 TARGET = "10,000 connections served, p99 under 50 ms, under 10 KB per idle connection (cgroup)"
-CGROUP_V1 = Path("/sys/fs/cgroup/memory/docker")
 
 
 def rss_kb(net: Lab, service: str) -> int:
@@ -36,19 +32,7 @@ def rss_kb(net: Lab, service: str) -> int:
 
 def cgroup_bytes(net: Lab, service: str) -> dict[str, int]:
     """The container's memory cgroup: usage (process and kernel), and TCP buffers apart."""
-    container = net.stack.container(service)
-    folder = CGROUP_V1 / str(container.id)
-    out: dict[str, int] = {}
-    if (folder / "memory.usage_in_bytes").exists():  # the Docker host's own view (v1)
-        out["usage"] = int((folder / "memory.usage_in_bytes").read_text())
-        tcp = folder / "memory.kmem.tcp.usage_in_bytes"
-        if tcp.exists():
-            out["tcp"] = int(tcp.read_text())
-        return out
-    # elsewhere (v2, a remote engine): the API's view; stream=False gives one dict
-    stats = cast("dict[str, Any]", container.stats(stream=False))
-    out["usage"] = int(stats["memory_stats"].get("usage", 0))
-    return out
+    return net.stack.memory(service)
 
 
 def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
@@ -56,11 +40,7 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     progress(f"opening {sizes.connections} connections to tcp-shout")
     argv = ["python3", "-m", "services.probes.loadgen", "c10k", "tcp-shout", "8080"]
     argv += [str(sizes.connections), str(sizes.active), str(sizes.rounds)]
-    gen = AttachedExec(
-        net.stack.client_for(net.topology.client.name),
-        net.stack.container(net.topology.client.name),
-        argv,
-    )
+    gen = net.stack.attach(net.topology.client.name, argv)
     try:
         held = json.loads(gen.read_line())
         during_rss, during_cg = rss_kb(net, "tcp-shout"), cgroup_bytes(net, "tcp-shout")

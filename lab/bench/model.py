@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-import docker.errors
-from docker.models.containers import Container
-from docker.types import Mount
-
 from lab.backends.engine import Engine
-from lab.engine import hardening, helpers
+from lab.engine import helpers
 from lab.errors import LabError
 from lab.names import label
 from lab.waiting import wait_until
@@ -97,48 +92,35 @@ class Spread:
 
 
 def companion(
-    stack: Engine,
+    backend: Engine,
     name: str,
     host: str,
     argv: list[str],
     *,
     environment: dict[str, str] | None = None,
     data_volume: bool = False,
-) -> Container:
-    """A container of the lab's image in ``host``'s namespaces, hardened like every lab
-    process (uid 10001, read-only root, no capability, the same limits), labelled so that
-    the end of the benchmark, or `lab down`, removes it."""
-    namespace = f"container:{stack.container(host).id}"
-    return stack.client.containers.run(
-        helpers.image(stack),
+) -> helpers.Helper:
+    """A process of the lab's image in ``host``'s namespaces, hardened like every lab
+    process, labelled so that the end of the benchmark, or `lab down`, removes it."""
+    return helpers.start_process(
+        backend,
+        host,
+        f"{backend.topology.project}-bench-{name}",
         argv,
-        name=f"{stack.topology.project}-bench-{name}",
-        detach=True,
-        network_mode=namespace,
-        pid_mode=namespace,
-        **hardening.PROCESS.run_kwargs(),
-        # An anonymous volume (the same disk for both servers), removed with the container.
-        mounts=[Mount("/data", None, type="volume")] if data_volume else None,
-        environment=environment or {},
-        labels=helpers.labels(stack, helpers.ROLE, PURPOSE),
+        PURPOSE,
+        environment=environment,
+        data_volume=data_volume,
     )
 
 
-def remove(containers: Iterable[Container]) -> None:
-    for container in containers:
-        with suppress(docker.errors.NotFound):
-            container.remove(force=True, v=True)
+def remove(processes: Iterable[helpers.Helper]) -> None:
+    for process in processes:
+        process.remove()
 
 
-def cleanup(stack: Engine) -> None:
+def cleanup(backend: Engine) -> None:
     """Every container a benchmark started, whoever started it (an interrupted run's too)."""
-    labels = [
-        f"{label('purpose')}={PURPOSE}",
-        f"com.docker.compose.project={stack.topology.project}",
-    ]
-    for summary in stack.client.api.containers(all=True, filters={"label": labels}):
-        with suppress(docker.errors.NotFound):
-            stack.client.api.remove_container(summary["Id"], force=True, v=True)
+    helpers.remove_all(backend, [f"{label('purpose')}={PURPOSE}"])
 
 
 def until(check: Any, what: str, seconds: float = 30) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
 import time
-
-import docker.errors
 
 from lab.api import Lab
 from lab.bench.model import Bench, BenchError, Sizes, Spread
@@ -164,8 +161,7 @@ def cold(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     progress("removing the lab, its service image and its local base image")
     net.down()
     for name in (SERVICES_IMAGE, base_image.local_tag()):
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            net.stack.client.images.remove(name, force=True)
+        net.stack.remove_image(name)
     progress("lab up from nothing (debootstrap, build, start)")
     started = time.monotonic()
     chosen = net.up(progress=progress)

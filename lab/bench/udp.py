@@ -22,10 +22,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from docker.models.containers import Container
-
 from lab.api import Lab
 from lab.bench.model import Bench, BenchError, Sizes, companion, remove, until
+from lab.engine import helpers
 from lab.errors import PicturesMissing
 from lab.progress import Progress, silent
 
@@ -47,7 +46,7 @@ def drops(net: Lab, host: str, port: int) -> int:
     raise BenchError(f"no UDP socket bound to {port} in {host}")
 
 
-def _shout(net: Lab, host: str) -> Container:
+def _shout(net: Lab, host: str) -> helpers.Helper:
     container = companion(
         net.stack,
         "udp-shout",
@@ -59,13 +58,13 @@ def _shout(net: Lab, host: str) -> Container:
             "SHOUT_LOG_DATAGRAMS": "0",
         },
     )
-    env = container.attrs["Config"]["Env"] or []
+    env = container.environment()
     if "SHOUT_LOG_DATAGRAMS=0" not in env:
         raise BenchError("the benchmark's udp-shout does not have its log off")
     return container
 
 
-def _socat(net: Lab, host: str) -> Container:
+def _socat(net: Lab, host: str) -> helpers.Helper:
     # Without fork, socat serves the first peer and echoes all it sends: a fresh one per run.
     return companion(
         net.stack,

@@ -11,9 +11,7 @@ carry them out. Impairments vanish with the namespace: a restarted host is clean
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-
-import docker.errors
+from contextlib import contextmanager
 
 from lab import journal
 from lab.backends.engine import Engine
@@ -59,11 +57,11 @@ def _apply(lab: Engine, host: str, imp: Impairment) -> str:
     except NetemMissing:
         pass  # set -e stopped at tc netem; the next script starts from a clean link
     where = helpers.Namespace.of_host(lab, host)
-    container = helpers.start(
+    helper = helpers.start(
         lab, "netem", where, user_space_argv(imp), "NET_ADMIN", also=("NET_RAW",), lasting=True
     )
     try:
-        helpers.wait_ready(container, "delaying packets")
+        helpers.wait_ready(helper, "delaying packets")
         _run(lab, host, apply_script(imp, kernel_netem=False))
     except HelperFailed as exc:
         reset(lab, host)
@@ -75,9 +73,8 @@ def _apply(lab: Engine, host: str, imp: Impairment) -> str:
 
 
 def _stop_user_space(lab: Engine, host: str) -> None:
-    for container_id in helpers.find(lab, "netem", host):
-        with suppress(docker.errors.NotFound):
-            lab.client_for(host).api.remove_container(container_id, force=True)
+    for helper in helpers.find(lab, "netem", host):
+        helper.remove()
 
 
 def reset(lab: Engine, host: str) -> None:
@@ -90,8 +87,7 @@ def show(lab: Engine, host: str) -> str:
     running = helpers.find(lab, "netem", host)
     shown = _run(lab, host, show_script())
     if running:
-        argv = lab.client_for(host).api.inspect_container(running[0])["Config"]["Cmd"]
-        shown += f"user-space netem running: {' '.join(argv)}\n"
+        shown += f"user-space netem running: {' '.join(running[0].command())}\n"
     return shown
 
 

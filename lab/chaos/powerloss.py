@@ -24,11 +24,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker.errors
-from docker.models.containers import Container
-
 from lab.backends.engine import Engine
-from lab.engine import hardening, helpers
+from lab.engine import helpers
 from lab.errors import ExperimentError
 from lab.interrupts import ctrl_c_ignored
 from lab.waiting import wait_until
@@ -58,12 +55,10 @@ class VolatileDisk:
         return self._ask("stats")
 
 
-def check_possible(client: docker.DockerClient | None = None) -> None:
-    """One clear line if this machine cannot mount the filesystem, or if ``client``'s
+def check_possible(backend: Engine | None = None) -> None:
+    """One clear line if this machine cannot mount the filesystem, or if ``backend``'s
     engine would not see the mount (a driver in a container, or on another machine)."""
-    from lab.engine.docker_client import beside_engine
-
-    if client is not None and not beside_engine(client):
+    if backend is not None and not backend.beside_engine():
         raise ExperimentError(
             "the power-loss rows mount a FUSE filesystem where the Docker Engine runs, and "
             "this driver is not on that machine (a container, or a remote engine)",
@@ -153,25 +148,24 @@ def sweep(project: str, parent: Path | None = None) -> list[str]:
 
 
 def db_on(
-    stack: Engine, disk: VolatileDisk, host: str, port: int, policy: str, *, unsafe: bool = False
-) -> Container:
+    backend: Engine,
+    disk: VolatileDisk,
+    host: str,
+    port: int,
+    policy: str,
+    *,
+    unsafe: bool = False,
+) -> helpers.Helper:
     """A copy of db, listening on ``port`` in ``host``'s namespaces, its log on ``disk``.
     ``unsafe``: acknowledge before fsync under `always` (a deliberately wrong setting, to
     show that the claim catches it)."""
-    namespace = f"container:{stack.container(host).id}"
-    engine = stack.client_for(host)
-    name = f"{stack.topology.project}-db-on-volatile-disk-{policy}"
-    with suppress(docker.errors.NotFound):  # a copy left by a driver killed outright
-        engine.containers.get(name).remove(force=True)
-    return engine.containers.run(
-        helpers.image(stack),
+    return helpers.start_process(
+        backend,
+        host,
+        f"{backend.topology.project}-db-on-volatile-disk-{policy}",
         ["python3", "-m", "services.servers.db"],
-        name=name,
-        detach=True,
-        network_mode=namespace,
-        pid_mode=namespace,
-        **hardening.PROCESS.run_kwargs(),
-        volumes={str(disk.mount): {"bind": "/data", "mode": "rw"}},
+        "db-on-volatile-disk",
+        data_folder=disk.mount,
         environment={
             "LAB_SERVICE": "db-on-volatile-disk",
             "DB_PORT": str(port),
@@ -179,17 +173,10 @@ def db_on(
             "DB_APPENDFSYNC": policy,
             "DB_UNSAFE_ACK_BEFORE_FSYNC": "1" if unsafe else "",
         },
-        labels=helpers.labels(stack, helpers.ROLE, "db-on-volatile-disk"),
     )
 
 
-def power_cut(container: Container, disk: VolatileDisk) -> int:
+def power_cut(process: helpers.Helper, disk: VolatileDisk) -> int:
     """The process dies with the machine, and the disk keeps only what was fsynced."""
-    container.kill()
-    container.wait(timeout=30)
+    process.kill()
     return disk.drop()
-
-
-def remove(container: Container) -> None:
-    with suppress(docker.errors.NotFound):
-        container.remove(force=True)

@@ -15,12 +15,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import docker.errors
 import requests
 
 from lab.cli.commands import GROUPS
 from lab.cli.context import Session
 from lab.engine import helpers
+from lab.engine.docker_client import EngineError
 from lab.engine.named import NAME_ENV
 from lab.errors import ExitCode, LabError
 from lab.interrupts import ctrl_c_ignored
@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as exc:
         log.debug("failed", exc_info=True)
         return fail(exc.line(), exc.exit_code, prog)
-    except docker.errors.DockerException as exc:
+    except EngineError as exc:
         return fail(f"Docker said: {' '.join(str(exc).split())}", ExitCode.ERROR, prog)
     except requests.RequestException as exc:  # an engine lost or slow mid-command
         what = " ".join(str(exc).split())[:300]
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("interrupted", ExitCode.INTERRUPTED, prog)
     finally:
         if session.opened is not None:
-            with ctrl_c_ignored(), contextlib.suppress(docker.errors.DockerException):
+            with ctrl_c_ignored(), contextlib.suppress(EngineError):
                 helpers.remove_mine(session.opened.stack)
 
 

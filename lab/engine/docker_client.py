@@ -27,6 +27,12 @@ API_TIMEOUT = 120
 PLACE_ENV = "LAB_DOCKER_HOST_VIA"
 
 
+# The engine's client, and what its SDK raises, under the names the rest of the lab
+# uses: only the backends and this folder import the SDK itself.
+Client = docker.DockerClient
+EngineError = docker.errors.DockerException
+
+
 def connect() -> docker.DockerClient:
     """A Docker client for the engine the docker CLI would use."""
     where = engine_url()

@@ -9,14 +9,19 @@ happened to the command that started it.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
+import tarfile
+from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 
 import docker.errors
 from docker.models.containers import Container
+from docker.types import Mount
 
 from lab.backends.engine import Engine
 from lab.backends.model import PROJECT_LABEL, SERVICE_LABEL
@@ -28,9 +33,9 @@ from lab.waiting import wait_until
 
 ROLE_LABEL = label("role")
 ROLE = "helper"
-SESSION_LABEL = label("session")
+OWNER_LABEL = label("owner")  # which driver process started it
 TARGET_LABEL = label("target")  # the host a helper works on
-SESSION = secrets.token_hex(4)  # this process's helpers, whoever else runs some
+OWNER = secrets.token_hex(4)  # this process's helpers, whoever else runs some
 TIMEOUT = 30.0
 log = logging.getLogger("lab")
 _started = False  # whether this process started any (so cleanup asks Docker only then)
@@ -53,6 +58,81 @@ class Namespace:
         return cls("host", "docker-host")
 
 
+class Helper:
+    """A helper as the code that started it sees it: its output, whether it ended, and
+    its removal (one already gone is removed). Nothing of the engine leaks out."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+        self.name = container.name or "helper"
+
+    def output(self, stdout: bool = True, stderr: bool = True) -> str:
+        raw = self._container.logs(stdout=stdout, stderr=stderr)
+        return bytes(raw).decode(errors="replace")
+
+    def ended(self) -> bool:
+        try:
+            self._container.reload()
+        except docker.errors.NotFound:
+            return True
+        return self._container.status in ("exited", "dead")
+
+    def exit_code(self) -> int | None:
+        """Its exit status once it ended (None while it runs, or when it is gone)."""
+        if not self.ended():
+            return None
+        with suppress(docker.errors.NotFound):
+            return int(self._container.attrs["State"].get("ExitCode", 1))
+        return None
+
+    def wait(self, timeout: float) -> int:
+        """Until it ends; its exit status."""
+        return int(self._container.wait(timeout=timeout).get("StatusCode", 1))
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds (one already gone: nothing)."""
+        with suppress(docker.errors.APIError):
+            self._container.stop(timeout=timeout)
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file it wrote (None: there is none)."""
+        try:
+            stream, _ = self._container.get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.extractfile(PurePosixPath(path).name)
+            return None if member is None else member.read()
+
+    def remove(self) -> None:
+        with suppress(docker.errors.NotFound):
+            self._container.remove(force=True, v=True)  # its anonymous volume too
+
+    def kill(self) -> None:
+        """SIGKILL, and until it has died."""
+        self._container.kill()
+        self._container.wait(timeout=30)
+
+    def start(self) -> None:
+        """Start it again, as it was (a process after a power cut)."""
+        self._container.start()
+
+    def environment(self) -> list[str]:
+        return list(self._container.attrs["Config"]["Env"] or [])
+
+    def command(self) -> list[str]:
+        return list(self._container.attrs["Config"]["Cmd"] or [])
+
+    def stream(self) -> Iterator[bytes]:
+        """What it writes to stdout, as it writes it, until it ends or is removed."""
+        try:
+            attached = self._container.attach(stdout=True, stderr=False, stream=True, demux=True)
+            for chunk, _ in attached:
+                yield chunk or b""
+        except (docker.errors.APIError, OSError):
+            return
+
+
 def labels(lab: Engine, role: str, purpose: str) -> dict[str, str]:
     """The labels of a container the driver starts beside the lab's own.
 
@@ -64,7 +144,7 @@ def labels(lab: Engine, role: str, purpose: str) -> dict[str, str]:
         PROJECT_LABEL: lab.topology.project,
         SERVICE_LABEL: f"{role}:{purpose}",
         ROLE_LABEL: role,
-        SESSION_LABEL: SESSION,
+        OWNER_LABEL: OWNER,
         label("purpose"): purpose,
     }
 
@@ -88,7 +168,7 @@ def start(
     also: tuple[str, ...] = (),
     lasting: bool = False,
     pids: bool = False,
-) -> Container:
+) -> Helper:
     """A helper left running (the caller removes it, or `lab down` does).
 
     Its name is unique: two commands may work on the same host at once. A
@@ -104,8 +184,8 @@ def start(
     log.info("helper %s: %s (%s)", name, " ".join(argv), ", ".join(granted) or "no capability")
     tags = labels(lab, ROLE, purpose) | {TARGET_LABEL: where.label}
     if lasting:
-        del tags[SESSION_LABEL]
-    return lab.client_for(where.label).containers.run(
+        del tags[OWNER_LABEL]
+    container = lab.client_for(where.label).containers.run(
         image(lab),
         argv,
         name=name,
@@ -115,6 +195,7 @@ def start(
         **hardening.helper(*granted).run_kwargs(),
         labels=tags,
     )
+    return Helper(container)
 
 
 def run_script(
@@ -125,73 +206,69 @@ def run_script(
     in (the Docker host's, when the driver runs in a container or on another machine).
     The helper's clock is the engine's kernel's, as every lab host's is."""
     argv = ["python3", "-m", "services.probes.sockscript", "--t0", repr(t0), json.dumps(steps)]
-    container = start(lab, "script", where, argv, None)
+    helper = start(lab, "script", where, argv, None)
     try:
-        code = int(container.wait(timeout=timeout).get("StatusCode", 1))
-        out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-        errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        code = helper.wait(timeout)
+        out = helper.output(stderr=False)
+        errors = helper.output(stdout=False)
     finally:
-        with suppress(docker.errors.NotFound):
-            container.remove(force=True)
+        helper.remove()
     if code != 0:
-        raise HelperFailed(container.name or "script", argv[:4], code, errors)
+        raise HelperFailed(helper.name, argv[:4], code, errors)
     return [replace(Event(**e), host=where.label) for e in json.loads(out)]
 
 
-def wait_ready(container: Container, word: str, timeout: float = 15.0) -> None:
+def wait_ready(helper: Helper, word: str, timeout: float = 15.0) -> None:
     """Until the helper says ``word`` in its log; HelperFailed if it stops first, or the
     deadline passes."""
 
     def ready() -> bool:
-        logs = container.logs().decode(errors="replace")
+        logs = helper.output()
         if word in logs:
             return True
-        container.reload()
-        if container.status in ("exited", "dead"):
-            raise HelperFailed(container.name or "helper", [], 1, logs)
+        if helper.ended():
+            raise HelperFailed(helper.name, [], 1, logs)
         return False
 
     try:
-        wait_until(ready, timeout, f"helper {container.name}")
+        wait_until(ready, timeout, f"helper {helper.name}")
     except TimedOut:
-        raise HelperFailed(
-            container.name or "helper", [], 1, f"not ready within {timeout:.0f} s"
-        ) from None
+        raise HelperFailed(helper.name, [], 1, f"not ready within {timeout:.0f} s") from None
 
 
-def find(lab: Engine, purpose: str, target: str) -> list[str]:
-    """The ids of the helpers of one purpose working on one host (or the Docker host)."""
+def find(lab: Engine, purpose: str, target: str) -> list[Helper]:
+    """The helpers of one purpose working on one host (or the Docker host)."""
     wanted = [
         f"{PROJECT_LABEL}={lab.topology.project}",
         f"{ROLE_LABEL}={ROLE}",
         f"{label('purpose')}={purpose}",
         f"{TARGET_LABEL}={target}",
     ]
-    return [
-        c["Id"]
-        for client in lab.clients()
-        for c in client.api.containers(all=True, filters={"label": wanted})
-    ]
+    found = []
+    for client in lab.clients():
+        for summary in client.api.containers(all=True, filters={"label": wanted}):
+            with suppress(docker.errors.NotFound):  # gone since it was listed
+                found.append(Helper(client.containers.get(summary["Id"])))
+    return found
 
 
 def run(lab: Engine, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
     """Run one command in a helper and return its output; HelperFailed if it fails."""
-    container = start(lab, purpose, where, argv, capability)
+    helper = start(lab, purpose, where, argv, capability)
     try:
-        code = int(container.wait(timeout=TIMEOUT).get("StatusCode", 1))
-        output = container.logs().decode(errors="replace")
+        code = helper.wait(TIMEOUT)
+        output = helper.output()
     finally:
-        with suppress(docker.errors.NotFound):
-            container.remove(force=True)
+        helper.remove()
     if code != 0:
-        raise HelperFailed(container.name or purpose, argv, code, output)
+        raise HelperFailed(helper.name, argv, code, output)
     return output
 
 
 def remove_mine(lab: Engine) -> list[str]:
     """The helpers this process started and has not removed: a Ctrl-C can land between
     Docker creating one and its owner holding it. The CLI calls this on every exit."""
-    return remove_all(lab, [f"{SESSION_LABEL}={SESSION}"]) if _started else []
+    return remove_all(lab, [f"{OWNER_LABEL}={OWNER}"]) if _started else []
 
 
 def remove_all(lab: Engine, only: list[str] | None = None) -> list[str]:
@@ -205,3 +282,39 @@ def remove_all(lab: Engine, only: list[str] | None = None) -> list[str]:
                 client.api.remove_container(summary["Id"], force=True)
                 removed.append(summary["Names"][0].lstrip("/"))
     return removed
+
+
+def start_process(
+    backend: Engine,
+    host: str,
+    name: str,
+    argv: list[str],
+    purpose: str,
+    *,
+    environment: dict[str, str] | None = None,
+    data_volume: bool = False,
+    data_folder: Path | None = None,
+) -> Helper:
+    """A process of the lab's image in ``host``'s namespaces, hardened as Compose starts
+    every lab process (hardening.PROCESS), labelled so that its owner, or `lab down`,
+    removes it. ``name`` is its container's whole name: one left over by a driver killed
+    outright is removed first. ``data_volume``: an anonymous volume at /data, removed
+    with it; ``data_folder``: a folder of the Docker host bound there instead."""
+    engine = backend.client_for(host)
+    with suppress(docker.errors.NotFound):
+        engine.containers.get(name).remove(force=True)
+    namespace = f"container:{backend.container(host).id}"
+    container = engine.containers.run(
+        image(backend),
+        argv,
+        name=name,
+        detach=True,
+        network_mode=namespace,
+        pid_mode=namespace,
+        **hardening.PROCESS.run_kwargs(),
+        mounts=[Mount("/data", None, type="volume")] if data_volume else None,
+        volumes={str(data_folder): {"bind": "/data", "mode": "rw"}} if data_folder else None,
+        environment=environment or {},
+        labels=labels(backend, ROLE, purpose),
+    )
+    return Helper(container)

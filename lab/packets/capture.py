@@ -13,16 +13,11 @@ switched back on afterwards, also after Ctrl-C.
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import docker.errors
-from docker.models.containers import Container
 
 from lab.backends.engine import Engine
 from lab.engine import helpers
@@ -50,18 +45,6 @@ class CaptureInfo:
         }
 
 
-def bridge_name(lab: Engine, key: str | None = None) -> str:
-    """The Linux bridge behind a lab network, as Docker names it."""
-    network = lab.network(key)
-    options = network.attrs.get("Options") or {}
-    return str(options.get("com.docker.network.bridge.name") or f"br-{(network.id or '')[:12]}")
-
-
-def bridges(lab: Engine) -> str:
-    """Every lab network's bridge, comma-separated (the capture helper's argument)."""
-    return ",".join(bridge_name(lab, key) for key in lab.topology.networks)
-
-
 @contextmanager
 def capturing(
     lab: Engine,
@@ -76,8 +59,8 @@ def capturing(
     ``purpose`` goes into the helper's name and labels: an experiment that takes its
     own capture inside a user's --capture shows which is which in `docker ps`.
     """
-    info = CaptureInfo(path, lab.capture_interfaces() or bridges(lab))
-    container: Container | None = None
+    info = CaptureInfo(path, lab.capture_interfaces())
+    helper: helpers.Helper | None = None
 
     def host_back(host: str) -> None:
         # A restarted or reconnected host has a new interface, with offload on again.
@@ -93,7 +76,7 @@ def capturing(
                 set_offload(lab, host, on=False)
             lab.on_host_back.append(host_back)
         progress(f"capturing on {info.interface}")
-        container = helpers.start(
+        helper = helpers.start(
             lab,
             purpose,
             helpers.Namespace.docker_host(),
@@ -101,7 +84,7 @@ def capturing(
             "NET_RAW",
         )
         try:
-            helpers.wait_ready(container, "capturing on", READY_TIMEOUT)
+            helpers.wait_ready(helper, "capturing on", READY_TIMEOUT)
         except HelperFailed as exc:
             raise PacketError(f"the capture helper did not start: {exc.output.strip()}") from None
         info.clock_offset = time.time() - time.monotonic()
@@ -111,12 +94,11 @@ def capturing(
             if host_back in lab.on_host_back:
                 lab.on_host_back.remove(host_back)
             try:
-                if container is not None:
-                    _collect(container, path)
+                if helper is not None:
+                    _collect(helper, path)
             finally:
-                if container is not None:
-                    with suppress(docker.errors.NotFound):
-                        container.remove(force=True)
+                if helper is not None:
+                    helper.remove()
                 for host in info.offload_off:
                     try:
                         set_offload(lab, host, on=True)
@@ -142,16 +124,11 @@ def set_offload(lab: Engine, host: str, *, on: bool) -> None:
     )
 
 
-def _collect(container: Container, path: Path) -> None:
+def _collect(helper: helpers.Helper, path: Path) -> None:
     """Stop the capture (SIGTERM ends it cleanly) and copy its file out."""
-    container.stop(timeout=5)
-    try:
-        stream, _ = container.get_archive(INSIDE)
-    except docker.errors.NotFound:
-        raise PacketError("the capture helper wrote no file") from None
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-        member = archive.extractfile(Path(INSIDE).name)
-        if member is None:
-            raise PacketError("the capture helper's archive holds no file")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(member.read())
+    helper.stop(5)
+    data = helper.read_file(INSIDE)
+    if data is None:
+        raise PacketError("the capture helper wrote no file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
-
-import docker.errors
-from docker.models.containers import Container
 
 from lab import journal
 from lab.backends.engine import Engine
@@ -55,14 +52,14 @@ class Trace:
     events: list[Event] = field(default_factory=list)
     others: list[Syscall] = field(default_factory=list)  # traced clients' system calls
     ended: str = ""  # why it ended before it was stopped ("exited with 0", "killed by...")
-    helper: Container | None = field(default=None, repr=False, compare=False)
+    helper: helpers.Helper | None = field(default=None, repr=False, compare=False)
 
     def wait(self, seconds: float) -> None:
         """Let the trace run for ``seconds``, or until strace ends (with the process)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
-            if self.helper is not None and _ended(self.helper):
+            if self.helper is not None and self.helper.ended():
                 return
 
     def to_json(self) -> dict[str, Any]:
@@ -76,14 +73,6 @@ class Trace:
             "others": [asdict(c) for c in self.others],
             "ended": self.ended,
         }
-
-
-def _ended(container: Container) -> bool:
-    try:
-        container.reload()
-    except docker.errors.NotFound:
-        return True
-    return container.status in ("exited", "dead")
 
 
 def unknown_process(stack: Engine, name: str) -> UsageError:
@@ -102,10 +91,10 @@ def tracing(
     pid = stack.pid_of(process)
     trace = Trace(process, host, pid, time.monotonic() if t0 is None else t0)
     tail = journal.Tail(journal.path_for(stack.topology.project))
-    container: Container | None = None
+    helper: helpers.Helper | None = None
     try:
         progress(f"attaching strace to {process} (pid {pid} on {host})")
-        container = helpers.start(
+        helper = helpers.start(
             stack,
             PURPOSE,
             helpers.Namespace.of_host(stack, host),
@@ -113,10 +102,11 @@ def tracing(
             "SYS_PTRACE",
             pids=True,
         )
-        _wait_attached(container, process)
-        trace.helper = container
+        _wait_attached(helper, process)
+        trace.helper = helper
         yield trace
-        logs = _stop(container)
+        helper.stop(STOP_TIMEOUT)  # SIGTERM: strace detaches, the process runs on as it was
+        logs = helper.output()
         offset = clock_offset(logs)
         if offset is None:
             raise TraceError(f"the trace of {process} printed no clock offset")
@@ -127,18 +117,15 @@ def tracing(
         trace.helper = None
     finally:
         with ctrl_c_ignored():
-            if container is not None:
-                with suppress(docker.errors.NotFound):
-                    container.remove(force=True)
+            if helper is not None:
+                helper.remove()
 
 
-def _wait_attached(container: Container, process: str) -> None:
+def _wait_attached(helper: helpers.Helper, process: str) -> None:
     try:
-        helpers.wait_ready(container, "attached", READY_TIMEOUT)
+        helpers.wait_ready(helper, "attached", READY_TIMEOUT)
     except HelperFailed as exc:
-        container.reload()
-        code = container.attrs["State"].get("ExitCode")
-        if code == NO_STRACE:
+        if helper.exit_code() == NO_STRACE:
             raise TraceError(
                 "the lab's image has no strace (it was built before strace was added)",
                 "`lab down` then `lab up` builds it again on the current base image",
@@ -147,13 +134,6 @@ def _wait_attached(container: Container, process: str) -> None:
         raise TraceError(
             f"strace could not attach to {process}: {lines[-1] if lines else 'no output'}"
         ) from None
-
-
-def _stop(container: Container) -> str:
-    """SIGTERM: strace detaches, leaving the process running as it was; its output."""
-    with suppress(docker.errors.APIError):
-        container.stop(timeout=STOP_TIMEOUT)
-    return bytes(container.logs()).decode(errors="replace")
 
 
 def _journal(items: Iterator[dict[str, Any]], t0: float) -> tuple[list[Event], list[Syscall]]:

@@ -18,9 +18,6 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-import docker.errors
-from docker.models.containers import Container
-
 from lab import journal
 from lab.api import Lab
 from lab.backends.model import ServiceState
@@ -30,7 +27,6 @@ from lab.engine import helpers
 from lab.errors import LabError, UsageError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import Experiment, run_experiment
-from lab.packets.capture import bridges
 from lab.packets.pcap import PcapStream
 from lab.web.replay import frame_summary
 
@@ -54,7 +50,7 @@ class Live:
         self.chaos = Chaos(lab.stack)  # what the page broke, to undo
         self.impaired: set[str] = set()  # hosts whose link the page changed
         self.frames: deque[dict[str, Any]] = deque(maxlen=FRAMES_KEPT)
-        self.capture: Container | None = None
+        self.capture: helpers.Helper | None = None
         self.running: str = ""  # the experiment running from the page, if any
         self._lock = threading.Lock()
         # Connections the page holds open across faults (the seed's BrokenPipeError needs
@@ -254,18 +250,17 @@ class Live:
             stack,
             "capture-web",
             helpers.Namespace.docker_host(),
-            ["python3", "-m", "services.helpers.capture", bridges(stack), "-"],
+            ["python3", "-m", "services.helpers.capture", stack.capture_interfaces(), "-"],
             "NET_RAW",
         )
         threading.Thread(target=self._read_frames, args=(self.capture,), daemon=True).start()
 
     def stop_capture(self) -> None:
-        container, self.capture = self.capture, None
-        if container is not None:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
+        helper, self.capture = self.capture, None
+        if helper is not None:
+            helper.remove()
 
-    def _read_frames(self, container: Container) -> None:
+    def _read_frames(self, helper: helpers.Helper) -> None:
         from lab.packets import dissect
         from lab.packets import report as packet_report
 
@@ -274,8 +269,8 @@ class Live:
         offset = time.time() - time.monotonic()
         number = 0
         try:
-            for chunk, _ in container.attach(stdout=True, stderr=False, stream=True, demux=True):
-                for wall, raw in stream.feed(chunk or b""):
+            for chunk in helper.stream():
+                for wall, raw in stream.feed(chunk):
                     number += 1
                     frame = dissect.dissect(raw, wall, number)
                     item = {
@@ -285,7 +280,7 @@ class Live:
                     }
                     self.frames.append({"number": number, "frame": frame})
                     self.broadcast(item)
-        except (docker.errors.APIError, OSError, ValueError):
+        except ValueError:  # a stream cut mid-record (the capture was stopped)
             return
 
     def frame_detail(self, number: int) -> dict[str, Any]:

@@ -542,7 +542,7 @@ class Swarm(Engine):
             )
         return found.pop()
 
-    def capture_interfaces(self) -> str | None:
+    def capture_interfaces(self) -> str:
         """The underlay between the test cluster's machines: every frame any two of them
         exchange crosses its bridge, VXLAN-encapsulated."""
         try:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.chaos import powerloss
-from lab.engine.session import AttachedExec
 from lab.errors import ExperimentError, TimedOut
 from lab.experiments.model import (
     Claim,
@@ -136,9 +135,8 @@ class DbKill(Experiment):
 
     def run(self, ctx: Context) -> None:
         rng = random.Random(self.seed)
-        powerloss.check_possible(
-            ctx.lab.stack.client
-        )  # before any kill, not after the kill rows have run
+        # before any kill, not after the kill rows have run
+        powerloss.check_possible(ctx.lab.stack)
         ctx.facts["kills_planned"] = self.kills
         # The power-loss rows use copies of db of their own (their own port, their own
         # disk), so they run beside the kills of the lab's db rather than after them: the
@@ -224,9 +222,8 @@ class DbKill(Experiment):
         prefix = f"dbkill:{policy}:{int(time.time() * 1000)}"
         self._set_policy(ctx, policy)
         seconds = self.seconds_per_kill * (self.kills + 1)
-        writer = AttachedExec(
-            lab.stack.client_for(lab.topology.client.name),
-            lab.stack.container(lab.topology.client.name),
+        writer = lab.stack.attach(
+            lab.topology.client.name,
             ["python3", "-m", "services.probes.writer", "db", "6379", prefix, str(seconds)],
         )
         started = time.monotonic()
@@ -292,9 +289,8 @@ class DbKill(Experiment):
             self._until_answering(ctx, address, stop)
             fsyncs_before = disk.stats()["fsyncs"]
             prefix = f"power:{policy}:{int(time.time() * 1000)}"
-            writer = AttachedExec(
-                lab.stack.client_for(lab.topology.client.name),
-                lab.stack.container(lab.topology.client.name),
+            writer = lab.stack.attach(
+                lab.topology.client.name,
                 [
                     "python3",
                     "-m",
@@ -329,7 +325,7 @@ class DbKill(Experiment):
                 "unsafe": unsafe,
             }
         finally:
-            powerloss.remove(container)
+            container.remove()
 
     @staticmethod
     def _between_fsyncs(disk: powerloss.VolatileDisk, stop: threading.Event) -> None:

@@ -4,7 +4,7 @@
 its standard streams attached and returns at once, so the driver can act
 (kill a process, cut a cable) while the command goes on, then read its output.
 
-``ScriptSession`` runs ``python3 -m services.probes.sockscript --serve T0`` that way:
+``AttachedScript`` runs ``python3 -m services.probes.sockscript --serve T0`` that way:
 one step in, its events out, with sockets that outlive a step, so the driver
 can see what the very same socket does after it broke something.
 """
@@ -112,7 +112,7 @@ class AttachedExec:
         return data
 
 
-class ScriptSession:
+class AttachedScript:
     def __init__(
         self,
         client: docker.DockerClient,
@@ -150,7 +150,7 @@ class ScriptSession:
             self._exec.close()
         return self._exec.stderr
 
-    def __enter__(self) -> ScriptSession:
+    def __enter__(self) -> AttachedScript:
         return self
 
     def __exit__(self, *exc: object) -> None:
