@@ -194,14 +194,16 @@ class Sent:
 class Lab:
     """A lab: its topology, its hosts and processes, and what can be done to them."""
 
-    def __init__(self, stack: Engine, name: str | None = None, new: Compose | None = None) -> None:
-        self.stack = stack
+    def __init__(
+        self, backend: Engine, name: str | None = None, new: Compose | None = None
+    ) -> None:
+        self.backend = backend
         self.name = name  # a named lab's name (None: a lab of its own project)
         self._new = new  # a named lab not started yet: the files it will be started from
 
     @property
     def topology(self) -> Topology:
-        return self.stack.topology
+        return self.backend.topology
 
     @property
     def project(self) -> str:
@@ -210,7 +212,7 @@ class Lab:
     @property
     def builtin(self) -> bool:
         """Whether this is the default lab the package carries (no Compose files of yours)."""
-        return bundle.is_builtin(self.stack.project_dir)
+        return bundle.is_builtin(self.backend.project_dir)
 
     def __repr__(self) -> str:
         t = self.topology
@@ -247,27 +249,27 @@ class Lab:
     # --- state --------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        return bool(self.stack.states())
+        return bool(self.backend.states())
 
     def states(self) -> dict[str, ServiceState]:
-        return self.stack.states()
+        return self.backend.states()
 
     def status(self) -> list[HostStatus]:
         """Every host: its state, processes, port table and published ports."""
-        return self.stack.status()
+        return self.backend.status()
 
     def wait_healthy(self, timeout: float = 30.0, progress: Progress = silent) -> None:
         if not self.is_running():
             raise NotRunning(f"the lab (project {self.project})")
-        self.stack.wait_healthy(progress, timeout)
+        self.backend.wait_healthy(progress, timeout)
 
     def published_port(self, service: str, port: int, transport: str = "tcp") -> int:
         """Where a port of a host (or of a process, on its host) is published on 127.0.0.1."""
-        return self.stack.published_port(service, port, transport)
+        return self.backend.published_port(service, port, transport)
 
     def gateway(self) -> str:
         """The client host's default gateway: the Docker host's side of the network."""
-        return self.stack.gateway()
+        return self.backend.gateway()
 
     # --- the lab's life --------------------------------------------------------------
 
@@ -278,8 +280,8 @@ class Lab:
         A failure or Ctrl-C part-way removes what it started. ``build=False``: the
         service image is already built (several labs started one after another)."""
         if self._new is not None and self.name is not None:
-            self.stack, chosen = named.up_new(
-                self.stack,
+            self.backend, chosen = named.up_new(
+                self.backend,
                 self._new,
                 self.name,
                 progress,
@@ -289,10 +291,10 @@ class Lab:
             )
             self._new = None
             return chosen
-        return self.stack.up(
+        return self.backend.up(
             progress,
             timeout=timeout,
-            then=lambda: declared.apply_all(self.stack, progress),
+            then=lambda: declared.apply_all(self.backend, progress),
             build=build,
         )
 
@@ -301,7 +303,7 @@ class Lab:
         volatile disk a killed run left mounted."""
         from lab.chaos import powerloss
 
-        removed = self.stack.down()
+        removed = self.backend.down()
         powerloss.sweep(self.project)
         if self.name:
             named.forget(self.name)
@@ -311,9 +313,9 @@ class Lab:
         """Mend whatever differs from the topology: states, addresses, names, routes, links."""
         from lab.engine import helpers
 
-        done = faults.restore(self.stack, progress)
-        done += [f"removed {name}" for name in helpers.remove_all(self.stack)]
-        declared.apply_all(self.stack, reset_links=True)
+        done = faults.restore(self.backend, progress)
+        done += [f"removed {name}" for name in helpers.remove_all(self.backend)]
+        declared.apply_all(self.backend, reset_links=True)
         return done
 
     # --- traffic ---------------------------------------------------------------------
@@ -346,15 +348,15 @@ class Lab:
             from lab.syscalls.trace import run_traced
 
             host = self._traceable(on)
-            found, calls = run_traced(self.stack, host, steps, t0)
+            found, calls = run_traced(self.backend, host, steps, t0)
             events = Events(found)
             journal.syscalls(self.project, calls, t0)
         elif on == DOCKER_HOST:
-            events = Events(self.stack.run_on_docker_host(steps, t0))
+            events = Events(self.backend.run_on_docker_host(steps, t0))
         else:
             host = on or self.topology.client.name
             self.topology.host(host)
-            events = Events(self.stack.run_script(host, steps, t0))
+            events = Events(self.backend.run_script(host, steps, t0))
         journal.socket_events(self.project, events, t0)
         return events, calls
 
@@ -378,14 +380,14 @@ class Lab:
         host = self._traceable(on) if traced else on or self.topology.client.name
         t0 = time.monotonic() if t0 is None else t0
         if not traced:
-            with self.stack.attach_script(host, t0) as s:
+            with self.backend.attach_script(host, t0) as s:
                 yield Session(s, self.project, t0)
             return
         from lab.syscalls.strace import command
         from lab.syscalls.trace import offset_now, script_calls
 
         offset = offset_now()
-        inner = self.stack.attach_script(host, t0, wrap=command())
+        inner = self.backend.attach_script(host, t0, wrap=command())
         session = Session(inner, self.project, t0)
         with inner:
             yield session
@@ -403,7 +405,7 @@ class Lab:
         default: now)."""
         from lab.syscalls.trace import tracing
 
-        with tracing(self.stack, process, t0, progress=progress) as trace:
+        with tracing(self.backend, process, t0, progress=progress) as trace:
             yield trace
 
     def send(
@@ -461,36 +463,36 @@ class Lab:
     ) -> Iterator[faults.Chaos]:
         """A fault (kill, stop, pause, cut, restart) on each target for the block; undone
         however the block ends, Ctrl-C included, and the lab healthy again after."""
-        with faults.injected(self.stack, progress) as chaos:
+        with faults.injected(self.backend, progress) as chaos:
             for target in targets:
                 chaos.apply(kind, target)
             yield chaos
 
     def chaos(self, kind: str, target: str, progress: Progress = silent) -> None:
         """Apply one fault (or its undoing: start, resume, heal) and leave it in place."""
-        faults.Chaos(self.stack, progress).apply(kind, target)
+        faults.Chaos(self.backend, progress).apply(kind, target)
 
     def link(self, host: str, spec: str | impairment.Impairment) -> str:
         """Impair a host's link (``"loss 10% delay 50ms"``) until ``unlink``; which netem."""
         imp = impairment.parse(spec.split()) if isinstance(spec, str) else spec
-        return links.apply(self.stack, self.topology.host(host).name, imp)
+        return links.apply(self.backend, self.topology.host(host).name, imp)
 
     def unlink(self, host: str) -> None:
         """Back to the link the topology declares (a clean one unless it declares one)."""
-        declared.apply_link(self.stack, self.topology.host(host))
+        declared.apply_link(self.backend, self.topology.host(host))
 
     def link_state(self, host: str) -> str:
-        return links.show(self.stack, self.topology.host(host).name)
+        return links.show(self.backend, self.topology.host(host).name)
 
     @contextlib.contextmanager
     def impaired(self, host: str, spec: str | impairment.Impairment) -> Iterator[str]:
         """An impaired link for the block; put back as declared however it ends."""
         imp = impairment.parse(spec.split()) if isinstance(spec, str) else spec
         try:
-            with links.impaired(self.stack, self.topology.host(host).name, imp) as how:
+            with links.impaired(self.backend, self.topology.host(host).name, imp) as how:
                 yield how
         finally:
-            declared.apply(self.stack, host)
+            declared.apply(self.backend, host)
 
     @contextlib.contextmanager
     def capture(
@@ -507,7 +509,7 @@ class Lab:
         from lab.packets.capture import capturing
 
         with capturing(
-            self.stack, Path(path), offload=offload, progress=progress, purpose=purpose
+            self.backend, Path(path), offload=offload, progress=progress, purpose=purpose
         ) as info:
             yield info
 
@@ -549,19 +551,19 @@ class HostView:
     def port_table(self) -> builtins.list[Entry]:
         """Its listening TCP and bound UDP sockets, their owners and their fds, read from
         /proc inside."""
-        return self.lab.stack.port_table(self.name)
+        return self.lab.backend.port_table(self.name)
 
     def sockets(self) -> builtins.list[HostSocket]:
         """Every TCP and UDP socket of its kernel in any state (LISTEN, ESTABLISHED,
         TIME_WAIT, CLOSE_WAIT...) with its queues, owner and fd, like ``ss -tanup``."""
-        return self.lab.stack.sockets(self.name)
+        return self.lab.backend.sockets(self.name)
 
     def run(self, script: Script | builtins.list[Step], t0: float | None = None) -> Events:
         return self.lab.run(script, on=self.name, t0=t0)
 
     def exec(self, argv: builtins.list[str], timeout: float = 60.0) -> bytes:
         """Run a command inside the host (as its unprivileged user); its output."""
-        return self.lab.stack.run_in(self.name, argv, timeout)
+        return self.lab.backend.run_in(self.name, argv, timeout)
 
     def kill(self) -> None:
         self.lab.chaos("kill", self.name)
@@ -614,7 +616,7 @@ class ProcessView:
     @property
     def pid(self) -> int:
         """Its pid in its host's PID namespace (as the host's port table shows it)."""
-        return self.lab.stack.pid_of(self.name)
+        return self.lab.backend.pid_of(self.name)
 
     @contextlib.contextmanager
     def tracing(self, progress: Progress = silent) -> Iterator[Trace]:
@@ -625,10 +627,10 @@ class ProcessView:
     def logs(self, since: float | None = None) -> str:
         """What the process has written to its standard output and error
         (``since``: only what it wrote from that Unix time, ``time.time()``, on)."""
-        return self.lab.stack.logs(self.name, since)
+        return self.lab.backend.logs(self.name, since)
 
     def exec(self, argv: builtins.list[str], timeout: float = 60.0) -> bytes:
-        return self.lab.stack.run_in(self.name, argv, timeout)
+        return self.lab.backend.run_in(self.name, argv, timeout)
 
     def kill(self) -> None:
         self.lab.chaos("kill", self.name)

@@ -202,13 +202,12 @@ def _udp_alive(port: int) -> bool:
     return True
 
 
-def _start_marker(lab: Engine, service: str) -> tuple[str, int]:
-    state = lab.container(service).attrs["State"]
-    return str(state.get("StartedAt")), int(lab.container(service).attrs.get("RestartCount", 0))
+def _start_marker(backend: Engine, service: str) -> tuple[str, int]:
+    return backend.started(service)
 
 
 def run_campaign(
-    lab: Engine,
+    backend: Engine,
     endpoint: Endpoint,
     inputs: int,
     seed: int,
@@ -216,24 +215,22 @@ def run_campaign(
 ) -> Campaign:
     """A campaign against one port, from where the port is published (the Docker host's
     127.0.0.1, or a test cluster machine's: lab/engine/netns.py)."""
-    pid = lab.publisher_pid(endpoint.process)
+    pid = backend.publisher_pid(endpoint.process)
     if pid is None:
-        from lab.engine.docker_client import beside_engine
-
-        if not beside_engine(lab.client):  # 127.0.0.1 here is not where the ports are
+        if not backend.beside_engine():  # 127.0.0.1 here is not where the ports are
             raise LabError(
                 "fuzz sends from this machine to the lab's published ports, and this driver "
                 "is not on the Docker Engine's machine (a container, or a remote engine)",
                 "run `socklab fuzz` on the Docker host (docs/install.md)",
             )
-        return _campaign(lab, endpoint, inputs, seed, progress)
+        return _campaign(backend, endpoint, inputs, seed, progress)
     from lab.engine import netns
 
-    return netns.run_in(pid, lambda: _campaign(lab, endpoint, inputs, seed, progress))
+    return netns.run_in(pid, lambda: _campaign(backend, endpoint, inputs, seed, progress))
 
 
 def _campaign(
-    lab: Engine,
+    backend: Engine,
     endpoint: Endpoint,
     inputs: int,
     seed: int,
@@ -241,7 +238,7 @@ def _campaign(
 ) -> Campaign:
     service, protocol, transport = endpoint.process, endpoint.port.protocol, endpoint.port.transport
     try:
-        port = lab.published_port(endpoint.host, endpoint.port.number, transport)
+        port = backend.published_port(endpoint.host, endpoint.port.number, transport)
     except NotRunning:
         raise UsageError(
             f"{service}'s port {endpoint.port.number}/{transport} is not published on the "
@@ -249,11 +246,11 @@ def _campaign(
             f"publish it from its host ({endpoint.host}), as in "
             f'ports: ["127.0.0.1::{endpoint.port.number}/{transport}"]',
         ) from None
-    several = len(lab.topology.processes[service].ports) > 1
+    several = len(backend.topology.processes[service].ports) > 1
     name = f"{service}:{endpoint.port.number}/{transport}" if several else service
     rng = random.Random(seed)
     campaign = Campaign(name, inputs, seed)
-    before = _start_marker(lab, service)
+    before = _start_marker(backend, service)
     valid = VALID[protocol]
     for i in range(inputs):
         kind = KINDS[i % len(KINDS)]
@@ -282,8 +279,8 @@ def _campaign(
         campaign.outcomes[outcome] += 1
         if progress and i % 50 == 0:
             progress(f"{name}: {i}/{inputs}")
-    after = _start_marker(lab, service)
-    state = lab.states()[service]
+    after = _start_marker(backend, service)
+    state = backend.states()[service]
     campaign.crashes = int(after != before or state.status != "running")
     campaign.healthy_after = _answers_normally(port, transport, protocol)
     return campaign

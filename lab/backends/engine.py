@@ -290,6 +290,12 @@ class Engine:
         with suppress(docker.errors.ImageNotFound):
             self.client.images.remove(name, force=True)
 
+    def started(self, service: str) -> tuple[str, int]:
+        """When a service's container last started, and how often the engine restarted
+        it: a process that died and came back between two looks differs in one."""
+        attrs = self.container(service).attrs
+        return str(attrs["State"].get("StartedAt")), int(attrs.get("RestartCount", 0))
+
     def beside_engine(self) -> bool:
         """Whether this driver shares the engine's machine and network namespace (what it
         mounts or binds here, the engine sees): see lab/engine/docker_client.py."""

@@ -22,17 +22,17 @@ TARGET = "10,000 connections served, p99 under 50 ms, under 10 KB per idle conne
 def rss_kb(net: Lab, service: str) -> int:
     """Resident memory of a service's process, read from /proc inside its host."""
     host = net.topology.host_of(service).name
-    rows = net.stack.port_table(host)
+    rows = net.backend.port_table(host)
     pid = next((r.pid for r in rows if r.service == service and r.pid), None)
     if pid is None:
         raise BenchError(f"{service} owns no socket in {host}'s port table")
-    status = net.stack.run_in(host, ["cat", f"/proc/{pid}/status"]).decode()
+    status = net.backend.run_in(host, ["cat", f"/proc/{pid}/status"]).decode()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
 
 
 def cgroup_bytes(net: Lab, service: str) -> dict[str, int]:
     """The container's memory cgroup: usage (process and kernel), and TCP buffers apart."""
-    return net.stack.memory(service)
+    return net.backend.memory(service)
 
 
 def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
@@ -40,7 +40,7 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     progress(f"opening {sizes.connections} connections to tcp-shout")
     argv = ["python3", "-m", "services.probes.loadgen", "c10k", "tcp-shout", "8080"]
     argv += [str(sizes.connections), str(sizes.active), str(sizes.rounds)]
-    gen = net.stack.attach(net.topology.client.name, argv)
+    gen = net.backend.attach(net.topology.client.name, argv)
     try:
         held = json.loads(gen.read_line())
         during_rss, during_cg = rss_kb(net, "tcp-shout"), cgroup_bytes(net, "tcp-shout")

@@ -105,9 +105,7 @@ def lab_usage(client: Any, names: list[str], seconds: float) -> LabUsage:
 def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     """Named labs started one after another until K = sizes.labs, the machine's end or the
     time limit; measured at each checkpoint; all removed at the end."""
-    from lab.engine.docker_client import beside_engine
-
-    if not beside_engine(net.stack.client):  # cgroups and /proc here would read as zeros
+    if not net.backend.beside_engine():  # cgroups and /proc here would read as zeros
         raise LabError(
             "density reads the containers' memory and CPU from the Docker host's cgroups "
             "and /proc, which this driver does not see (a container, or a remote engine)",
@@ -116,7 +114,7 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     from lab.api import open as open_lab
     from lab.engine import named
 
-    lab = net.stack
+    lab = net.backend
     base = lab.compose
     env = {k: v for k, v in base.env.items() if k != base_image.ENV_KEY}
     marks = checkpoints(sizes.labs)
@@ -186,7 +184,7 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
 
 
 def _checkpoint(
-    lab: Engine, names: list[str], up_times: list[float], sizes: Sizes, progress: Progress
+    backend: Engine, names: list[str], up_times: list[float], sizes: Sizes, progress: Progress
 ) -> dict[str, Any]:
     from lab.api import open as open_lab
 
@@ -194,14 +192,14 @@ def _checkpoint(
     passed = 0
     progress(f"K = {k}: dispatch in every lab")
     for name in names:
-        net = open_lab(name=name, client=lab.client)
+        net = open_lab(name=name, client=backend.client)
         try:
             net.wait_healthy(timeout=60)
             passed += run_experiment(EXPERIMENTS["dispatch"], net).passed
         except LabError:
             pass
     progress(f"K = {k}: idle for {sizes.idle_seconds:.0f} s, memory and CPU per lab")
-    used = lab_usage(lab.client, names, sizes.idle_seconds)
+    used = lab_usage(backend.client, names, sizes.idle_seconds)
     mib = [b / 2**20 for b in used.memory.values()]
     return {
         "k": k,

@@ -48,7 +48,7 @@ def parse(csv_text: str) -> dict[str, float]:
 def _benchmark(net: Lab, address: str, port: int, requests: int, pipeline: int) -> dict[str, float]:
     argv = ["redis-benchmark", "-h", address, "-p", str(port), "-c", "50", "-n", str(requests)]
     argv += ["-t", "set,get", "-P", str(pipeline), "--csv"]
-    out = net.stack.run_in(net.topology.client.name, argv, timeout=max(60.0, requests / 500))
+    out = net.backend.run_in(net.topology.client.name, argv, timeout=max(60.0, requests / 500))
     got = parse(out.decode())
     missing = [t for t in TESTS if t not in got]
     if missing:
@@ -59,7 +59,7 @@ def _benchmark(net: Lab, address: str, port: int, requests: int, pipeline: int) 
 def _servers(net: Lab, host: str, policy: str) -> list[Any]:
     persist = policy != "off"
     db = companion(
-        net.stack,
+        net.backend,
         f"db-{policy}",
         host,
         ["python3", "-m", "services.servers.db"],
@@ -77,7 +77,7 @@ def _servers(net: Lab, host: str, policy: str) -> list[Any]:
     redis_argv += (
         ["--appendonly", "yes", "--appendfsync", policy] if persist else ["--appendonly", "no"]
     )
-    redis = companion(net.stack, f"redis-{policy}", host, redis_argv, data_volume=True)
+    redis = companion(net.backend, f"redis-{policy}", host, redis_argv, data_volume=True)
     return [db, redis]
 
 
@@ -95,7 +95,7 @@ def _answering(net: Lab, address: str, port: int) -> None:
 def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     host = net.topology.host_of("db").name
     address = net.topology.hosts[host].ip
-    if not net.stack.run_in(host, ["sh", "-c", "command -v redis-server || true"]).strip():
+    if not net.backend.run_in(host, ["sh", "-c", "command -v redis-server || true"]).strip():
         return Bench(
             "redis",
             TARGET,

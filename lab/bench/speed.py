@@ -44,7 +44,7 @@ def up(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     progress("once more inside this process, phase by phase")
     net.down()
     net.up()
-    phases = dict(net.stack.up_phases)
+    phases = dict(net.backend.up_phases)
     spread = Spread.of(runs)
     slowest = max(phases, key=lambda k: phases[k]) if phases else "?"
     met = spread.median < 2.0
@@ -79,7 +79,7 @@ def up_why(phases: dict[str, float]) -> str:
 
 def _timed_cli_up(net: Lab) -> tuple[float, float]:
     """Seconds from starting `lab up` to its "lab is up" line, and to its end."""
-    compose = net.stack.compose
+    compose = net.backend.compose
     argv = [sys.executable, "-m", "lab", "--project-dir", str(compose.workdir)]
     argv += [arg for f in compose.files for arg in ("-f", str(f))]
     argv += ["-p", net.project, "up"]
@@ -161,7 +161,7 @@ def cold(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
     progress("removing the lab, its service image and its local base image")
     net.down()
     for name in (SERVICES_IMAGE, base_image.local_tag()):
-        net.stack.remove_image(name)
+        net.backend.remove_image(name)
     progress("lab up from nothing (debootstrap, build, start)")
     started = time.monotonic()
     chosen = net.up(progress=progress)

@@ -38,7 +38,7 @@ ONSET = 0.01  # a loss of more than 1% marks the onset
 
 def drops(net: Lab, host: str, port: int) -> int:
     """The drop counter of the UDP socket bound to ``port`` in ``host`` (its own only)."""
-    text = net.stack.run_in(host, ["cat", "/proc/net/udp"]).decode()
+    text = net.backend.run_in(host, ["cat", "/proc/net/udp"]).decode()
     for line in text.splitlines()[1:]:
         fields = line.split()
         if int(fields[1].split(":")[1], 16) == port:
@@ -48,7 +48,7 @@ def drops(net: Lab, host: str, port: int) -> int:
 
 def _shout(net: Lab, host: str) -> helpers.Helper:
     container = companion(
-        net.stack,
+        net.backend,
         "udp-shout",
         host,
         ["python3", "-m", "services.servers.udp_shout"],
@@ -67,7 +67,7 @@ def _shout(net: Lab, host: str) -> helpers.Helper:
 def _socat(net: Lab, host: str) -> helpers.Helper:
     # Without fork, socat serves the first peer and echoes all it sends: a fresh one per run.
     return companion(
-        net.stack,
+        net.backend,
         f"socat-{SOCAT_PORT}",
         host,
         ["socat", "-T", "5", "-b", str(SIZE), f"UDP4-LISTEN:{SOCAT_PORT},reuseaddr", "PIPE"],
@@ -79,7 +79,7 @@ def _point(net: Lab, host: str, address: str, port: int, rate: int, sizes: Sizes
     argv = ["python3", "-m", "services.probes.loadgen", "udp", address, str(port), str(rate)]
     argv += [f"{sizes.seconds:g}", str(SIZE)]
     result: dict[str, Any] = json.loads(
-        net.stack.run_in(net.topology.client.name, argv, timeout=sizes.seconds + 30)
+        net.backend.run_in(net.topology.client.name, argv, timeout=sizes.seconds + 30)
     )
     result["server_drops"] = drops(net, host, port) - before
     if result["received_bytes"] != result["received"] * SIZE:
@@ -95,7 +95,7 @@ def _point(net: Lab, host: str, address: str, port: int, rate: int, sizes: Sizes
 def run(net: Lab, sizes: Sizes, progress: Progress = silent, plot: Path | None = None) -> Bench:
     host = net.topology.host_of("udp-shout").name
     address = net.topology.hosts[host].ip
-    if not net.stack.run_in(host, ["sh", "-c", "command -v socat || true"]).strip():
+    if not net.backend.run_in(host, ["sh", "-c", "command -v socat || true"]).strip():
         raise BenchError("the image has no socat, the UDP reference peer", "run `lab up` again")
     curves: list[dict[str, Any]] = []
     shout = _shout(net, host)

@@ -26,14 +26,14 @@ def routes_script(host: Host) -> str:
     )
 
 
-def apply_routes(stack: Engine, host: Host) -> None:
+def apply_routes(backend: Engine, host: Host) -> None:
     if not host.routes:
         return
     try:
         helpers.run(
-            stack,
+            backend,
             "routes",
-            helpers.Namespace.of_host(stack, host.name),
+            helpers.Namespace.of_host(backend, host.name),
             ["sh", "-c", routes_script(host)],
             "NET_ADMIN",
         )
@@ -41,27 +41,27 @@ def apply_routes(stack: Engine, host: Host) -> None:
         raise LinkError(f"adding {host.name}'s routes failed: {exc.what}") from None
 
 
-def apply_link(stack: Engine, host: Host) -> str:
+def apply_link(backend: Engine, host: Host) -> str:
     """The declared impairment on ``host``'s link, or a clean link; which netem is at work."""
     if host.link:
-        return links.apply(stack, host.name, impairment.parse(host.link.split()))
-    links.reset(stack, host.name)
+        return links.apply(backend, host.name, impairment.parse(host.link.split()))
+    links.reset(backend, host.name)
     return ""
 
 
-def apply(stack: Engine, host_name: str, *, reset_link: bool = False) -> None:
+def apply(backend: Engine, host_name: str, *, reset_link: bool = False) -> None:
     """Put one host's declared routes and link in place. ``reset_link``: also clear a link
     that declares nothing (a restore; a host that just came back is clean already)."""
-    host = stack.topology.hosts[host_name]
-    apply_routes(stack, host)
+    host = backend.topology.hosts[host_name]
+    apply_routes(backend, host)
     if host.link or reset_link:
-        apply_link(stack, host)
+        apply_link(backend, host)
 
 
-def apply_all(stack: Engine, progress: Progress = silent, *, reset_links: bool = False) -> None:
-    for host in stack.topology.hosts.values():
+def apply_all(backend: Engine, progress: Progress = silent, *, reset_links: bool = False) -> None:
+    for host in backend.topology.hosts.values():
         if host.routes:
             progress(f"{host.name}: routes {'; '.join(map(str, host.routes))}")
         if host.link:
             progress(f"{host.name}: link {host.link}")
-        apply(stack, host.name, reset_link=reset_links)
+        apply(backend, host.name, reset_link=reset_links)

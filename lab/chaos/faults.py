@@ -55,14 +55,14 @@ UNDO = {
 
 @dataclass
 class Chaos:
-    lab: Engine
+    backend: Engine
     progress: Progress = silent
     undo: list[tuple[str, str]] = field(default_factory=list)
 
     def apply(self, kind: str, target: str) -> None:
         if kind not in (*KINDS, "start"):
             raise UsageError(f"no fault {kind!r}; one of: {', '.join(KINDS)}")
-        self.lab.topology.host_of(target)  # an unknown name fails here, with the known ones
+        self.backend.topology.host_of(target)  # an unknown name fails here, with the known ones
         # The undo is noted before the fault is applied: a Ctrl-C that lands while Docker
         # carries the fault out must still find it (undoing a fault that never happened is
         # harmless: starting a running container does nothing).
@@ -75,7 +75,7 @@ class Chaos:
             if kind in UNDO:
                 self.undo.pop()
             raise
-        journal.publish(self.lab.topology.project, "fault", action=kind, target=target)
+        journal.publish(self.backend.topology.project, "fault", action=kind, target=target)
 
     def undo_all(self) -> None:
         failed: list[LabError] = []
@@ -93,7 +93,7 @@ class Chaos:
         # word is restore's: whatever is down, paused or cut off is mended, until whole.
         for attempt in range(3):
             try:
-                restore(self.lab, self.progress)
+                restore(self.backend, self.progress)
                 break
             except Unhealthy:
                 if attempt == 2:
@@ -104,39 +104,39 @@ class Chaos:
     # --- the faults ---
 
     def _is_host(self, target: str) -> bool:
-        return target in self.lab.topology.hosts
+        return target in self.backend.topology.hosts
 
     def _kill(self, target: str) -> None:
-        self.lab.signal(target, "kill")
+        self.backend.signal(target, "kill")
 
     def _stop(self, target: str) -> None:
-        self.lab.signal(target, "stop")
+        self.backend.signal(target, "stop")
 
     def _start(self, target: str) -> None:
-        self.lab.signal(target, "start")
+        self.backend.signal(target, "start")
         if self._is_host(target):
             self._host_back(target)  # before its processes can send anything
             # The processes died with the host's PID namespace; they rejoin the new one.
-            for process in self.lab.topology.hosts[target].processes:
-                self.lab.signal(process, "start")
+            for process in self.backend.topology.hosts[target].processes:
+                self.backend.signal(process, "start")
 
     def _host_back(self, host: str) -> None:
-        declared.apply(self.lab, host)  # a new namespace or interface: routes and link again
-        for hook in self.lab.on_host_back:
+        declared.apply(self.backend, host)  # a new namespace or interface: routes and link again
+        for hook in self.backend.on_host_back:
             hook(host)
 
     def _pause(self, target: str) -> None:
-        self.lab.signal(target, "pause")
+        self.backend.signal(target, "pause")
 
     def _resume(self, target: str) -> None:
-        self.lab.signal(target, "resume")
+        self.backend.signal(target, "resume")
 
     def _restart(self, target: str) -> None:
-        self.lab.signal(target, "restart")
+        self.backend.signal(target, "restart")
         if self._is_host(target):
             self._host_back(target)
-            for process in self.lab.topology.hosts[target].processes:
-                self.lab.signal(process, "restart")
+            for process in self.backend.topology.hosts[target].processes:
+                self.backend.signal(process, "restart")
 
     def _isolate(self, target: str) -> None:
         self._machine_faults("isolate").apply("isolate", self._machine(target), "", self.progress)
@@ -154,46 +154,45 @@ class Chaos:
 
     def _machine_faults(self, action: str) -> MachineFaults:
         """What only a lab across machines can do, asked of the backend."""
-        if self.lab.machine_faults is None:
+        if self.backend.machine_faults is None:
             raise UsageError(
                 f"{action}: this lab runs on one Docker Engine",
                 "machine faults need a lab across machines (--cluster; docs/scale-out.md)",
             )
-        return self.lab.machine_faults
+        return self.backend.machine_faults
 
     def _machine(self, target: str) -> str:
-        return self.lab.machine_of(self.lab.topology.host_of(target).name)
+        return self.backend.machine_of(self.backend.topology.host_of(target).name)
 
     def _client_machine(self) -> str:
         """The machine at the other end of a severed link: the client's."""
-        return self.lab.machine_of(self.lab.topology.client.name)
+        return self.backend.machine_of(self.backend.topology.client.name)
 
     def _cut(self, target: str) -> None:
         if not self._is_host(target):
-            raise UsageError(
-                f"cut takes a host ({', '.join(self.lab.topology.hosts)}), not the process {target}"
-            )
-        for key in self.lab.topology.hosts[target].networks:
+            hosts = ", ".join(self.backend.topology.hosts)
+            raise UsageError(f"cut takes a host ({hosts}), not the process {target}")
+        for key in self.backend.topology.hosts[target].networks:
             with contextlib.suppress(FaultError):  # already off this one
-                self.lab.disconnect(target, key)
+                self.backend.disconnect(target, key)
 
     def _heal(self, target: str) -> None:
-        host = self.lab.topology.hosts[target]
-        attached = self.lab.states()[target].attached
+        host = self.backend.topology.hosts[target]
+        attached = self.backend.states()[target].attached
         for interface in host.interfaces:
             if interface.network in attached:
                 now = attached[interface.network]
                 if now.ip == interface.ip and set(dns_names(host, interface)) <= set(now.aliases):
                     continue  # as promised
-                self.lab.disconnect(target, interface.network)
-            self.lab.connect(target, interface.network)
+                self.backend.disconnect(target, interface.network)
+            self.backend.connect(target, interface.network)
         self._host_back(target)
 
 
 @contextlib.contextmanager
-def injected(lab: Engine, progress: Progress = silent) -> Iterator[Chaos]:
+def injected(backend: Engine, progress: Progress = silent) -> Iterator[Chaos]:
     """Faults for the length of a block; undone however the block ends, Ctrl-C included."""
-    chaos = Chaos(lab, progress)
+    chaos = Chaos(backend, progress)
     try:
         yield chaos
     finally:
@@ -201,14 +200,14 @@ def injected(lab: Engine, progress: Progress = silent) -> Iterator[Chaos]:
             chaos.undo_all()
 
 
-def restore(lab: Engine, progress: Progress = silent) -> list[str]:
+def restore(backend: Engine, progress: Progress = silent) -> list[str]:
     """Mend the lab whatever broke it: what differs from the topology's promises is put back
     (resumed, started, reconnected at its address with its names); returns what was done."""
-    faults = lab.machine_faults
+    faults = backend.machine_faults
     done = [f"mend {m}" for m in faults.mend(progress)] if faults is not None else []
-    states = lab.states()
-    chaos = Chaos(lab, progress)
-    for name, host in lab.topology.hosts.items():
+    states = backend.states()
+    chaos = Chaos(backend, progress)
+    for name, host in backend.topology.hosts.items():
         state = states.get(name)
         if state is None:
             raise FaultError(f"{name} has no container", "run `lab up`")
@@ -223,8 +222,8 @@ def restore(lab: Engine, progress: Progress = silent) -> list[str]:
         if wrong:
             chaos.apply("heal", name)
             done.append(f"heal {name} ({'; '.join(wrong)})")
-    states = lab.states()
-    for name in lab.topology.processes:
+    states = backend.states()
+    for name in backend.topology.processes:
         state = states.get(name)
         if state is not None and state.status == "paused":
             chaos.apply("resume", name)
@@ -232,5 +231,5 @@ def restore(lab: Engine, progress: Progress = silent) -> list[str]:
         elif state is not None and state.status != "running":
             chaos.apply("start", name)
             done.append(f"start {name}")
-    lab.wait_healthy(progress)
+    backend.wait_healthy(progress)
     return done

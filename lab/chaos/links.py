@@ -29,12 +29,16 @@ from lab.errors import HelperFailed, LinkError, NetemMissing, UsageError
 from lab.interrupts import ctrl_c_ignored
 
 
-def _run(lab: Engine, host: str, script: str) -> str:
-    if host not in lab.topology.hosts:
-        raise UsageError(f"{host} is not a host; one of: {', '.join(lab.topology.hosts)}")
+def _run(backend: Engine, host: str, script: str) -> str:
+    if host not in backend.topology.hosts:
+        raise UsageError(f"{host} is not a host; one of: {', '.join(backend.topology.hosts)}")
     try:
         return helpers.run(
-            lab, "link", helpers.Namespace.of_host(lab, host), ["sh", "-c", script], "NET_ADMIN"
+            backend,
+            "link",
+            helpers.Namespace.of_host(backend, host),
+            ["sh", "-c", script],
+            "NET_ADMIN",
         )
     except HelperFailed as exc:
         if NO_NETEM in exc.output:
@@ -42,62 +46,62 @@ def _run(lab: Engine, host: str, script: str) -> str:
         raise LinkError(f"changing {host}'s link failed: {exc.what}") from None
 
 
-def apply(lab: Engine, host: str, imp: Impairment) -> str:
+def apply(backend: Engine, host: str, imp: Impairment) -> str:
     """Put ``imp`` on ``host``'s link, replacing what was there; which netem is at work."""
-    how = _apply(lab, host, imp)
-    journal.publish(lab.topology.project, "link", host=host, impairment=imp.text(), how=how)
+    how = _apply(backend, host, imp)
+    journal.publish(backend.topology.project, "link", host=host, impairment=imp.text(), how=how)
     return how
 
 
-def _apply(lab: Engine, host: str, imp: Impairment) -> str:
-    _stop_user_space(lab, host)
+def _apply(backend: Engine, host: str, imp: Impairment) -> str:
+    _stop_user_space(backend, host)
     try:
-        _run(lab, host, apply_script(imp))
+        _run(backend, host, apply_script(imp))
         return "tc netem" if imp.needs_netem else ""
     except NetemMissing:
         pass  # set -e stopped at tc netem; the next script starts from a clean link
-    where = helpers.Namespace.of_host(lab, host)
+    where = helpers.Namespace.of_host(backend, host)
     helper = helpers.start(
-        lab, "netem", where, user_space_argv(imp), "NET_ADMIN", also=("NET_RAW",), lasting=True
+        backend, "netem", where, user_space_argv(imp), "NET_ADMIN", also=("NET_RAW",), lasting=True
     )
     try:
         helpers.wait_ready(helper, "delaying packets")
-        _run(lab, host, apply_script(imp, kernel_netem=False))
+        _run(backend, host, apply_script(imp, kernel_netem=False))
     except HelperFailed as exc:
-        reset(lab, host)
+        reset(backend, host)
         raise LinkError(f"the user-space netem on {host} did not start: {exc.what}") from None
     except BaseException:
-        reset(lab, host)
+        reset(backend, host)
         raise
     return USER_SPACE
 
 
-def _stop_user_space(lab: Engine, host: str) -> None:
-    for helper in helpers.find(lab, "netem", host):
+def _stop_user_space(backend: Engine, host: str) -> None:
+    for helper in helpers.find(backend, "netem", host):
         helper.remove()
 
 
-def reset(lab: Engine, host: str) -> None:
-    _stop_user_space(lab, host)
-    _run(lab, host, reset_script())
-    journal.publish(lab.topology.project, "link", host=host, impairment="none")
+def reset(backend: Engine, host: str) -> None:
+    _stop_user_space(backend, host)
+    _run(backend, host, reset_script())
+    journal.publish(backend.topology.project, "link", host=host, impairment="none")
 
 
-def show(lab: Engine, host: str) -> str:
-    running = helpers.find(lab, "netem", host)
-    shown = _run(lab, host, show_script())
+def show(backend: Engine, host: str) -> str:
+    running = helpers.find(backend, "netem", host)
+    shown = _run(backend, host, show_script())
     if running:
         shown += f"user-space netem running: {' '.join(running[0].command())}\n"
     return shown
 
 
 @contextmanager
-def impaired(lab: Engine, host: str, imp: Impairment) -> Iterator[str]:
+def impaired(backend: Engine, host: str, imp: Impairment) -> Iterator[str]:
     """``imp`` on ``host``'s link for the length of a block; removed however it ends.
 
     Yields which netem is at work (see ``apply``)."""
     try:
-        yield apply(lab, host, imp)
+        yield apply(backend, host, imp)
     finally:
         with ctrl_c_ignored():
-            reset(lab, host)
+            reset(backend, host)

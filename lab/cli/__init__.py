@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if session.opened is not None:
             with ctrl_c_ignored(), contextlib.suppress(EngineError):
-                helpers.remove_mine(session.opened.stack)
+                helpers.remove_mine(session.opened.backend)
 
 
 def fail(line: str, code: int, prog: str = "lab") -> int:

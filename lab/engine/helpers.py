@@ -49,9 +49,9 @@ class Namespace:
     label: str  # for names and messages
 
     @classmethod
-    def of_host(cls, lab: Engine, host: str) -> Namespace:
-        lab.topology.host_of(host)
-        return cls(f"container:{lab.container(host).id}", host)
+    def of_host(cls, backend: Engine, host: str) -> Namespace:
+        backend.topology.host_of(host)
+        return cls(f"container:{backend.container(host).id}", host)
 
     @classmethod
     def docker_host(cls) -> Namespace:
@@ -133,7 +133,7 @@ class Helper:
             return
 
 
-def labels(lab: Engine, role: str, purpose: str) -> dict[str, str]:
+def labels(backend: Engine, role: str, purpose: str) -> dict[str, str]:
     """The labels of a container the driver starts beside the lab's own.
 
     The lab's image was built by Compose for one service, and a container inherits
@@ -141,7 +141,7 @@ def labels(lab: Engine, role: str, purpose: str) -> dict[str, str]:
     service, and ``Engine.container("apphost")`` could find a helper instead.
     """
     return {
-        PROJECT_LABEL: lab.topology.project,
+        PROJECT_LABEL: backend.topology.project,
         SERVICE_LABEL: f"{role}:{purpose}",
         ROLE_LABEL: role,
         OWNER_LABEL: OWNER,
@@ -149,17 +149,17 @@ def labels(lab: Engine, role: str, purpose: str) -> dict[str, str]:
     }
 
 
-def image(lab: Engine) -> str:
+def image(backend: Engine) -> str:
     """The lab's own image, taken from a running host (it has python3 and services/).
 
     By id, not by tag: a later build (a rebuild, another checkout of the lab on the
     same machine) may have moved the tag to an image the lab does not run.
     """
-    return str(lab.container(lab.topology.client.name).attrs["Image"])
+    return str(backend.container(backend.topology.client.name).attrs["Image"])
 
 
 def start(
-    lab: Engine,
+    backend: Engine,
     purpose: str,
     where: Namespace,
     argv: list[str],
@@ -179,14 +179,14 @@ def start(
     """
     global _started
     _started = True
-    name = f"{lab.topology.project}-{purpose}-{where.label}-{secrets.token_hex(3)}"
+    name = f"{backend.topology.project}-{purpose}-{where.label}-{secrets.token_hex(3)}"
     granted = [c for c in (capability, *also) if c]
     log.info("helper %s: %s (%s)", name, " ".join(argv), ", ".join(granted) or "no capability")
-    tags = labels(lab, ROLE, purpose) | {TARGET_LABEL: where.label}
+    tags = labels(backend, ROLE, purpose) | {TARGET_LABEL: where.label}
     if lasting:
         del tags[OWNER_LABEL]
-    container = lab.client_for(where.label).containers.run(
-        image(lab),
+    container = backend.client_for(where.label).containers.run(
+        image(backend),
         argv,
         name=name,
         detach=True,
@@ -199,14 +199,14 @@ def start(
 
 
 def run_script(
-    lab: Engine, where: Namespace, steps: list[Step], t0: float, timeout: float = TIMEOUT
+    backend: Engine, where: Namespace, steps: list[Step], t0: float, timeout: float = TIMEOUT
 ) -> list[Event]:
     """A socket script (services/probes/sockscript.py) in a helper in ``where``'s network
     namespace, with no capability at all: how the driver sends from a namespace it is not
     in (the Docker host's, when the driver runs in a container or on another machine).
     The helper's clock is the engine's kernel's, as every lab host's is."""
     argv = ["python3", "-m", "services.probes.sockscript", "--t0", repr(t0), json.dumps(steps)]
-    helper = start(lab, "script", where, argv, None)
+    helper = start(backend, "script", where, argv, None)
     try:
         code = helper.wait(timeout)
         out = helper.output(stderr=False)
@@ -236,25 +236,25 @@ def wait_ready(helper: Helper, word: str, timeout: float = 15.0) -> None:
         raise HelperFailed(helper.name, [], 1, f"not ready within {timeout:.0f} s") from None
 
 
-def find(lab: Engine, purpose: str, target: str) -> list[Helper]:
+def find(backend: Engine, purpose: str, target: str) -> list[Helper]:
     """The helpers of one purpose working on one host (or the Docker host)."""
     wanted = [
-        f"{PROJECT_LABEL}={lab.topology.project}",
+        f"{PROJECT_LABEL}={backend.topology.project}",
         f"{ROLE_LABEL}={ROLE}",
         f"{label('purpose')}={purpose}",
         f"{TARGET_LABEL}={target}",
     ]
     found = []
-    for client in lab.clients():
+    for client in backend.clients():
         for summary in client.api.containers(all=True, filters={"label": wanted}):
             with suppress(docker.errors.NotFound):  # gone since it was listed
                 found.append(Helper(client.containers.get(summary["Id"])))
     return found
 
 
-def run(lab: Engine, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
+def run(backend: Engine, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:
     """Run one command in a helper and return its output; HelperFailed if it fails."""
-    helper = start(lab, purpose, where, argv, capability)
+    helper = start(backend, purpose, where, argv, capability)
     try:
         code = helper.wait(TIMEOUT)
         output = helper.output()
@@ -265,18 +265,18 @@ def run(lab: Engine, purpose: str, where: Namespace, argv: list[str], capability
     return output
 
 
-def remove_mine(lab: Engine) -> list[str]:
+def remove_mine(backend: Engine) -> list[str]:
     """The helpers this process started and has not removed: a Ctrl-C can land between
     Docker creating one and its owner holding it. The CLI calls this on every exit."""
-    return remove_all(lab, [f"{OWNER_LABEL}={OWNER}"]) if _started else []
+    return remove_all(backend, [f"{OWNER_LABEL}={OWNER}"]) if _started else []
 
 
-def remove_all(lab: Engine, only: list[str] | None = None) -> list[str]:
+def remove_all(backend: Engine, only: list[str] | None = None) -> list[str]:
     """Every helper of this project, whatever it was for (`lab chaos restore`)."""
     removed = []
-    labels = [f"{PROJECT_LABEL}={lab.topology.project}", f"{ROLE_LABEL}={ROLE}", *(only or [])]
+    labels = [f"{PROJECT_LABEL}={backend.topology.project}", f"{ROLE_LABEL}={ROLE}", *(only or [])]
     filters = {"label": labels}
-    for client in lab.clients():
+    for client in backend.clients():
         for summary in client.api.containers(all=True, filters=filters):
             with suppress(docker.errors.NotFound):
                 client.api.remove_container(summary["Id"], force=True)

@@ -47,7 +47,7 @@ class CaptureInfo:
 
 @contextmanager
 def capturing(
-    lab: Engine,
+    backend: Engine,
     path: Path,
     *,
     offload: bool = False,
@@ -59,25 +59,25 @@ def capturing(
     ``purpose`` goes into the helper's name and labels: an experiment that takes its
     own capture inside a user's --capture shows which is which in `docker ps`.
     """
-    info = CaptureInfo(path, lab.capture_interfaces())
+    info = CaptureInfo(path, backend.capture_interfaces())
     helper: helpers.Helper | None = None
 
     def host_back(host: str) -> None:
         # A restarted or reconnected host has a new interface, with offload on again.
         with suppress(LabError):
-            set_offload(lab, host, on=False)
+            set_offload(backend, host, on=False)
 
     failed_back_on: list[str] = []
     try:
         if not offload:
-            for host in lab.topology.hosts:
+            for host in backend.topology.hosts:
                 progress(f"switching off checksum offload on {host}")
                 info.offload_off.append(host)  # noted first: a Ctrl-C may land mid-way
-                set_offload(lab, host, on=False)
-            lab.on_host_back.append(host_back)
+                set_offload(backend, host, on=False)
+            backend.on_host_back.append(host_back)
         progress(f"capturing on {info.interface}")
         helper = helpers.start(
-            lab,
+            backend,
             purpose,
             helpers.Namespace.docker_host(),
             ["python3", "-m", "services.helpers.capture", info.interface, INSIDE],
@@ -91,8 +91,8 @@ def capturing(
         yield info
     finally:
         with ctrl_c_ignored():
-            if host_back in lab.on_host_back:
-                lab.on_host_back.remove(host_back)
+            if host_back in backend.on_host_back:
+                backend.on_host_back.remove(host_back)
             try:
                 if helper is not None:
                     _collect(helper, path)
@@ -101,9 +101,9 @@ def capturing(
                     helper.remove()
                 for host in info.offload_off:
                     try:
-                        set_offload(lab, host, on=True)
+                        set_offload(backend, host, on=True)
                     except LabError as exc:
-                        state = lab.states().get(host)
+                        state = backend.states().get(host)
                         if state is not None and state.status == "running":
                             failed_back_on.append(f"{host} ({exc.what})")
                         # a host left down starts its next interface with offload on
@@ -114,11 +114,11 @@ def capturing(
         )
 
 
-def set_offload(lab: Engine, host: str, *, on: bool) -> None:
+def set_offload(backend: Engine, host: str, *, on: bool) -> None:
     helpers.run(
-        lab,
+        backend,
         "offload",
-        helpers.Namespace.of_host(lab, host),
+        helpers.Namespace.of_host(backend, host),
         ["python3", "-m", "services.helpers.netadmin", "all", "on" if on else "off"],
         "NET_ADMIN",
     )

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 DOCKER_HOST = "docker-host"
 
 
-def host_names(lab: Engine) -> dict[str, str]:
+def host_names(backend: Engine) -> dict[str, str]:
     """IP address -> host name (every address of every host), the Docker host (the
     client's gateway) included."""
-    names = {i.ip: h.name for h in lab.topology.hosts.values() for i in h.interfaces}
-    names[lab.gateway()] = DOCKER_HOST
+    names = {i.ip: h.name for h in backend.topology.hosts.values() for i in h.interfaces}
+    names[backend.gateway()] = DOCKER_HOST
     return names
 
 

@@ -75,29 +75,29 @@ class Trace:
         }
 
 
-def unknown_process(stack: Engine, name: str) -> UsageError:
-    known = ", ".join(stack.topology.processes)
+def unknown_process(backend: Engine, name: str) -> UsageError:
+    known = ", ".join(backend.topology.processes)
     return UsageError(f"no process named {name!r} to trace", f"one of: {known}")
 
 
 @contextmanager
 def tracing(
-    stack: Engine, process: str, t0: float | None = None, progress: Progress = silent
+    backend: Engine, process: str, t0: float | None = None, progress: Progress = silent
 ) -> Iterator[Trace]:
     """Trace ``process`` while the block runs; its calls are in the Trace after the block."""
-    if process not in stack.topology.processes:
-        raise unknown_process(stack, process)
-    host = stack.topology.processes[process].host
-    pid = stack.pid_of(process)
+    if process not in backend.topology.processes:
+        raise unknown_process(backend, process)
+    host = backend.topology.processes[process].host
+    pid = backend.pid_of(process)
     trace = Trace(process, host, pid, time.monotonic() if t0 is None else t0)
-    tail = journal.Tail(journal.path_for(stack.topology.project))
+    tail = journal.Tail(journal.path_for(backend.topology.project))
     helper: helpers.Helper | None = None
     try:
         progress(f"attaching strace to {process} (pid {pid} on {host})")
         helper = helpers.start(
-            stack,
+            backend,
             PURPOSE,
-            helpers.Namespace.of_host(stack, host),
+            helpers.Namespace.of_host(backend, host),
             ["python3", "-m", "services.helpers.trace", "--", *command(pid=pid)],
             "SYS_PTRACE",
             pids=True,
@@ -162,11 +162,11 @@ def offset_now() -> float:
 
 
 def run_traced(
-    stack: Engine, host: str, steps: list[Step], t0: float
+    backend: Engine, host: str, steps: list[Step], t0: float
 ) -> tuple[list[Event], list[Syscall]]:
     """Run a socket script in ``host`` under strace: its events and its system calls."""
     offset = offset_now()
-    events, err = stack.run_script_with_stderr(host, steps, t0, wrap=command())
+    events, err = backend.run_script_with_stderr(host, steps, t0, wrap=command())
     return events, script_calls(err, t0 + offset, host)
 
 

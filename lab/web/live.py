@@ -47,7 +47,7 @@ class Live:
     def __init__(self, lab: Lab, broadcast: Broadcast) -> None:
         self.lab = lab
         self.broadcast = broadcast
-        self.chaos = Chaos(lab.stack)  # what the page broke, to undo
+        self.chaos = Chaos(lab.backend)  # what the page broke, to undo
         self.impaired: set[str] = set()  # hosts whose link the page changed
         self.frames: deque[dict[str, Any]] = deque(maxlen=FRAMES_KEPT)
         self.capture: helpers.Helper | None = None
@@ -68,7 +68,7 @@ class Live:
             ports: list[dict[str, Any]] = []
             if state is not None and state.status == "running":
                 try:
-                    ports = [asdict(r) for r in self.lab.stack.port_table(host.name)]
+                    ports = [asdict(r) for r in self.lab.backend.port_table(host.name)]
                 except LabError:
                     ports = []
             bound = {}
@@ -245,7 +245,7 @@ class Live:
     def start_capture(self) -> None:
         if self.capture is not None:
             return
-        stack = self.lab.stack
+        stack = self.lab.backend
         self.capture = helpers.start(
             stack,
             "capture-web",
@@ -264,7 +264,7 @@ class Live:
         from lab.packets import dissect
         from lab.packets import report as packet_report
 
-        names = packet_report.host_names(self.lab.stack)
+        names = packet_report.host_names(self.lab.backend)
         stream = PcapStream()
         offset = time.time() - time.monotonic()
         number = 0
@@ -310,7 +310,7 @@ class Live:
             except LabError:
                 continue
         self.impaired.clear()
-        helpers.remove_mine(self.lab.stack)
+        helpers.remove_mine(self.lab.backend)
         return done
 
 

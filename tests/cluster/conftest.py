@@ -93,4 +93,4 @@ def net(cluster: list[str], docker_client: docker.DockerClient) -> Iterator[sock
     opened.up(timeout=300)
     yield opened
     opened.down()
-    assert not opened.stack.owned(), f"left behind: {opened.stack.owned()}"
+    assert not opened.backend.owned(), f"left behind: {opened.backend.owned()}"

@@ -28,7 +28,7 @@ TSHARK = shutil.which("tshark")
 
 
 def stack_of(net: socklab.Lab) -> Swarm:
-    stack = net.stack
+    stack = net.backend
     assert isinstance(stack, Swarm)
     return stack
 

@@ -54,7 +54,7 @@ def open_lab(
 
 
 def make_lab(client: docker.DockerClient, project: str, env: dict[str, str]) -> Engine:
-    stack: Engine = open_lab(client, project, env).stack
+    stack: Engine = open_lab(client, project, env).backend
     return stack
 
 
@@ -66,13 +66,13 @@ def net(docker_client: docker.DockerClient) -> Iterator[socklab.Lab]:
     opened.up(timeout=180)
     yield opened
     opened.down()
-    assert not opened.stack.owned(), f"left behind: {opened.stack.owned()}"
+    assert not opened.backend.owned(), f"left behind: {opened.backend.owned()}"
 
 
 @pytest.fixture(scope="session")
 def lab(net: socklab.Lab) -> Engine:
     """The same lab, as the driver's engine sees it (containers, states, exec)."""
-    stack: Engine = net.stack
+    stack: Engine = net.backend
     return stack
 
 

@@ -56,7 +56,7 @@ def pair(docker_client: docker.DockerClient) -> Iterator[tuple[socklab.Lab, sock
 
 
 def record(net: socklab.Lab) -> named.Record:
-    found = named.find(net.stack.client, net.name or "")
+    found = named.find(net.backend.client, net.name or "")
     assert found is not None
     return found
 
@@ -78,7 +78,7 @@ def test_labs_started_at_once_get_their_own_subnet_ports_and_project(
         assert all(s.status == "running" for s in net.states().values())
         assert len(net.states()) == len(net.topology.services)
     # No other Docker network shares a subnet with either.
-    for n in pair[0].stack.client.api.networks():
+    for n in pair[0].backend.client.api.networks():
         for config in (n.get("IPAM") or {}).get("Config") or []:
             if n["Labels"] and n["Labels"].get(PROJECT_LABEL) in (a.project, b.project):
                 continue
@@ -121,7 +121,7 @@ def test_nothing_of_one_lab_is_reachable_from_the_others_client(
         probe.udp(f"u{i}", timeout=1.5).connect(ip, 8080).send("anyone?").recv()
     # b's published ports are on the Docker host's loopback, not on a's gateway
     probe.tcp("published", timeout=1.5).connect(gateway, record(b).ports["http"])
-    b_apphost_id = str(b.stack.container("apphost").id)[:12]
+    b_apphost_id = str(b.backend.container("apphost").id)[:12]
     with b.capture(tmp_path / "b.pcap") as seen_by_b, a.capture(tmp_path / "a.pcap") as seen_by_a:
         events = a.client.run(probe)
         # By name: Docker's DNS answers each network alone.

@@ -66,7 +66,7 @@ def _copies(net: socklab.Lab) -> list[str]:
     # The engine's own listing, names and all: containers.list() inspects each container
     # it lists, and a copy removed in between (db-kill makes and removes one per policy)
     # raised NotFound here in CI, which ended the test before its Ctrl-C.
-    found = net.stack.client.api.containers(all=True, filters={"name": "db-on-volatile-disk"})
+    found = net.backend.client.api.containers(all=True, filters={"name": "db-on-volatile-disk"})
     names = [name.lstrip("/") for c in found for name in c.get("Names") or []]
     return [name for name in names if name.startswith(net.project)]
 

@@ -200,4 +200,4 @@ def test_run_sockets_passes(net: socklab.Lab, tmp_path: Path) -> None:
         "shouthost (script)",
     }
     assert net.process("tcp-shout").state is not None
-    settled(net.stack, ["tcp-shout"])
+    settled(net.backend, ["tcp-shout"])

@@ -54,7 +54,7 @@ def test_the_project_files_resolve_to_the_recorded_topology() -> None:
         "LAB_UDP_SHOUT_PORT": "8080",
         "LAB_BIND_ADDRESS": "127.0.0.1",
     }
-    real = socklab.open(ROOT, env=defaults).stack.compose.config()
+    real = socklab.open(ROOT, env=defaults).backend.compose.config()
     # What is built, and from where, depends on the checkout's folder and its .env.
     assert replace(from_config(real), builds=()) == replace(from_config(fixture), builds=())
     assert [b.service for b in from_config(real).builds] == ["apphost"]
@@ -67,7 +67,7 @@ def extra(docker_client: docker.DockerClient) -> Iterator[socklab.Lab]:
     net.up(timeout=180)
     yield net
     net.down()
-    assert not net.stack.owned(), f"left behind: {net.stack.owned()}"
+    assert not net.backend.owned(), f"left behind: {net.backend.owned()}"
 
 
 def extra_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -168,7 +168,7 @@ def router(docker_client: docker.DockerClient) -> Iterator[socklab.Lab]:
     net.up(timeout=180)
     yield net
     net.down()
-    assert not net.stack.owned(), f"left behind: {net.stack.owned()}"
+    assert not net.backend.owned(), f"left behind: {net.backend.owned()}"
 
 
 def router_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

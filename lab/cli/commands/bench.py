@@ -101,7 +101,7 @@ def cmd_bench(s: Session, args: argparse.Namespace) -> int:
                 extra = {"plot": args.out / "udp-loss.png"} if name == "udp" else {}
                 results.append(bench_module.BENCHES[name](lab, sizes, reporter, **extra))
     finally:
-        bench_module.cleanup(lab.stack)
+        bench_module.cleanup(lab.backend)
     table = Table(title="benchmarks", title_justify="left", show_lines=True)
     for column in ("benchmark", "target", "met", "measured"):
         table.add_column(column)

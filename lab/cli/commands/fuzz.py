@@ -35,7 +35,9 @@ def cmd_fuzz(s: Session, args: argparse.Namespace) -> int:
     for endpoint in fuzzer.targets(s.lab.topology, args.services):
         reporter = s.reporter()
         with reporter.running(f"fuzzing {endpoint.label}"):
-            campaign = fuzzer.run_campaign(s.lab.stack, endpoint, args.inputs, args.seed, reporter)
+            campaign = fuzzer.run_campaign(
+                s.lab.backend, endpoint, args.inputs, args.seed, reporter
+            )
         s.print(campaign.line(), plain=True)
         failed += campaign.crashes > 0 or not campaign.healthy_after
     return ExitCode.ERROR if failed else 0

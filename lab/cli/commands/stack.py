@@ -106,7 +106,7 @@ def up_several(s: Session, names: list[str], timeout: float) -> int:
 
 
 def named_line(s: Session, name: str) -> str:
-    record = named.find(s.lab.stack.client if s.opened is None else s.opened.stack.client, name)
+    record = named.find(s.lab.backend.client if s.opened is None else s.opened.backend.client, name)
     if record is None:
         return f"lab {name}: no record"
     ports = ", ".join(f"{label} {port}" for label, port in record.ports.items())

@@ -136,7 +136,7 @@ class DbKill(Experiment):
     def run(self, ctx: Context) -> None:
         rng = random.Random(self.seed)
         # before any kill, not after the kill rows have run
-        powerloss.check_possible(ctx.lab.stack)
+        powerloss.check_possible(ctx.lab.backend)
         ctx.facts["kills_planned"] = self.kills
         # The power-loss rows use copies of db of their own (their own port, their own
         # disk), so they run beside the kills of the lab's db rather than after them: the
@@ -222,7 +222,7 @@ class DbKill(Experiment):
         prefix = f"dbkill:{policy}:{int(time.time() * 1000)}"
         self._set_policy(ctx, policy)
         seconds = self.seconds_per_kill * (self.kills + 1)
-        writer = lab.stack.attach(
+        writer = lab.backend.attach(
             lab.topology.client.name,
             ["python3", "-m", "services.probes.writer", "db", "6379", prefix, str(seconds)],
         )
@@ -263,7 +263,7 @@ class DbKill(Experiment):
         lab = ctx.lab
         host = lab.topology.host_of("db").name
         out = {}
-        shared = lab.stack.shared_folder(lab.topology.host_of("db").name)
+        shared = lab.backend.shared_folder(lab.topology.host_of("db").name)
         with powerloss.volatile_disk(lab.project, shared) as disk:
             for policy in self.policies:
                 unsafe = self.unsafe_always and policy == "always"
@@ -284,12 +284,12 @@ class DbKill(Experiment):
         _unless(stop)
         lab = ctx.lab
         address = lab.topology.hosts[host].ip
-        container = powerloss.db_on(lab.stack, disk, host, VOLATILE_PORT, policy, unsafe=unsafe)
+        container = powerloss.db_on(lab.backend, disk, host, VOLATILE_PORT, policy, unsafe=unsafe)
         try:
             self._until_answering(ctx, address, stop)
             fsyncs_before = disk.stats()["fsyncs"]
             prefix = f"power:{policy}:{int(time.time() * 1000)}"
-            writer = lab.stack.attach(
+            writer = lab.backend.attach(
                 lab.topology.client.name,
                 [
                     "python3",
