@@ -133,7 +133,7 @@ def curriculum(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
 def curriculum_why(durations: dict[str, float]) -> str:
     """Where the curriculum's time goes, from its measured durations and the windows the
     lessons need (the experiments' own settings, not guesses)."""
-    from lab.experiments.builtin import db_kill
+    from lab.experiments.builtin.db_kill import experiment as db_kill
 
     kills = EXPERIMENTS["db-kill"]
     assert isinstance(kills, db_kill.DbKill)

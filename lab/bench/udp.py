@@ -149,8 +149,8 @@ def _plot(curves: list[dict[str, Any]], path: Path) -> None:
     """The loss curves as a picture, where matplotlib is installed (the numbers stand
     without it: a measurement is never lost for want of its picture)."""
     try:
-        from lab.views import plots
+        from lab.bench import udp_picture
     except PicturesMissing as exc:
         log.warning("no udp-loss picture: %s", exc.line())
         return
-    plots.udp_curves(curves, path)
+    udp_picture.udp_curves(curves, path)

@@ -209,13 +209,13 @@ def test_bad_schedules_are_refused(tmp_path: Path) -> None:
 def test_cell_round_trips_through_json_and_draws(tmp_path: Path) -> None:
     from dataclasses import asdict
 
-    from lab.views import plots
+    from lab.experiments.builtin.failures import picture
 
     events = [ev("send", "ok", 3), ev("recv", "eof", 0), ev("send", "EPIPE")]
     original = cell(events=events, during="eof-then-epipe", late=[], lost=["m"])
     again = Cell.from_dict(asdict(original))
     assert again == original
-    png = plots.cell_timeline(again, tmp_path / "cell.png")
+    png = picture.cell_timeline(again, tmp_path / "cell.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -7,7 +7,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from lab.experiments.builtin.impaired_delivery import ImpairedDelivery as Experiment
-from lab.experiments.builtin.impaired_delivery import (
+from lab.experiments.builtin.impaired_delivery.experiment import (
     Run,
     judge_run,
     latency_of,

@@ -321,9 +321,9 @@ class ImpairedDelivery(Experiment):
     def pictures(
         self, result: Result, folder: Path, frames: list[Frame] | None = None
     ) -> list[Path]:
-        from lab.views import plots  # matplotlib loads slowly; only pictures need it
+        from lab.experiments.builtin.impaired_delivery import picture  # matplotlib: slow
 
-        return [plots.delivery(result.facts["deliveries"], folder / "delivery.png")]
+        return [picture.delivery(result.facts["deliveries"], folder / "delivery.png")]
 
     def judge_runs(self, runs: list[Run]) -> dict[str, tuple[bool, str]]:
         by = {(r.protocol, r.loss): r for r in runs if r.link.startswith("loss")}

@@ -254,10 +254,10 @@ class DbKill(Experiment):
     def pictures(
         self, result: Result, folder: Path, frames: list[Frame] | None = None
     ) -> list[Path]:
-        from lab.views import plots  # matplotlib loads slowly; only pictures need it
+        from lab.experiments.builtin.db_kill import picture  # matplotlib: slow to load
 
         facts = result.facts
-        return [plots.power_loss(facts["power"], facts["runs"], folder / "power-loss.png")]
+        return [picture.power_loss(facts["power"], facts["runs"], folder / "power-loss.png")]
 
     def _power_losses(self, ctx: Context, stop: threading.Event) -> dict[str, dict[str, Any]]:
         lab = ctx.lab
