@@ -19,7 +19,9 @@ from docker.models.containers import Container
 from docker.models.networks import Network as DockerNetwork
 
 from lab import bundle
+from lab.backends import health
 from lab.backends.base import MachineFaults
+from lab.backends.health import HEALTH_TIMEOUT
 from lab.backends.model import (
     PROJECT_LABEL,
     SERVICE_LABEL,
@@ -32,7 +34,7 @@ from lab.backends.model import (
     port_is_free,
     unlike_promised,
 )
-from lab.engine import base_image, build, readiness
+from lab.engine import base_image, build
 from lab.engine.attached import AttachedExec, AttachedScript
 from lab.engine.compose import Compose, port_in_use
 from lab.errors import (
@@ -43,7 +45,6 @@ from lab.errors import (
     NotRunning,
     PortTaken,
     TimedOut,
-    Unhealthy,
     UsageError,
 )
 from lab.interrupts import ctrl_c_ignored
@@ -52,13 +53,10 @@ from lab.progress import Phases, Progress
 from lab.services.probes.porttable import Entry, HostSocket, RunningProcess
 from lab.services.probes.sockscript import Event, Step
 from lab.topology import PublishedPort, Topology
-from lab.waiting import wait_until
 
 IMAGE_LABEL = f"org.opencontainers.image.title={PROJECT} services"  # set in services/Dockerfile
-HEALTH_TIMEOUT = 120.0
 EXEC_TIMEOUT = 60.0  # the longest any command the driver runs in a container may take
 KILLED = 128 + 9  # the exit status of a command coreutils' timeout ended with SIGKILL
-POLL = 0.25
 CGROUP_V1 = Path("/sys/fs/cgroup/memory/docker")
 
 
@@ -549,98 +547,11 @@ class Engine:
         same check run by the lab at once (Docker runs it first one interval after a
         start, 1 s by default and 30 s in a named lab): see lab/engine/readiness.py.
         """
-        expected = set(self.topology.services)
-        last = [""]
-        waiting: list[str] = []
-        states: dict[str, ServiceState] = {}
-        answered: dict[str, str] = {}  # passed its own check, run by the lab: in which start
-
-        def all_ready() -> bool:
-            nonlocal states, waiting
-            containers = self.containers()
-            states = {
-                n: ServiceState.of(c.attrs, self.topology.networks) for n, c in containers.items()
-            }
-            for name, state in states.items():
-                if name in expected and state.status in ("exited", "dead"):
-                    raise Unhealthy(
-                        state.service,
-                        f"exited with code {state.exit_code}",
-                        self._last_words(state.service),
-                    )
-            ready = self._ready(containers, states, expected, answered)
-            waiting = sorted(expected - ready)
-            line = f"{len(ready)}/{len(expected)} healthy" + (
-                f", waiting for {', '.join(waiting)}" if waiting else ""
-            )
-            if line != last[0]:
-                progress(line)
-                last[0] = line
-            return not waiting
-
-        try:
-            wait_until(all_ready, timeout, "every service to be healthy", poll=POLL)
-        except TimedOut:
-            service = waiting[0]
-            state = states.get(service)
-            state_text = (
-                "no container"
-                if state is None
-                else state.status
-                if state.status != "running"
-                else state.health
-            )
-            raise Unhealthy(service, state_text, self._last_words(service)) from None
+        health.wait_healthy(self, progress, timeout)
 
     def answering(self) -> set[str]:
-        """The services ready now: Docker says healthy, or their own healthcheck passes
-        when the lab runs it (see lab/engine/readiness.py)."""
-        containers = self.containers()
-        states = {
-            n: ServiceState.of(c.attrs, self.topology.networks) for n, c in containers.items()
-        }
-        return self._ready(containers, states, set(states), {})
-
-    def _ready(
-        self,
-        containers: dict[str, Container],
-        states: dict[str, ServiceState],
-        among: set[str],
-        answered: dict[str, str],
-    ) -> set[str]:
-        """Which of ``among`` are ready: Docker says healthy, or their own check passed,
-        now or earlier in the same start (``answered``: service -> StartedAt, kept up to
-        date here, so that a check passed before a restart says nothing of the new start)."""
-        started = {n: str(c.attrs["State"].get("StartedAt", "")) for n, c in containers.items()}
-        ready = {s for s in among if s in states and states[s].ready}
-        ready |= {s for s, at in answered.items() if s in among and started.get(s) == at}
-        pending = {
-            s: (containers[s], *self._address_of(s, states))
-            for s in among - ready
-            if s in states and states[s].status == "running"
-        }
-        answered.update({s: started[s] for s in readiness.answering(pending)})
-        return ready | {s for s, at in answered.items() if s in among and started.get(s) == at}
-
-    def _address_of(self, service: str, states: dict[str, ServiceState]) -> tuple[str, str]:
-        """The address of the host a service is or runs on, as Docker gave it, and the
-        subnet of that (first) network."""
-        host = self.topology.host_of(service)
-        subnet = (
-            self.topology.networks[host.interfaces[0].network].subnet if host.interfaces else ""
-        )
-        return (states[host.name].ip if host.name in states else ""), subnet
-
-    def _last_words(self, service: str) -> str:
-        """The most telling line: the last failed healthcheck, else the last log line."""
-        container = self.containers().get(service)
-        if container is None:
-            return "its container was never created"
-        health_log = (container.attrs["State"].get("Health") or {}).get("Log") or []
-        if health_log and health_log[-1].get("Output", "").strip():
-            return str(health_log[-1]["Output"]).strip().splitlines()[-1]
-        logs = container.logs(tail=5).decode(errors="replace").strip().splitlines()
-        return logs[-1] if logs else "no log output"
+        """The services ready now (see lab/backends/health.py)."""
+        return health.answering(self)
 
     def down(self) -> Removed:
         """Remove every container, network and volume of the project, even half-made ones."""

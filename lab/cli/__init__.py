@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 
 from lab.cli.commands import GROUPS
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.engine import helpers
 from lab.engine.docker_client import EngineError
 from lab.engine.named import NAME_ENV
@@ -181,9 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=logging.DEBUG if args.verbose > 1 else logging.INFO,
             format=f"{prog}: %(message)s",
         )
-    session = Session(args)
+    invocation = Invocation(args)
     try:
-        return int(args.handler(session, args))
+        return int(args.handler(invocation, args))
     except LabError as exc:
         log.debug("failed", exc_info=True)
         return fail(exc.line(), exc.exit_code, prog)
@@ -197,9 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # undone by their own blocks; a helper caught half-started is removed below.
         return fail("interrupted", ExitCode.INTERRUPTED, prog)
     finally:
-        if session.opened is not None:
+        if invocation.opened is not None:
             with ctrl_c_ignored(), contextlib.suppress(EngineError):
-                helpers.remove_mine(session.opened.backend)
+                helpers.remove_mine(invocation.opened.backend)
 
 
 def fail(line: str, code: int, prog: str = "lab") -> int:

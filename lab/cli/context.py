@@ -16,7 +16,10 @@ from lab.errors import UsageError
 from lab.views.render import Reporter
 
 
-class Session:
+class Invocation:
+    """One command as typed: its arguments, the console, and the lab it works on (opened
+    on first use)."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         # Piped output (CI logs, files) gets room for the timeline rather than rich's 80 columns.

@@ -18,18 +18,21 @@ from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import docker.errors
 from docker.models.containers import Container
 from docker.types import Mount
 
-from lab.backends.engine import Engine
 from lab.backends.model import PROJECT_LABEL, SERVICE_LABEL
 from lab.engine import hardening
 from lab.errors import HelperFailed, TimedOut
 from lab.names import label
 from lab.services.probes.sockscript import Event, Step
 from lab.waiting import wait_until
+
+if TYPE_CHECKING:
+    from lab.backends.engine import Engine
 
 ROLE_LABEL = label("role")
 ROLE = "helper"

@@ -34,7 +34,7 @@ from lab.traffic.script import Events, Script, steps_of
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from lab.api import Lab, Session
+    from lab.api import Lab, SocketSession
     from lab.packets.dissect import Frame
     from lab.syscalls.strace import Syscall
 
@@ -184,7 +184,7 @@ class RecordedSession:
         self.t0 = t0
         self.traced = traced
         self._cm: Any = None
-        self._session: Session | None = None
+        self._session: SocketSession | None = None
 
     def __enter__(self) -> RecordedSession:
         self._cm = self.ctx.lab.session(self.host, self.t0, traced=self.traced)

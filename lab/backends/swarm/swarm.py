@@ -31,7 +31,8 @@ import docker.types
 from docker.models.containers import Container
 
 from lab import names
-from lab.backends.engine import HEALTH_TIMEOUT, Engine
+from lab.backends.engine import Engine
+from lab.backends.health import HEALTH_TIMEOUT
 from lab.backends.model import (
     PROJECT_LABEL,
     SERVICE_LABEL,

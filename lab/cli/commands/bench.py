@@ -21,7 +21,7 @@ from rich.table import Table
 
 from lab import bench as bench_module
 from lab.bench import report
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.errors import NotRunning, UsageError
 from lab.names import PROJECT
 
@@ -71,7 +71,7 @@ def register(commands: Any) -> None:
     bench.set_defaults(handler=cmd_bench)
 
 
-def cmd_bench(s: Session, args: argparse.Namespace) -> int:
+def cmd_bench(s: Invocation, args: argparse.Namespace) -> int:
     names = args.names or list(bench_module.DEFAULT)
     unknown = [n for n in names if n not in bench_module.BENCHES]
     if unknown:

@@ -7,7 +7,7 @@ from typing import Any
 
 from lab.chaos import impairment
 from lab.chaos.faults import KINDS, UNDO
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.errors import UsageError
 
 
@@ -53,7 +53,7 @@ def register(commands: Any) -> None:
     link.set_defaults(handler=cmd_link)
 
 
-def cmd_chaos(s: Session, args: argparse.Namespace) -> int:
+def cmd_chaos(s: Invocation, args: argparse.Namespace) -> int:
     if args.action == "restore":
         done = s.lab.restore(s.reporter())
         s.print("restored: " + ", ".join(done) if done else "nothing needed mending")
@@ -71,7 +71,7 @@ def cmd_chaos(s: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_link(s: Session, args: argparse.Namespace) -> int:
+def cmd_link(s: Invocation, args: argparse.Namespace) -> int:
     lab = s.lab
     hosts = [lab.topology.host(args.host).name] if args.host else list(lab.topology.hosts)
     if args.spec == ["reset"]:

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from lab.backends.swarm import machines
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 
 
 def register(commands: Any) -> None:
@@ -42,7 +42,7 @@ def _client() -> Any:
     return connect()
 
 
-def cmd_make(s: Session, args: argparse.Namespace) -> int:
+def cmd_make(s: Invocation, args: argparse.Namespace) -> int:
     reporter = s.reporter()
     client = _client()
     with reporter.running(f"making a test cluster of {args.count} machines"):
@@ -54,13 +54,13 @@ def cmd_make(s: Session, args: argparse.Namespace) -> int:
     return cmd_status(s, argparse.Namespace(json=False))
 
 
-def cmd_remove(s: Session, args: argparse.Namespace) -> int:
+def cmd_remove(s: Invocation, args: argparse.Namespace) -> int:
     removed = machines.remove(_client(), s.reporter())
     s.print(f"removed: {', '.join(removed)}" if removed else "there was no test cluster")
     return 0
 
 
-def cmd_status(s: Session, args: argparse.Namespace) -> int:
+def cmd_status(s: Invocation, args: argparse.Namespace) -> int:
     report = machines.status(_client())
     if args.json:
         print(json.dumps([asdict(r) for r in report], indent=2))

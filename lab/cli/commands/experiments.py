@@ -12,7 +12,7 @@ from typing import Any
 from rich.prompt import Confirm
 from rich.table import Table
 
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.errors import (
     ExitCode,
     ExperimentFileError,
@@ -91,7 +91,7 @@ def register(commands: Any) -> None:
     run.set_defaults(handler=cmd_run)
 
 
-def cmd_list(s: Session, args: argparse.Namespace) -> int:
+def cmd_list(s: Invocation, args: argparse.Namespace) -> int:
     table = Table(title="built-in experiments", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("question")
@@ -144,7 +144,7 @@ def chosen(args: argparse.Namespace) -> list[tuple[Experiment, Path | None]]:
     return out
 
 
-def cmd_run(s: Session, args: argparse.Namespace) -> int:
+def cmd_run(s: Invocation, args: argparse.Namespace) -> int:
     if args.offload and not args.capture:
         raise UsageError("--offload says how to capture: give --capture too")
     experiments = chosen(args)
@@ -174,7 +174,7 @@ def cmd_run(s: Session, args: argparse.Namespace) -> int:
 
 
 def run_one(
-    s: Session,
+    s: Invocation,
     args: argparse.Namespace,
     experiment: Experiment,
     path: Path | None,
@@ -227,5 +227,5 @@ def run_one(
     return result, frames
 
 
-def _confirm(s: Session, claim: str) -> bool:
+def _confirm(s: Invocation, claim: str) -> bool:
     return Confirm.ask(f"[bold]Will this hold?[/] {claim}", console=s.console)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from lab import fuzz as fuzzer
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.errors import ExitCode
 
 
@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
     fuzz.set_defaults(handler=cmd_fuzz)
 
 
-def cmd_fuzz(s: Session, args: argparse.Namespace) -> int:
+def cmd_fuzz(s: Invocation, args: argparse.Namespace) -> int:
     failed = 0
     for endpoint in fuzzer.targets(s.lab.topology, args.services):
         reporter = s.reporter()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.grading import aggregate, collect, report
 
 
@@ -32,7 +32,7 @@ def register(commands: Any) -> None:
     grade.set_defaults(handler=cmd_grade)
 
 
-def cmd_grade(s: Session, args: argparse.Namespace) -> int:
+def cmd_grade(s: Invocation, args: argparse.Namespace) -> int:
     collected = collect.collect(args.folders)
     students = aggregate.students(collected.submissions)
     claims = aggregate.claims(collected.submissions)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.errors import UsageError
 from lab.packets import dissect
 from lab.packets import report as packet_report
@@ -45,7 +45,7 @@ def register(commands: Any) -> None:
     packets.set_defaults(handler=cmd_packets, needs_docker=False)
 
 
-def cmd_packets(s: Session, args: argparse.Namespace) -> int:
+def cmd_packets(s: Invocation, args: argparse.Namespace) -> int:
     # A one-shot command over frames that hold no cycles: the cycle collector would only
     # walk them, each time it woke and once more as they are listed (a fifth of the time
     # for 100,000 frames), so it stays off while the command runs, and what the command
@@ -60,7 +60,7 @@ def cmd_packets(s: Session, args: argparse.Namespace) -> int:
             gc.enable()
 
 
-def _packets(s: Session, args: argparse.Namespace) -> int:
+def _packets(s: Invocation, args: argparse.Namespace) -> int:
     frames = dissect.read(args.file)
     result = packet_report.result_beside(args.file)
     names = ((result or {}).get("capture") or {}).get("names", {})

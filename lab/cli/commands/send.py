@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from lab.api import DOCKER_HOST
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.errors import NotRunning
 from lab.views import render
 from lab.views.sockets import calls_table
@@ -55,7 +55,7 @@ def register(commands: Any) -> None:
     send.set_defaults(handler=cmd_send)
 
 
-def origin_of(s: Session, target: str, asked: str, traced: bool = False) -> str:
+def origin_of(s: Invocation, target: str, asked: str, traced: bool = False) -> str:
     if asked in ("host", DOCKER_HOST):
         return DOCKER_HOST
     if asked:
@@ -70,7 +70,7 @@ def origin_of(s: Session, target: str, asked: str, traced: bool = False) -> str:
         return s.lab.topology.client.name
 
 
-def cmd_send(s: Session, args: argparse.Namespace) -> int:
+def cmd_send(s: Invocation, args: argparse.Namespace) -> int:
     origin = origin_of(s, args.target, args.origin, args.syscalls)
     sent = s.lab.send(
         args.target,

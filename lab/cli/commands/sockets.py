@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.text import Text
 
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.errors import UsageError
 from lab.views import sockets as view
 
@@ -58,7 +58,7 @@ def register(commands: Any) -> None:
     trace.set_defaults(handler=cmd_trace)
 
 
-def cmd_sockets(s: Session, args: argparse.Namespace) -> int:
+def cmd_sockets(s: Invocation, args: argparse.Namespace) -> int:
     host = s.lab.topology.host_of(args.host).name
     rows = s.lab.host(host).sockets()
     if args.json:
@@ -69,7 +69,7 @@ def cmd_sockets(s: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def process_named(s: Session, name: str) -> str:
+def process_named(s: Invocation, name: str) -> str:
     """A process by name, or by a shortcut the topology declares (tcp: tcp-shout)."""
     topology = s.lab.topology
     if name in topology.processes:
@@ -85,7 +85,7 @@ def process_named(s: Session, name: str) -> str:
     return endpoint.process
 
 
-def cmd_trace(s: Session, args: argparse.Namespace) -> int:
+def cmd_trace(s: Invocation, args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise UsageError("--for takes a number of seconds above 0")
     process = process_named(s, args.process)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from lab import bundle
 from lab.chaos import powerloss
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.engine import named
 from lab.errors import UsageError
 from lab.views import render
@@ -62,7 +62,7 @@ def register(commands: Any) -> None:
     ls.set_defaults(handler=cmd_ls)
 
 
-def cmd_up(s: Session, args: argparse.Namespace) -> int:
+def cmd_up(s: Invocation, args: argparse.Namespace) -> int:
     names = s.names
     if len(names) > 1:
         return up_several(s, names, args.timeout)
@@ -81,7 +81,7 @@ def cmd_up(s: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_init(s: Session, args: argparse.Namespace) -> int:
+def cmd_init(s: Invocation, args: argparse.Namespace) -> int:
     written = bundle.init(args.folder)
     for path in written:
         s.print(f"wrote {path}{'/' if path.is_dir() else ''}", plain=True)
@@ -90,7 +90,7 @@ def cmd_init(s: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def up_several(s: Session, names: list[str], timeout: float) -> int:
+def up_several(s: Invocation, names: list[str], timeout: float) -> int:
     """One after another (the image built once); each its own subnet and ports."""
     for name in names:
         named.check_name(name)
@@ -105,7 +105,7 @@ def up_several(s: Session, names: list[str], timeout: float) -> int:
     return cmd_ls(s, argparse.Namespace(json=False))
 
 
-def named_line(s: Session, name: str) -> str:
+def named_line(s: Invocation, name: str) -> str:
     record = named.find(s.lab.backend.client if s.opened is None else s.opened.backend.client, name)
     if record is None:
         return f"lab {name}: no record"
@@ -116,7 +116,7 @@ def named_line(s: Session, name: str) -> str:
     )
 
 
-def cmd_down(s: Session, args: argparse.Namespace) -> int:
+def cmd_down(s: Invocation, args: argparse.Namespace) -> int:
     if args.all:
         if s.names:
             raise UsageError("--all removes every named lab: give it without --name")
@@ -129,7 +129,7 @@ def cmd_down(s: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def down_all(s: Session) -> int:
+def down_all(s: Invocation) -> int:
     from lab.engine.docker_client import connect
 
     client = connect()
@@ -145,7 +145,7 @@ def down_all(s: Session) -> int:
     return 0
 
 
-def cmd_status(s: Session, args: argparse.Namespace) -> int:
+def cmd_status(s: Invocation, args: argparse.Namespace) -> int:
     report = s.lab.status()
     if args.json:
         print(json.dumps(render.status_json(report), indent=2))
@@ -156,7 +156,7 @@ def cmd_status(s: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ls(s: Session, args: argparse.Namespace) -> int:
+def cmd_ls(s: Invocation, args: argparse.Namespace) -> int:
     from lab.engine.docker_client import connect
 
     rows = named.listing(connect(), datetime.datetime.now(datetime.UTC))

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.cli.context import Session
+from lab.cli.context import Invocation
 from lab.errors import LabError, PortTaken, UsageError
 
 DEFAULT_PORT = 8765
@@ -63,7 +63,7 @@ def free_port(bind: str, port: int) -> int:
         return int(s.getsockname()[1])
 
 
-def cmd_web(s: Session, args: argparse.Namespace) -> int:
+def cmd_web(s: Invocation, args: argparse.Namespace) -> int:
     from aiohttp import web  # loads slowly: only this command needs it
 
     from lab.web.guard import Guard
