@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import docker.errors
 from docker.models.containers import Container
@@ -119,6 +119,11 @@ class Helper:
     def start(self) -> None:
         """Start it again, as it was (a process after a power cut)."""
         self._container.start()
+
+    def inspect(self) -> dict[str, Any]:
+        """The container as the engine reports it now (for checks of its settings)."""
+        self._container.reload()
+        return dict(self._container.attrs)
 
     def environment(self) -> list[str]:
         return list(self._container.attrs["Config"]["Env"] or [])

@@ -20,6 +20,7 @@ import pytest
 import lab as socklab
 from lab.backends.model import PROJECT_LABEL
 from lab.backends.swarm.swarm import ANCHOR_LABEL, Swarm
+from lab.engine import hardening
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from tests.cluster.conftest import ENV, PROJECT, ROOT, lab_cli
 from tests.conftest import sigint_as_default
@@ -52,6 +53,23 @@ def test_three_hosts_on_three_machines_healthy_and_status_says_where(net: sockla
     assert stack.placement["http"] == stack.placement["apphost"]
     text = lab_cli("status")
     assert f"on machine {where['shouthost']}" in text.stdout
+
+
+def test_the_anchors_on_every_machine_are_hardened_as_companions(net: socklab.Lab) -> None:
+    stack = stack_of(net)
+    seen = 0
+    for machine in stack.machines:
+        anchors: dict[str, str | list[str] | bool] = {
+            "label": f"{ANCHOR_LABEL}={stack.topology.project}"
+        }
+        for container in stack.engine(machine).containers.list(filters=anchors):
+            attrs = container.attrs
+            differences = hardening.COMPANION.differences(
+                attrs["HostConfig"], attrs["Config"]["User"]
+            )
+            assert differences == [], f"{container.name} on {machine}: {differences}"
+            seen += 1
+    assert seen >= len(stack.topology.networks)  # one per network on each machine with hosts
 
 
 def test_a_message_crosses_machines_by_name(net: socklab.Lab) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from lab.backends.engine import Engine
+from lab.engine import hardening, helpers
 
 
 @pytest.fixture
@@ -53,3 +54,44 @@ def test_published_ports_listen_on_loopback_only(containers: dict[str, dict[str,
 def test_root_filesystem_refuses_writes(lab: Engine) -> None:
     out = lab.run_in("db", ["sh", "-c", "touch /opt/lab/x 2>&1 || true"])
     assert b"Read-only file system" in out
+
+
+def test_every_container_the_driver_creates_is_hardened_as_its_profile(lab: Engine) -> None:
+    """Each kind the driver starts through the engine's API (a helper with no capability,
+    one granted a capability, a companion process with a data volume), read back from
+    the engine and held to its profile in lab/engine/hardening.py. The Swarm's anchors
+    are read back in the cluster tier."""
+    client = lab.topology.client.name
+    where = helpers.Namespace.of_host(lab, client)
+    argv = ["sleep", "60"]
+    made = [
+        (helpers.start(lab, "hardening-check", where, argv, None), hardening.helper()),
+        (
+            helpers.start(lab, "hardening-check", where, argv, "NET_ADMIN"),
+            hardening.helper("NET_ADMIN"),
+        ),
+        (
+            helpers.start_process(
+                lab,
+                client,
+                f"{lab.topology.project}-hardening-check",
+                argv,
+                "hardening-check",
+                data_volume=True,
+            ),
+            hardening.PROCESS,
+        ),
+    ]
+    try:
+        for helper, profile in made:
+            attrs = helper.inspect()
+            assert attrs["HostConfig"]["Privileged"] is False, helper.name
+            differences = profile.differences(attrs["HostConfig"], attrs["Config"]["User"])
+            assert differences == [], f"{helper.name} ({profile.kind}): {differences}"
+        # and a profile that is not its own is told apart: the check can fail
+        plain, granted = made[0][0].inspect(), made[1][0].inspect()
+        assert hardening.helper().differences(granted["HostConfig"], granted["Config"]["User"])
+        assert hardening.PROCESS.differences(plain["HostConfig"], plain["Config"]["User"])
+    finally:
+        for helper, _ in made:
+            helper.remove()
