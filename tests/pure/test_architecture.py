@@ -265,3 +265,31 @@ def test_profiles_read_back_from_the_engine_agree_or_say_how_not() -> None:
     as_engine |= {"PidsLimit": 16, "Memory": 128 * 1024**2}
     assert granted.differences(as_engine, "0:0") == []
     assert hardening.helper().user == hardening.UNPRIVILEGED
+
+
+def layout_names(readme: str) -> set[str]:
+    """The names the README's Layout block gives under lab/ (two-space indented)."""
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    names: set[str] = set()
+    inside = False
+    for line in block.splitlines():
+        if not line.startswith(" "):
+            inside = line.startswith("lab/")
+        elif inside and not line.startswith("   "):
+            head = re.split(r"\s{3,}", line.strip())[0]
+            names.update(n.strip().rstrip("/") for n in head.split(","))
+    return names
+
+
+def test_the_readmes_layout_names_every_part_of_lab_and_nothing_else() -> None:
+    listed = layout_names((ROOT / "README.md").read_text())
+    present = {
+        p.name.removesuffix(".py")
+        for p in LAB.iterdir()
+        if p.name not in ("__init__.py", "__main__.py", "__pycache__")
+    }
+    listed = {n.removesuffix(".py") for n in listed}
+    assert "backends" in present
+    assert sorted(present - listed) == []
+    assert sorted(listed - present) == []
+    assert layout_names("## Layout\n```\nlab/\n  api.py   the door\n```\n") == {"api.py"}

@@ -80,7 +80,8 @@ def one_swarm(swarms: dict[str, dict[str, Any]], manager_nodes: set[str] | None)
 
 
 class Swarm(Engine):
-    """A Engine whose hosts live on several engines; the driver's own engine builds."""
+    """An Engine whose hosts live on several engines (one per machine, joined in a swarm);
+    the driver's own engine builds. Machine faults: faults.py (``machine_faults``)."""
 
     def __init__(
         self,
