@@ -31,7 +31,7 @@ from lab import bundle, journal
 from lab.backends.engine import Engine
 from lab.backends.model import HostStatus, Removed, ServiceState
 from lab.chaos import declared, faults, impairment, links
-from lab.engine import base_image, named
+from lab.engine import base_image, helpers, named
 from lab.engine.attached import AttachedScript
 from lab.engine.compose import COMPOSE_FILES, Compose
 from lab.engine.docker_client import Client
@@ -472,6 +472,11 @@ class Lab:
         """Apply one fault (or its undoing: start, resume, heal) and leave it in place."""
         faults.Chaos(self.backend, progress).apply(kind, target)
 
+    def breaker(self, progress: Progress = silent) -> faults.Chaos:
+        """Faults applied one at a time and left in place, each noted so that
+        ``undo_all()`` mends them together later (what the web page broke)."""
+        return faults.Chaos(self.backend, progress)
+
     def link(self, host: str, spec: str | impairment.Impairment) -> str:
         """Impair a host's link (``"loss 10% delay 50ms"``) until ``unlink``; which netem."""
         imp = impairment.parse(spec.split()) if isinstance(spec, str) else spec
@@ -493,6 +498,34 @@ class Lab:
                 yield how
         finally:
             declared.apply(self.backend, host)
+
+    def frames_live(self) -> helpers.Helper:
+        """A capture of every lab network's frames, streamed as pcap (``stream()``) until
+        it is removed: the web view's live frames."""
+        return helpers.start(
+            self.backend,
+            "capture-web",
+            helpers.Namespace.docker_host(),
+            [
+                "python3",
+                "-m",
+                "services.helpers.capture",
+                self.backend.capture_interfaces(),
+                "-",
+            ],
+            "NET_RAW",
+        )
+
+    def remove_my_helpers(self) -> list[str]:
+        """The helpers this process started and still holds (a Ctrl-C can land between
+        Docker creating one and its owner holding it): every command's last word."""
+        return helpers.remove_mine(self.backend)
+
+    def address_names(self) -> dict[str, str]:
+        """IP address -> host name, the Docker host (the client's gateway) included."""
+        from lab.packets import report as packet_report
+
+        return packet_report.host_names(self.backend)
 
     @contextlib.contextmanager
     def capture(

@@ -37,6 +37,7 @@ from lab.backends.model import (
 from lab.engine import base_image, build
 from lab.engine.attached import AttachedExec, AttachedScript
 from lab.engine.compose import Compose, port_in_use
+from lab.engine.docker_client import inspected
 from lab.errors import (
     ComposeFailed,
     ComposeMissing,
@@ -112,21 +113,12 @@ class Engine:
         return {c.labels.get(SERVICE_LABEL, c.name or "?"): c for c in found}
 
     def _containers(self, service: str | None = None) -> list[Container]:
-        """The project's containers (or one service's), inspected one by one.
+        """The project's containers (or one service's), inspected one by one."""
+        return inspected(self.client, self._labels(service))
 
-        The SDK's list() inspects each container it lists, and a container can
-        vanish in between (Compose removing it, a crash): such a one is skipped.
-        """
+    def _labels(self, service: str | None = None) -> list[str]:
         labels = [f"{PROJECT_LABEL}={self.topology.project}"]
-        if service is not None:
-            labels.append(f"{SERVICE_LABEL}={service}")
-        found = []
-        for summary in self.client.api.containers(all=True, filters={"label": labels}):
-            try:
-                found.append(self.client.containers.get(summary["Id"]))
-            except docker.errors.NotFound:
-                continue
-        return found
+        return labels if service is None else [*labels, f"{SERVICE_LABEL}={service}"]
 
     def container(self, service: str) -> Container:
         self.topology.host_of(service)  # raises for an unknown name

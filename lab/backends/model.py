@@ -37,6 +37,14 @@ class ServiceState:
     attached: dict[str, Attachment] = field(default_factory=dict)
 
     @property
+    def word(self) -> str:
+        """Its state in one word: Docker's status when not running (exited, paused,
+        created, dead), else its health (running when healthy or with no check)."""
+        if self.status != "running":
+            return self.status
+        return "running" if self.health in ("healthy", "none") else self.health
+
+    @property
     def ready(self) -> bool:
         return self.status == "running" and self.health in ("healthy", "none")
 

@@ -19,7 +19,6 @@ import requests
 
 from lab.cli.commands import GROUPS
 from lab.cli.context import Invocation
-from lab.engine import helpers
 from lab.engine.docker_client import EngineError
 from lab.engine.named import NAME_ENV
 from lab.errors import ExitCode, LabError
@@ -199,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if invocation.opened is not None:
             with ctrl_c_ignored(), contextlib.suppress(EngineError):
-                helpers.remove_mine(invocation.opened.backend)
+                invocation.opened.remove_my_helpers()
 
 
 def fail(line: str, code: int, prog: str = "lab") -> int:

@@ -15,6 +15,7 @@ import weakref
 import docker
 import docker.errors
 from docker.context import ContextAPI
+from docker.models.containers import Container
 
 from lab.errors import DockerUnavailable, UsageError
 
@@ -111,3 +112,18 @@ _LOCAL = (
     "http://localhost",
 )
 _BESIDE: weakref.WeakKeyDictionary[docker.DockerClient, bool] = weakref.WeakKeyDictionary()
+
+
+def inspected(client: docker.DockerClient, labels: list[str]) -> list[Container]:
+    """Every container (running or not) carrying all of ``labels``, inspected one by one.
+
+    The SDK's list() inspects each container it lists, and a container can vanish in
+    between (Compose removing it, a crash): such a one is skipped, not an error.
+    """
+    found = []
+    for summary in client.api.containers(all=True, filters={"label": labels}):
+        try:
+            found.append(client.containers.get(summary["Id"]))
+        except docker.errors.NotFound:
+            continue
+    return found

@@ -26,6 +26,7 @@ from docker.types import Mount
 
 from lab.backends.model import PROJECT_LABEL, SERVICE_LABEL
 from lab.engine import hardening
+from lab.engine.docker_client import inspected
 from lab.errors import HelperFailed, TimedOut
 from lab.names import label
 from lab.services.probes.sockscript import Event, Step
@@ -252,12 +253,7 @@ def find(backend: Engine, purpose: str, target: str) -> list[Helper]:
         f"{label('purpose')}={purpose}",
         f"{TARGET_LABEL}={target}",
     ]
-    found = []
-    for client in backend.clients():
-        for summary in client.api.containers(all=True, filters={"label": wanted}):
-            with suppress(docker.errors.NotFound):  # gone since it was listed
-                found.append(Helper(client.containers.get(summary["Id"])))
-    return found
+    return [Helper(c) for client in backend.clients() for c in inspected(client, wanted)]
 
 
 def run(backend: Engine, purpose: str, where: Namespace, argv: list[str], capability: str) -> str:

@@ -22,7 +22,7 @@ from lab import journal
 from lab.api import Lab
 from lab.backends.model import ServiceState
 from lab.chaos import impairment
-from lab.chaos.faults import KINDS, UNDO, Chaos
+from lab.chaos.faults import KINDS, UNDO
 from lab.engine import helpers
 from lab.errors import LabError, UsageError
 from lab.experiments import EXPERIMENTS
@@ -36,18 +36,14 @@ Broadcast = Callable[[dict[str, Any]], None]
 
 
 def state_text(state: ServiceState | None) -> str:
-    if state is None:
-        return "absent"
-    if state.status != "running":
-        return state.status  # exited, paused, created, dead
-    return "running" if state.health in ("healthy", "none") else state.health
+    return "absent" if state is None else state.word
 
 
 class Live:
     def __init__(self, lab: Lab, broadcast: Broadcast) -> None:
         self.lab = lab
         self.broadcast = broadcast
-        self.chaos = Chaos(lab.backend)  # what the page broke, to undo
+        self.chaos = lab.breaker()  # what the page broke, to undo
         self.impaired: set[str] = set()  # hosts whose link the page changed
         self.frames: deque[dict[str, Any]] = deque(maxlen=FRAMES_KEPT)
         self.capture: helpers.Helper | None = None
@@ -68,7 +64,7 @@ class Live:
             ports: list[dict[str, Any]] = []
             if state is not None and state.status == "running":
                 try:
-                    ports = [asdict(r) for r in self.lab.backend.port_table(host.name)]
+                    ports = [asdict(r) for r in self.lab.host(host.name).port_table()]
                 except LabError:
                     ports = []
             bound = {}
@@ -245,14 +241,7 @@ class Live:
     def start_capture(self) -> None:
         if self.capture is not None:
             return
-        stack = self.lab.backend
-        self.capture = helpers.start(
-            stack,
-            "capture-web",
-            helpers.Namespace.docker_host(),
-            ["python3", "-m", "services.helpers.capture", stack.capture_interfaces(), "-"],
-            "NET_RAW",
-        )
+        self.capture = self.lab.frames_live()
         threading.Thread(target=self._read_frames, args=(self.capture,), daemon=True).start()
 
     def stop_capture(self) -> None:
@@ -262,9 +251,8 @@ class Live:
 
     def _read_frames(self, helper: helpers.Helper) -> None:
         from lab.packets import dissect
-        from lab.packets import report as packet_report
 
-        names = packet_report.host_names(self.lab.backend)
+        names = self.lab.address_names()
         stream = PcapStream()
         offset = time.time() - time.monotonic()
         number = 0
@@ -310,7 +298,7 @@ class Live:
             except LabError:
                 continue
         self.impaired.clear()
-        helpers.remove_mine(self.lab.backend)
+        self.lab.remove_my_helpers()
         return done
 
 

@@ -21,6 +21,7 @@ import contextlib
 import ipaddress
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -29,6 +30,7 @@ import docker
 import docker.errors
 import docker.types
 from docker.models.containers import Container
+from docker.models.networks import Network as DockerNetwork
 
 from lab import names
 from lab.backends.engine import Engine
@@ -49,6 +51,7 @@ from lab.backends.swarm.placement import (
 )
 from lab.engine import base_image, hardening
 from lab.engine.compose import Compose
+from lab.engine.docker_client import inspected
 from lab.errors import DockerUnavailable, LabError, NotRunning, TimedOut
 from lab.names import PROJECT
 from lab.progress import Phases, Progress
@@ -176,21 +179,13 @@ class Swarm(Engine):
     # --- reading --------------------------------------------------------------------
 
     def _containers(self, service: str | None = None) -> list[Container]:
-        labels = [f"{PROJECT_LABEL}={self.topology.project}"]
-        if service is not None:
-            labels.append(f"{SERVICE_LABEL}={service}")
+        """On the service's machine (every machine for the whole project)."""
         where = (
             [self.placement[service]]
             if service is not None and service in self.placement
             else list(self.machines)
         )
-        found = []
-        for machine in where:
-            engine = self.engine(machine)
-            for summary in engine.api.containers(all=True, filters={"label": labels}):
-                with contextlib.suppress(docker.errors.NotFound):
-                    found.append(engine.containers.get(summary["Id"]))
-        return found
+        return [c for m in where for c in inspected(self.engine(m), self._labels(service))]
 
     def status(self) -> list[HostStatus]:
         return [
@@ -206,7 +201,7 @@ class Swarm(Engine):
             for e in super().status()
         ]
 
-    def network(self, key: str | None = None) -> Any:
+    def network(self, key: str | None = None) -> DockerNetwork:
         name = self.topology.networks[key or self.topology.network].docker_name
         try:
             return self.manager().networks.get(name)
@@ -219,7 +214,7 @@ class Swarm(Engine):
         self,
         progress: Progress,
         timeout: float = HEALTH_TIMEOUT,
-        then: Any = None,
+        then: Callable[[], None] | None = None,
         build: bool = True,
     ) -> base_image.Plan:
         """Swarm checked, image built here and copied to each machine, overlays made,
@@ -374,7 +369,7 @@ class Swarm(Engine):
         self,
         progress: Progress,
         timeout: float,
-        then: Any = None,
+        then: Callable[[], None] | None = None,
         clock: Phases | None = None,
     ) -> None:
         clock = clock or Phases()
@@ -406,12 +401,7 @@ class Swarm(Engine):
         return Removed(sorted(containers), sorted(networks), sorted(volumes))
 
     def _containers_on(self, engine: docker.DockerClient) -> list[Container]:
-        summaries = engine.api.containers(all=True, filters=self._label)
-        found = []
-        for summary in summaries:
-            with contextlib.suppress(docker.errors.NotFound):
-                found.append(engine.containers.get(summary["Id"]))
-        return found
+        return inspected(engine, self._labels())
 
     def down(self) -> Removed:
         found = self.owned()

@@ -204,7 +204,7 @@ def run_one(
     if info is not None:
         info.path = pcap.replace(saved.with_suffix(".pcap"))
         frames = dissect.read(info.path)
-        result.capture = packet_report.summary(info, frames, packet_report.host_names(lab.backend))
+        result.capture = packet_report.summary(info, frames, lab.address_names())
         result.save(args.results)
     try:
         pictures = experiment.pictures(result, saved.with_suffix(""), frames)
