@@ -44,6 +44,7 @@ from lab.traffic import clients
 from lab.traffic.script import Events, Script, steps_of
 
 if TYPE_CHECKING:
+    from lab.experiments.model import Result
     from lab.packets.capture import CaptureInfo
     from lab.syscalls.strace import Syscall
     from lab.syscalls.trace import Trace
@@ -393,6 +394,21 @@ class Lab:
             yield session
             session.syscalls = script_calls(inner.finish(), t0 + offset, host)
         journal.syscalls(self.project, session.syscalls, t0)
+
+    def check(
+        self,
+        path: str | Path,
+        role: str = "tcp-shout",
+        port: int | None = None,
+        progress: Progress = silent,
+        by: str = "",
+    ) -> Result:
+        """Run the server in ``path`` in place of ``role`` (tcp-shout, udp-shout, or an
+        assignment file) and judge each property from what the kernel did (docs/checking.md).
+        ``port``: where it listens (default: the role's)."""
+        from lab.check import check, resolve
+
+        return check(self, Path(path), resolve(role).with_port(port), progress=progress, by=by)
 
     @contextlib.contextmanager
     def tracing(

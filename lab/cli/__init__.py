@@ -60,6 +60,10 @@ examples:
   lab run failures --schedule examples/schedules/one-at-a-time.yaml
   lab run tcp-vs-udp --capture    ...and capture its frames: a ladder diagram, checksums, a pcap
   lab packets results/X.pcap -f 4 frame 4 layer by layer: fields, checksums, marked-up hex
+  lab check server.py --as tcp-shout
+                                  your own server in tcp-shout's place: each property judged
+  lab check server.py --as udp-shout --explain --watch
+                                  ...with the evidence and the fix, again on every save
   lab chaos kill tcp-shout        break something by hand (the fault stays)
   lab chaos restore               mend whatever differs from the topology (links too)
   lab link shouthost loss 10%     drop a tenth of the frames arriving at shouthost

@@ -61,6 +61,16 @@ class Check:
     claim: str
     held: bool
     observed: str
+    # False: the run lacked the evidence to decide (``observed`` says what was missing).
+    # Such a check never counts as held, nor as failed.
+    judged: bool = True
+
+
+def passed(checks: list[Check] | list[dict[str, Any]]) -> bool:
+    """A result passes when something was judged and every judged check held."""
+    rows = [c if isinstance(c, dict) else asdict(c) for c in checks]
+    judged = [c for c in rows if c.get("judged", True)]
+    return bool(judged) and all(c["held"] for c in judged)
 
 
 @dataclass(frozen=True)
@@ -275,7 +285,7 @@ class Result:
     passed: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.passed = bool(self.checks) and all(c.held for c in self.checks)
+        self.passed = passed(self.checks)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from lab.errors import UsageError
-from lab.experiments.model import SCHEMA_ID
+from lab.experiments.model import SCHEMA_ID, passed
 
 MAX_BYTES = 50 * 1024 * 1024  # a result with a capture summary is a few MB at most
 
@@ -90,7 +90,7 @@ def inconsistent(data: Mapping[str, Any]) -> str | None:
     """A schema-valid result whose numbers do not follow from its own checks, or, for a
     built-in experiment, whose checks do not follow from its observations: edited."""
     held = {c["id"]: c["held"] for c in data["checks"]}
-    if data["passed"] != all(held.values()):
+    if data["passed"] != passed(data["checks"]):
         return "edited: `passed` does not follow from its checks"
     rejudged = rejudge(data)
     if rejudged is not None and rejudged != held:

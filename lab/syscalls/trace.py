@@ -88,7 +88,21 @@ def tracing(
     if process not in backend.topology.processes:
         raise unknown_process(backend, process)
     host = backend.topology.processes[process].host
-    pid = backend.pid_of(process)
+    with tracing_pid(backend, host, backend.pid_of(process), process, t0, progress) as trace:
+        yield trace
+
+
+@contextmanager
+def tracing_pid(
+    backend: Engine,
+    host: str,
+    pid: int,
+    process: str,
+    t0: float | None = None,
+    progress: Progress = silent,
+) -> Iterator[Trace]:
+    """Trace the process ``pid`` of ``host``'s PID namespace (named ``process`` in what it
+    records): a lab process, or one the lab started there (a server under check)."""
     trace = Trace(process, host, pid, time.monotonic() if t0 is None else t0)
     tail = journal.Tail(journal.path_for(backend.topology.project))
     helper: helpers.Helper | None = None

@@ -14,14 +14,25 @@ A script is a JSON list of steps; each names a socket and one operation:
   {"op": "recv", "sock": "a", "size": 65536, "wait_for": N}       (one recv; wait_for sets
                                                                    SO_RCVLOWAT: block until N bytes)
   {"op": "recv_all", "sock": "a", "size": 65536}                  (recv until EOF, each recorded)
+  {"op": "recv_until", "sock": "a", "count": N}                   (recv until N bytes in all,
+                                                                   EOF or an error, each recorded)
+  {"op": "converse", "sock": "a", <payload>, "count": N, "size": 4096, "pause": 0.002}
+                                     (sendall in a thread while this one reads N bytes back,
+                                      `size` at a time with `pause` between reads: a slow
+                                      reader; one recv event: its count and a sha256 in note)
   {"op": "recvfrom", "sock": "a", "size": 1000}                   (notes "truncated" when the
                                                                    datagram did not fit)
   {"op": "shutdown", "sock": "a", "how": "wr"|"rd"|"rdwr"}
-  {"op": "close", "sock": "a"}
+  {"op": "close", "sock": "a", "reset": false}                    (reset: SO_LINGER 0, so the
+                                                                   close sends RST, not FIN;
+                                                                   "if-peer-closed": only when
+                                                                   the peer ended first)
+  {"op": "pause", "seconds": 0.2}                                 (let the peer read between sends)
   {"op": "timeout", "sock": "a", "seconds": 1.0}
   {"op": "resolve", "host": "tcp-shout"}
 
-<payload> is "data" (text, sent as UTF-8), "hex", or "fill": {"byte": "x", "count": N}.
+<payload> is "data" (text, sent as UTF-8), "hex", "fill": {"byte": "x", "count": N}, or
+"lines": N (N bytes of numbered lines: a byte lost or reordered shows).
 
 Every step becomes an event: time since the script started, host, socket name,
 protocol, local and remote address, and the outcome: "ok", "eof", "timeout", or
@@ -35,9 +46,12 @@ refusal and what follows it. Nothing here decides whether an outcome is right.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import socket
+import struct
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -86,7 +100,19 @@ def payload(step: Step) -> bytes:
         return bytes.fromhex(step["hex"])
     if "fill" in step:
         return str(step["fill"]["byte"]).encode()[:1] * int(step["fill"]["count"])
+    if "lines" in step:
+        return numbered_lines(int(step["lines"]))
     return b""
+
+
+def numbered_lines(count: int) -> bytes:
+    """``count`` bytes of lines that each carry their number."""
+    out = bytearray()
+    n = 0
+    while len(out) < count:
+        out += b"%08d the quick brown fox jumps over the lazy dog\n" % n
+        n += 1
+    return bytes(out[:count])
 
 
 def text(data: bytes) -> str:
@@ -112,6 +138,7 @@ class _Sock:
     sock: socket.socket
     protocol: str
     remote: str = ""
+    peer_closed: bool = False  # a read saw the peer's FIN, or a call its RST
 
 
 @dataclass
@@ -163,7 +190,7 @@ class Runner:
                 data, nbytes = result, len(result)
                 # An empty read is end-of-stream on TCP; on UDP it is an empty datagram.
                 if (
-                    step["op"] in ("recv", "recv_all")
+                    step["op"] in ("recv", "recv_all", "recv_until")
                     and not result
                     and entry
                     and entry.protocol == "tcp"
@@ -172,6 +199,8 @@ class Runner:
             elif isinstance(result, int) and data is not None:
                 nbytes = result
         took = self.clock() - self.started - t
+        if entry is not None and outcome not in ("ok", "timeout"):
+            entry.peer_closed = True
         self.events.append(
             Event(
                 t=round(t, 6),
@@ -291,6 +320,59 @@ class Runner:
             if not data:  # EOF, or an error (recorded)
                 return
 
+    def _op_recv_until(self, step: Step) -> None:
+        s = self._sock(step)
+        size, wanted, got = int(step.get("size", RECV_SIZE)), int(step["count"]), 0
+        while got < wanted:
+            ask = min(size, wanted - got)
+            data = self._record(step, lambda: s.sock.recv(ask))  # noqa: B023 (called at once)
+            if not data:  # EOF, or an error (recorded)
+                return
+            got += len(data)
+
+    def _op_converse(self, step: Step) -> None:
+        s, data = self._sock(step), payload(step)
+        size, wanted, pause = int(step.get("size", 4096)), int(step["count"]), step.get("pause")
+        sent: list[BaseException | None] = []
+
+        def send() -> None:
+            try:
+                s.sock.sendall(data)
+                sent.append(None)
+            except OSError as exc:
+                sent.append(exc)
+
+        writer = threading.Thread(target=send, daemon=True)
+        writer.start()
+
+        def read() -> bytes:
+            got = bytearray()
+            while len(got) < wanted:
+                try:
+                    chunk = s.sock.recv(min(size, wanted - len(got)))
+                except OSError:
+                    if not got:
+                        raise
+                    break  # what came before the error is what the reader saw
+                if not chunk:
+                    break
+                got += chunk
+                if pause:
+                    time.sleep(float(pause))
+            return bytes(got)
+
+        received = self._record({**step, "op": "recv"}, read)
+        writer.join(float(step.get("join", DEFAULT_TIMEOUT)))
+        error = sent[0] if sent else TimeoutError()
+        self._record({**step, "op": "sendall"}, lambda: _raise_or(error, len(data)), data=b"")
+        recv_event = self.events[-2]
+        got = b"" if received is None else received
+        recv_event.data = text(got) if len(got) <= 4096 else None
+        recv_event.note = f"sha256 {hashlib.sha256(got).hexdigest()}"
+
+    def _op_pause(self, step: Step) -> None:
+        self._record(step, lambda: time.sleep(float(step.get("seconds", 0.2))))
+
     def _op_recvfrom(self, step: Step) -> None:
         s = self._sock(step)
         size = int(step.get("size", RECV_SIZE))
@@ -308,7 +390,25 @@ class Runner:
 
     def _op_close(self, step: Step) -> None:
         s = self._sock(step)
-        self._record(step, s.sock.close)
+
+        reset = step.get("reset")
+        if reset == "if-peer-closed":
+            # The peer closed first, so its side would wait in FIN_WAIT2/TIME_WAIT: a RST
+            # ends it there at once.
+            reset = s.peer_closed
+
+        def close() -> None:
+            if reset:  # a zero linger: the kernel drops the connection with RST
+                s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sock.close()
+
+        self._record(step, close)
+
+
+def _raise_or(error: BaseException | None, value: int) -> int:
+    if error is not None:
+        raise error
+    return value
 
 
 def _sendall(sock: socket.socket, data: bytes) -> int:

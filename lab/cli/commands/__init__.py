@@ -5,6 +5,7 @@ from __future__ import annotations
 from lab.cli.commands import (
     bench,
     chaos,
+    check,
     cluster,
     experiments,
     fuzz,
@@ -16,4 +17,17 @@ from lab.cli.commands import (
     web,
 )
 
-GROUPS = (stack, sockets, send, experiments, chaos, packets, web, fuzz, bench, grade, cluster)
+GROUPS = (
+    stack,
+    sockets,
+    send,
+    experiments,
+    check,
+    chaos,
+    packets,
+    web,
+    fuzz,
+    bench,
+    grade,
+    cluster,
+)

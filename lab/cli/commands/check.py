@@ -1,0 +1,102 @@
+"""lab check: a server of one's own, run in the lab and judged by what the kernel did."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.check import ROLES, Assignment, resolve
+from lab.check.view import lines, summary
+from lab.cli.context import Invocation
+from lab.errors import ExitCode, UsageError
+
+WATCH_POLL = 0.5
+
+
+def register(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="run your own server in the lab and judge it by what the kernel did",
+        description="Run FILE (a Python server) as a process of the lab, in place of the "
+        "role's process, with the lab's image and hardening; probe it (one client after "
+        "another, two at once, a reset, a half-close, a character split across reads, a "
+        "slow reader, a restart, bytes that are not text...); judge each property from the "
+        "client's socket calls, the server's traced system calls and its sockets. The "
+        "server learns its port from $PORT. Exit 6 when a property fails (docs/checking.md).",
+    )
+    check.add_argument("server", type=Path, metavar="FILE.py", help="the server to check")
+    check.add_argument(
+        "--as",
+        dest="role",
+        default="tcp-shout",
+        metavar="ROLE",
+        help=f"what it must do: {' or '.join(ROLES)}, or an assignment file (default tcp-shout)",
+    )
+    check.add_argument(
+        "--port", type=int, default=None, help="where it listens (default: the role's)"
+    )
+    check.add_argument(
+        "-v",
+        "--explain",
+        action="store_true",
+        help="for each property, what was seen, why it matters, and the fix",
+    )
+    check.add_argument("--watch", action="store_true", help="check again each time FILE is saved")
+    check.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="folder for the JSON result (default: ./results)",
+    )
+    check.add_argument(
+        "--by", default=None, help="who wrote the server, as `lab grade` reports it (default: you)"
+    )
+    check.set_defaults(handler=cmd_check)
+
+
+def cmd_check(s: Invocation, args: argparse.Namespace) -> int:
+    if not args.server.is_file():
+        raise UsageError(f"{args.server}: no such file")
+    assignment = resolve(args.role).with_port(args.port)
+    if not args.watch:
+        return _once(s, args, assignment)
+    code = int(ExitCode.OK)
+    seen = None
+    while True:
+        stamp = args.server.stat().st_mtime_ns
+        if stamp != seen:
+            seen = stamp
+            code = _once(s, args, assignment)
+            s.print(f"watching {args.server}: saved again, it is checked again (Ctrl-C ends)")
+        time.sleep(WATCH_POLL)
+    return code  # pragma: no cover - Ctrl-C ends the loop
+
+
+def _once(s: Invocation, args: argparse.Namespace, assignment: Assignment) -> int:
+    from lab.check import check
+
+    reporter = s.reporter()
+    with reporter.running(f"checking {args.server.name} as {assignment.name}"):
+        result = check(s.lab, args.server, assignment, progress=reporter, by=args.by or _user())
+    for line in lines(result, explain=args.explain):
+        s.print(line, plain=True)
+    saved = result.save(args.results)
+    s.print(f"{summary(result)}; result: {saved}", plain=True)
+    failed = any(c.judged and not c.held for c in result.checks)
+    if failed and not args.explain:
+        s.print(
+            f"`{s.prog} check {args.server} --as {args.role} --explain`: the evidence and the fix",
+            plain=True,
+        )
+    # Nothing judged is never a pass (every verdict must be able to fail).
+    return int(ExitCode.CLAIM_FAILED if failed or not result.passed else ExitCode.OK)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
