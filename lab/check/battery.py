@@ -20,14 +20,17 @@ from lab.services.probes.sockscript import Step, payload
 TIMEOUT = 2.0  # seconds a probe waits for an answer that should come at once
 QUIET = 0.3  # seconds it listens for bytes that should not come
 NON_ASCII = "grüße, κόσμε: 你好 ✓"
-# "price: 5€ each", € (e2 82 ac) cut after its second byte. € has no upper case, so a
+# "price: 5€ each, all in", € (e2 82 ac) cut after its second byte. € has no upper case, so a
 # server that never decodes (bytes.upper()) is right here and wrong only on non-ascii.
-SPLIT_TEXT = "price: 5€ each"
-SPLIT = ("70726963653a2035e282", "ac2065616368")
+SPLIT_TEXT = "price: 5€ each, all in"
+SPLIT = ("70726963653a2035e282", "ac20656163682c20616c6c20696e")
 NOT_TEXT = "fffe00c328a0ff0a"  # no UTF-8 decoder accepts these
-LARGE = 512 * 1024
-SLOW = 2 * 1024 * 1024
-SLOW_READ, SLOW_PAUSE, SLOW_RCVBUF = 4096, 0.002, 8192
+LARGE = 1024 * 1024  # read back as fast as it comes
+# A reader that reads nothing for a second, then reads through a small receive buffer.
+# Linux grows a socket's send buffer up to 4 MiB (tcp_wmem) while the peer's window is
+# shut, so the answer must be larger for the server's sends to wait (or come back short).
+SLOW = 6 * 1024 * 1024
+SLOW_READ, SLOW_STALL, SLOW_RCVBUF = 65536, 1.0, 8192
 MANY = 10  # connections whose descriptors must not stay open
 LARGEST_DATAGRAM = 65507  # 65535 - 8 (UDP header) - 20 (IPv4 header)
 CLOSE = {"reset": "if-peer-closed"}
@@ -133,7 +136,7 @@ class Battery:
 
     def _stream_slow_reader(self) -> Plan:
         return self._converse(
-            "slow-reader.a", SLOW, size=SLOW_READ, pause=SLOW_PAUSE, rcvbuf=SLOW_RCVBUF
+            "slow-reader.a", SLOW, size=SLOW_READ, stall=SLOW_STALL, rcvbuf=SLOW_RCVBUF
         )
 
     def _stream_sequential(self) -> Plan:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.experiments.model import Observations
-from lab.services.probes.sockscript import Event, printable
+from lab.services.probes.sockscript import Event, printable, raw, text
 
 HELD, FAILED, NOT_JUDGED = "held", "failed", "not judged"
 READS = ("recvfrom", "recvmsg", "read", "recv")
@@ -74,21 +74,22 @@ class Seen:
         return [e for e in self.events if e.sock.startswith(probe + ".")]
 
     def exchanges(self, sock: str) -> list[Exchange]:
-        """Each request sent on ``sock`` with what was read back before the next one."""
+        """Each request sent on ``sock`` with what was read back before the next one (the
+        reads' bytes joined before decoding: a character may be split between two reads)."""
         found: list[Exchange] = []
         sent: str | None = None
-        got, outcome, peer = "", "", ""
+        got, outcome, peer = b"", "", ""
         for e in self.of(sock):
             if e.op in ("send", "sendall", "sendto"):
                 if sent is not None:
-                    found.append(Exchange(sent, got, outcome, peer))
-                sent, got, outcome, peer = e.data or "", "", "", ""
+                    found.append(Exchange(sent, text(got), outcome, peer))
+                sent, got, outcome, peer = e.data or "", b"", "", ""
             elif e.op in ("recv", "recv_until", "recv_all", "recvfrom") and sent is not None:
-                got += e.data or ""
+                got += raw(e.data or "")
                 outcome = e.outcome
                 peer = e.remote if e.op == "recvfrom" else peer
         if sent is not None:
-            found.append(Exchange(sent, got, outcome, peer))
+            found.append(Exchange(sent, text(got), outcome, peer))
         return found
 
     def failure_before_sending(self, sock: str) -> str:

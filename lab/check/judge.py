@@ -28,6 +28,7 @@ from lab.check.evidence import (
 )
 from lab.experiments.model import Observations
 from lab.services.probes.sockscript import printable, raw
+from lab.services.probes.sockscript import text as as_text
 
 
 def exchange_property(probe: str, sock: str) -> Callable[[Seen], Judged]:
@@ -76,7 +77,7 @@ def split_character(seen: Seen) -> Judged:
     want = seen.expect["split-character"]["exchanges"][0]
     sock = "split-character.a"
     problem = seen.failure_before_sending(sock)
-    got = "".join(x.got for x in seen.exchanges(sock))  # the answers to both parts
+    got = as_text(b"".join(raw(x.got) for x in seen.exchanges(sock)))  # both parts' answers
     ok = not problem and got == want["reply"]
     text = problem or f"sent {short(want['send'])} in two parts, got {short(got)}"
     if not ok and not problem:
@@ -450,7 +451,7 @@ PROBE_OF = {"partial-send": "slow-reader"}  # properties judged from another's p
 # A failure another property already shows hides these (a server that cannot answer a
 # large message to a fast reader cannot to a slow one; one that serves a single client
 # cannot serve two at once): they are then not judged.
-HIDDEN_BY = {"slow-reader": "large", "partial-send": "large", "concurrent": "sequential"}
+HIDDEN_BY = {"slow-reader": "large", "concurrent": "sequential"}
 
 
 def judge(seen: Observations, stream: bool, ids: list[str]) -> dict[str, Judged]:

@@ -16,10 +16,11 @@ A script is a JSON list of steps; each names a socket and one operation:
   {"op": "recv_all", "sock": "a", "size": 65536}                  (recv until EOF, each recorded)
   {"op": "recv_until", "sock": "a", "count": N}                   (recv until N bytes in all,
                                                                    EOF or an error, each recorded)
-  {"op": "converse", "sock": "a", <payload>, "count": N, "size": 4096, "pause": 0.002}
-                                     (sendall in a thread while this one reads N bytes back,
-                                      `size` at a time with `pause` between reads: a slow
-                                      reader; one recv event: its count and a sha256 in note)
+  {"op": "converse", "sock": "a", <payload>, "count": N, "size": 4096, "pause": 0.002,
+   "stall": 1.0}                     (sendall in a thread while this one reads N bytes back,
+                                      `size` at a time with `pause` between reads, after
+                                      `stall` seconds of reading nothing: a slow reader; one
+                                      recv event: its count, and a sha256 in note)
   {"op": "recvfrom", "sock": "a", "size": 1000}                   (notes "truncated" when the
                                                                    datagram did not fit)
   {"op": "shutdown", "sock": "a", "how": "wr"|"rd"|"rdwr"}
@@ -333,6 +334,7 @@ class Runner:
     def _op_converse(self, step: Step) -> None:
         s, data = self._sock(step), payload(step)
         size, wanted, pause = int(step.get("size", 4096)), int(step["count"]), step.get("pause")
+        stall = float(step.get("stall", 0))
         sent: list[BaseException | None] = []
 
         def send() -> None:
@@ -346,6 +348,7 @@ class Runner:
         writer.start()
 
         def read() -> bytes:
+            time.sleep(stall)  # a reader that stops reading: the peer's sends must wait
             got = bytearray()
             while len(got) < wanted:
                 try:

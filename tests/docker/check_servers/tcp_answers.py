@@ -1,0 +1,44 @@
+"""answers: waits until 8 bytes have arrived before it answers."""
+
+import codecs
+import os
+import socket
+import threading
+
+PORT = int(os.environ.get("PORT", "8080"))
+LEAKED = []
+
+
+def shout(decoder, data: bytes) -> bytes:
+    return decoder.decode(data).upper().encode("utf-8", "surrogateescape")
+
+
+def serve(conn: socket.socket, server: socket.socket) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    with conn:
+        try:
+            pending = b""
+            while data := conn.recv(65536):
+                pending += data
+                if len(pending) >= 8:  # waits for more than the protocol says a request is
+                    conn.sendall(shout(decoder, pending))
+                    pending = b""
+        except ConnectionError:
+            pass
+
+
+def main() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("", PORT))
+    server.listen()
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return  # the listening socket was closed
+        threading.Thread(target=serve, args=(conn, server), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

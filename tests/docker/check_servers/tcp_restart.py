@@ -1,0 +1,39 @@
+"""restart: no SO_REUSEADDR, so a restart meets EADDRINUSE."""
+
+import codecs
+import os
+import socket
+import threading
+
+PORT = int(os.environ.get("PORT", "8080"))
+LEAKED = []
+
+
+def shout(decoder, data: bytes) -> bytes:
+    return decoder.decode(data).upper().encode("utf-8", "surrogateescape")
+
+
+def serve(conn: socket.socket, server: socket.socket) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    with conn:
+        try:
+            while data := conn.recv(65536):
+                conn.sendall(shout(decoder, data))
+        except ConnectionError:
+            pass
+
+
+def main() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("", PORT))  # no SO_REUSEADDR
+    server.listen()
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return  # the listening socket was closed
+        threading.Thread(target=serve, args=(conn, server), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""answers: answers only the first datagram from each sender."""
+
+import os
+import socket
+
+PORT = int(os.environ.get("PORT", "8080"))
+
+
+def main() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("", PORT))
+    seen = set()
+    while True:
+        data, peer = server.recvfrom(65535)
+        if peer in seen:  # answers each sender once
+            continue
+        seen.add(peer)
+        server.sendto(
+            data.decode("utf-8", "surrogateescape").upper().encode("utf-8", "surrogateescape"), peer
+        )
+
+
+if __name__ == "__main__":
+    main()
