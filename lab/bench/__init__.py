@@ -11,6 +11,8 @@
   up          `lab up` from built images to every service answering, where the time goes
   curriculum  every built-in experiment once (`lab run --all`), each one's time
   cold        a first `lab up` with no images at all (removes them first: on purpose only)
+  check       `check` of the seed's servers and the fixed ones, each several times: the
+              time one server's check takes
   density     how many named labs this machine holds: K labs started one after another,
               memory and idle CPU per lab, dispatch in each (starts labs of its own)
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lab.bench import c10k, density, packets, redis, speed, udp
+from lab.bench import c10k, check, density, packets, redis, speed, udp
 from lab.bench.model import Bench, BenchError, Sizes, Spread, cleanup
 
 BENCHES: dict[str, Callable[..., Bench]] = {
@@ -35,9 +37,10 @@ BENCHES: dict[str, Callable[..., Bench]] = {
     "curriculum": speed.curriculum,
     "cold": speed.cold,
     "density": density.run,
+    "check": check.run,
 }
 NEED_NO_LAB = ("density",)  # it starts labs of its own
-DEFAULT = ("redis", "c10k", "udp", "packets", "up", "curriculum")  # not cold (it deletes
+DEFAULT = ("redis", "c10k", "udp", "packets", "up", "curriculum", "check")  # not cold (it deletes
 # images) nor density (40 minutes): each only when asked for
 
 __all__ = ["BENCHES", "DEFAULT", "NEED_NO_LAB", "Bench", "BenchError", "Sizes", "Spread", "cleanup"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lab.engine import helpers
-from lab.errors import LabError, UsageError
+from lab.errors import ExitCode, LabError, UsageError
 from lab.interrupts import ctrl_c_ignored
 from lab.progress import Progress, silent
 
@@ -43,6 +43,8 @@ exec(code, {"__name__": "__main__", "__file__": name, "__builtins__": __builtins
 
 class ServerFailed(LabError):
     """The server under check never listened (it exited, or bound another port)."""
+
+    exit_code = ExitCode.CLAIM_FAILED  # the learner's server failed, not the lab
 
     def __init__(self, what: str, output: str) -> None:
         lines = output.strip().splitlines()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +22,7 @@ from jsonschema.exceptions import best_match
 
 from lab.errors import UsageError
 from lab.experiments.model import SCHEMA_ID, passed
+from lab.grading import checks
 
 MAX_BYTES = 50 * 1024 * 1024  # a result with a capture summary is a few MB at most
 
@@ -51,6 +52,7 @@ class Collected:
     submissions: list[Submission]
     skipped: list[Skipped]
     unpredicted: list[str]  # valid results that carry no predictions: nobody to grade
+    checks: list[checks.CheckRun] = field(default_factory=list)  # `socklab check` results
 
 
 @cache
@@ -123,16 +125,21 @@ def rejudge(data: Mapping[str, Any]) -> dict[str, bool] | None:
     from lab.experiments.model import judge_result
 
     experiment = EXPERIMENTS.get(str(data.get("experiment")))
-    if experiment is None:
+    if experiment is None and not checks.is_check(data):
         return None
     try:
+        if experiment is None:  # a check: its properties judged again the same way
+            from lab.check.runner import rejudge as rejudge_check
+
+            return {c.id: c.held for c in rejudge_check(dict(data))}
         return {c.id: c.held for c in judge_result(experiment, data)}
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return {c["id"]: False for c in data["checks"]}  # unreadable: nothing holds
 
 
-def load(path: Path) -> tuple[Submission | None, str | None]:
-    """A file as a submission (None if it has no predictions), or the reason to skip it."""
+def load(path: Path) -> tuple[Submission | checks.CheckRun | None, str | None]:
+    """A file as a submission (None if it has no predictions) or a check's run, or the
+    reason to skip it."""
     try:
         if path.stat().st_size > MAX_BYTES:
             return None, f"larger than {MAX_BYTES // 2**20} MiB"
@@ -149,6 +156,8 @@ def load(path: Path) -> tuple[Submission | None, str | None]:
     if reason is not None:
         return None, reason
     predictions = data["predictions"]
+    if checks.is_check(data):
+        return checks.of(str(path), data), None
     if predictions is None:
         return None, None
     return (
@@ -170,12 +179,15 @@ def collect(folders: Iterable[Path]) -> Collected:
     submissions: list[Submission] = []
     skipped: list[Skipped] = []
     unpredicted: list[str] = []
+    runs: list[checks.CheckRun] = []
     for path in result_files(folders):
         submission, reason = load(path)
         if reason is not None:
             skipped.append(Skipped(str(path), reason))
         elif submission is None:
             unpredicted.append(str(path))
+        elif isinstance(submission, checks.CheckRun):
+            runs.append(submission)
         else:
             submissions.append(submission)
-    return Collected(submissions, skipped, unpredicted)
+    return Collected(submissions, skipped, unpredicted, runs)

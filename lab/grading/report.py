@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 
 from lab.grading.aggregate import ClaimRow, StudentRow
+from lab.grading.cells import cell
 from lab.grading.collect import Collected
 
 STUDENT_COLUMNS = (
@@ -38,12 +39,6 @@ CLAIM_COLUMNS = (
     "expected_to_hold",
     "held_on_their_labs",
 )
-
-
-def cell(value: object) -> str:
-    """A CSV cell no spreadsheet runs as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def share_text(share: float | None) -> str:

@@ -12,7 +12,7 @@ from tests.docker.conftest import PROJECT, run_lab_cli, settled
 
 def test_each_benchmark_runs_on_a_tiny_setting(lab: Engine, tmp_path: Path) -> None:
     page = tmp_path / "BENCHMARKS.md"
-    names = ["redis", "c10k", "udp", "packets", "up"]
+    names = ["redis", "c10k", "udp", "packets", "up", "check"]
     proc = run_lab_cli(
         "-p", PROJECT, "bench", *names, "--tiny", "--out", str(tmp_path), "--markdown", str(page),
         timeout=900,
@@ -36,6 +36,7 @@ def test_each_benchmark_runs_on_a_tiny_setting(lab: Engine, tmp_path: Path) -> N
         assert all(p["sent"] > 0 and p["received"] > 0 for p in curve[peer]), peer
     assert results["packets"]["data"]["frames"] == 2000
     assert results["up"]["data"]["seconds"]["n"] == 2
+    assert results["check"]["data"]["seconds"]["tcp_shout.py"]["n"] == 2
     assert (tmp_path / "udp-loss.png").read_bytes()[:4] == b"\x89PNG"
     assert page.read_text() == report.render(run)
     # What the benchmarks started is gone, and the lab is as it was.

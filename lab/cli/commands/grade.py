@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.cli.context import Invocation
-from lab.grading import aggregate, collect, report
+from lab.grading import aggregate, checks, collect, report
 
 
 def register(commands: Any) -> None:
@@ -19,7 +19,9 @@ def register(commands: Any) -> None:
         "what. Each is checked against the published schema and against itself (a "
         "malformed or hand-edited file is named and skipped). Writes students.csv (one "
         "row per student), claims.csv (one row per claim, the misconceptions first) and "
-        "report.html (both, with a chart; one self-contained file). Needs no Docker.",
+        "report.html (both, with a chart; one self-contained file); and checks.csv from "
+        "`check` results (each student's latest per role, one row per property). Needs no "
+        "Docker.",
     )
     grade.add_argument("folders", nargs="+", type=Path, metavar="DIR", help="where results are")
     grade.add_argument(
@@ -37,6 +39,16 @@ def cmd_grade(s: Invocation, args: argparse.Namespace) -> int:
     students = aggregate.students(collected.submissions)
     claims = aggregate.claims(collected.submissions)
     paths = report.write(args.out, args.title, collected, students, claims)
+    if collected.checks:
+        written = args.out / "checks.csv"
+        written.write_text(checks.checks_csv(collected.checks), encoding="utf-8")
+        paths.append(written)
+        s.print(
+            f"{len(collected.checks)} check results from "
+            f"{len({r.student for r in collected.checks})} students: checks.csv, one row per "
+            "student, role and property",
+            plain=True,
+        )
     for skipped in collected.skipped:
         s.print(f"skipped {skipped.path}: {skipped.reason}", plain=True)
     s.print(
