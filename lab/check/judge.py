@@ -313,15 +313,15 @@ def restart(seen: Seen) -> Judged:
     facts = seen.server.get("restart", {})
     if "killed" not in facts:
         return not_judged(facts.get("unavailable") or "the server was never killed")
+    stream = seen.facts.get("check", {}).get("protocol", "tcp") == "tcp"
+    killed = "killed with a client connected" if stream else "killed; the client kept its socket"
     left = facts.get("left", [])
     held_port = (
         f"its old connection was {left[0]} in the kernel" if left else "nothing held the port"
     )
     if not facts.get("listened"):
         last = facts.get("last_line") or facts.get("ending", "")
-        return failed(
-            f"killed with a client connected; {held_port}; started again, it did not listen: {last}"
-        )
+        return failed(f"{killed}; {held_port}; started again, it did not listen: {last}")
     want = seen.expect["restart"]["exchanges"]
     if seen.of("restart.b"):
         ok, text = answered(seen, "restart.b", want)
@@ -334,9 +334,7 @@ def restart(seen: Seen) -> Judged:
             else "no request after the restart"
         )
     if ok:
-        return held(
-            f"killed with a client connected; {held_port}; started again at once, it answered"
-        )
+        return held(f"{killed}; {held_port}; started again at once, it answered")
     return failed(f"started again, it listened, but: {text}")
 
 

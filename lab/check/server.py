@@ -48,10 +48,7 @@ class ServerFailed(LabError):
 
     def __init__(self, what: str, output: str) -> None:
         lines = output.strip().splitlines()
-        super().__init__(
-            what + (f": {lines[-1]}" if lines else ""),
-            "its whole output is above" if lines else "",
-        )
+        super().__init__(what + (f": {lines[-1]}" if lines else ""))
         self.output = output
 
 

@@ -22,8 +22,8 @@ apply.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,7 @@ class Assignment:
         return [a.replace("{port}", str(port)) for a in self.args]
 
     def with_port(self, port: int | None) -> Assignment:
-        if port is None:
-            return self
-        from dataclasses import replace
-
-        return replace(self, port=port)
+        return self if port is None else replace(self, port=port)
 
 
 ROLES: dict[str, Assignment] = {
@@ -95,10 +91,9 @@ ROLES: dict[str, Assignment] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Reader:
     path: Path
-    data: Mapping[str, Any] = field(default_factory=dict)
 
     def fail(self, what: str) -> UsageError:
         return UsageError(f"{self.path}: {what}", "docs/checking.md shows an assignment file")

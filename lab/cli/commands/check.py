@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from lab.check import ROLES, Assignment, resolve
+from lab.check.server import ServerFailed
 from lab.check.view import lines, summary
 from lab.cli.context import Invocation
 from lab.errors import ExitCode, UsageError
 
 WATCH_POLL = 0.5
+OUTPUT_LINES = 20  # of a server that never listened: its traceback's end
 
 
 def register(commands: Any) -> None:
@@ -79,8 +82,13 @@ def _once(s: Invocation, args: argparse.Namespace, assignment: Assignment) -> in
     from lab.check import check
 
     reporter = s.reporter()
-    with reporter.running(f"checking {args.server.name} as {assignment.name}"):
-        result = check(s.lab, args.server, assignment, progress=reporter, by=args.by or _user())
+    try:
+        with reporter.running(f"checking {args.server.name} as {assignment.name}"):
+            result = check(s.lab, args.server, assignment, progress=reporter, by=args.by or _user())
+    except ServerFailed as exc:  # its own words first (a traceback), then the one line
+        for line in exc.output.strip().splitlines()[-OUTPUT_LINES:]:
+            print(f"  {args.server.name}: {line}", file=sys.stderr)
+        raise
     for line in lines(result, explain=args.explain):
         s.print(line, plain=True)
     saved = result.save(args.results)
