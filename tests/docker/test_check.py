@@ -7,6 +7,7 @@ process back afterwards and nothing left behind."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from lab.check.runner import rejudge
 from lab.engine.helpers import ROLE, ROLE_LABEL
 from lab.experiments.model import Result
 from lab.grading.collect import problem
-from tests.docker.conftest import PROJECT, ROOT, run_lab_cli, settled
+from tests.docker.conftest import PROJECT, ROOT, run_lab_cli, settled, start_lab_cli, wait_for
 
 SERVERS = Path(__file__).parent / "check_servers"
 EXAMPLES = ROOT / "examples" / "servers"
@@ -179,3 +180,42 @@ def test_a_server_that_never_listens_is_one_clear_line(net: socklab.Lab, tmp_pat
         "-p", PROJECT, "check", str(elsewhere), "--port", "9000", cwd=tmp_path, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr  # it reads $PORT: any port works
+
+
+@pytest.mark.parametrize(("server", "assignment"), [("echo.py", "echo.yaml"), ("kv.py", "kv.yaml")])
+def test_a_teachers_assignment_is_checked_on_the_properties_that_apply(
+    net: socklab.Lab, server: str, assignment: str
+) -> None:
+    result = net.check(EXAMPLES / server, str(ROOT / "examples" / "assignments" / assignment))
+    failed, _ = by_status(result)
+    assert failed == set(), "\n".join(f"{c.id}: {c.observed}" for c in result.checks)
+    assert result.facts["check"]["port"] in (7000, 7001)
+    if server == "kv.py":  # no rule for any text: only what the examples can show
+        assert "split-character" not in {c.id for c in result.checks}
+
+
+def test_watch_checks_again_on_each_save_and_ctrl_c_leaves_the_lab_as_it_was(
+    net: socklab.Lab, lab: Engine, tmp_path: Path
+) -> None:
+    server = tmp_path / "mine.py"
+    server.write_text((EXAMPLES / "seed_udp.py").read_text())
+    proc = start_lab_cli(
+        "-p", PROJECT, "check", str(server), "--as", "udp-shout", "--watch",
+        "--results", str(tmp_path / "results"), cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(list(tmp_path.glob("results/*.json"))) == 1, "the first check", 120)
+        server.write_text((EXAMPLES / "udp_shout.py").read_text())  # saved: fixed
+        wait_for(lambda: len(list(tmp_path.glob("results/*.json"))) == 2, "a second check", 120)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    verdicts = [
+        json.loads(p.read_text())["passed"] for p in sorted(tmp_path.glob("results/*.json"))
+    ]
+    assert verdicts == [False, True]
+    settled(lab)
+    assert helpers_left(lab) == []
