@@ -222,8 +222,9 @@ class Battery:
     def restart_after(self) -> list[Step]:
         """The same client after the restart; then (TCP) a new one."""
         s, example = "restart.a", self._first()
-        if not self.a.stream:
-            return self._ask(s, data=example.send)  # the same socket: it never knew
+        if not self.a.stream:  # the same socket (it never knew); another request, so a
+            # late answer of the killed server is not taken for the new one's
+            return self._ask(s, data=self._after().send)
         b = "restart.b"
         return [
             {"op": "recv", "sock": s},  # the killed server's FIN: eof
@@ -233,8 +234,11 @@ class Battery:
             {"op": "close", "sock": b, **CLOSE},
         ]
 
+    def _after(self) -> Example:
+        return self._examples("back again")[0]
+
     def restart_expect(self) -> dict[str, Any]:
-        return {"exchanges": [vars(self._first())]}
+        return {"exchanges": [vars(self._first())], "after": [vars(self._after())]}
 
     def _stream_not_text(self) -> Plan:
         example = self._first()
@@ -275,7 +279,7 @@ class Battery:
         return Plan(steps, {"exchanges": [vars(e) for e in examples]})
 
     def _datagram_large(self) -> Plan:
-        sizes = (1472, 4000, LARGEST_DATAGRAM)  # one Ethernet frame; fragmented; the largest
+        sizes = (1472, 4000, LARGEST_DATAGRAM)  # one Ethernet frame's payload; more; the largest
         steps, expect = [], []
         for n, size in enumerate(sizes):  # each from its own socket: a sender seen once
             sent = payload({"lines": size})

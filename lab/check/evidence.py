@@ -15,8 +15,8 @@ from lab.experiments.model import Observations
 from lab.services.probes.sockscript import Event, printable, raw, text
 
 HELD, FAILED, NOT_JUDGED = "held", "failed", "not judged"
-READS = ("recvfrom", "recvmsg", "read", "recv")
-SENDS = ("sendto", "send", "write")
+READS = ("recvfrom", "recvmsg")  # the reads strace is asked to show (strace.TRACED)
+SENDS = ("sendto",)  # the sends whose length strace prints as one number
 
 
 @dataclass(frozen=True)

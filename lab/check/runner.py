@@ -97,8 +97,9 @@ class Checking:
             ) as trace:
                 self.events.extend(self.lab.run(plan.steps, on=on, t0=self.t0))
             self.sides.setdefault(probe, {})["calls"] = calls_fact(trace.calls, probe)
-        except TraceError as exc:
+        except TraceError as exc:  # judged without the server's calls: those parts not judged
             self.sides.setdefault(probe, {})["trace_error"] = exc.line()
+            self.events.extend(self.lab.run(plan.steps, on=on, t0=self.t0))
 
     def _server_sockets(self) -> tuple[int, list[str]]:
         """How many sockets the server holds, and its connections in CLOSE_WAIT."""

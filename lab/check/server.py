@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lab.engine import helpers
+from lab.engine.docker_client import EngineError
 from lab.errors import ExitCode, LabError, UsageError
 from lab.interrupts import ctrl_c_ignored
 from lab.progress import Progress, silent
@@ -167,8 +169,9 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL: the kernel closes its sockets, as when a server crashes."""
-        if self.helper is not None:
-            self.helper.kill()
+        if self.helper is not None and not self.helper.ended():
+            with suppress(EngineError):  # it ended meanwhile: the kernel closed its sockets
+                self.helper.kill()
             deadline = time.monotonic() + READY_TIMEOUT
             while not self.helper.ended() and time.monotonic() < deadline:
                 time.sleep(0.05)

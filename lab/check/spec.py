@@ -119,6 +119,8 @@ def load(path: Path) -> Assignment:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise reader.fail("not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise reader.fail(f"not YAML ({' '.join(str(exc).split())})") from None
     return parse(data, reader)
@@ -144,6 +146,12 @@ def parse(data: Any, reader: _Reader) -> Assignment:
     framing = data.get("framing", "none")
     if framing not in ("none", "line"):
         raise reader.fail("framing: is none or line")
+    if framing == "line" and reply != "none":
+        raise reader.fail("framing: line goes with reply: none (the examples give each line)")
+    if not isinstance(data.get("examples") or [], list):
+        raise reader.fail("examples: is a list of {send:, reply:}")
+    if not isinstance(data.get("properties") or [], list):
+        raise reader.fail("properties: is a list of property names")
     examples = []
     for i, item in enumerate(data.get("examples") or []):
         if not isinstance(item, dict) or not {"send", "reply"} <= set(item):

@@ -34,7 +34,7 @@ def is_check(data: Mapping[str, Any]) -> bool:
 
 def of(path: str, data: Mapping[str, Any]) -> CheckRun:
     """A valid check result as a row source."""
-    facts = data["facts"]["check"]
+    facts = data["facts"].get("check", {})
     verdicts = {
         c["id"]: ("not judged" if not c.get("judged", True) else "held" if c["held"] else "failed")
         for c in data["checks"]

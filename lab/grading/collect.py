@@ -94,6 +94,8 @@ def inconsistent(data: Mapping[str, Any]) -> str | None:
     held = {c["id"]: c["held"] for c in data["checks"]}
     if data["passed"] != passed(data["checks"]):
         return "edited: `passed` does not follow from its checks"
+    if checks.is_check(data):
+        return rejudged_check(data)
     rejudged = rejudge(data)
     if rejudged is not None and rejudged != held:
         changed = sorted(k for k in held if rejudged.get(k) != held[k])
@@ -117,6 +119,22 @@ def inconsistent(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def rejudged_check(data: Mapping[str, Any]) -> str | None:
+    """A check result judged again: each property's held and judged as its observations
+    give them (a failure turned "not judged" by hand is an edit too)."""
+    from lab.check.runner import rejudge as rejudge_check
+
+    recorded = {c["id"]: (c["held"], c.get("judged", True)) for c in data["checks"]}
+    try:
+        again = {c.id: (c.held, c.judged) for c in rejudge_check(dict(data))}
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return "not a check result this report can read (its observations are incomplete)"
+    changed = sorted(k for k in recorded if again.get(k) != recorded[k])
+    if changed:
+        return f"edited: its observations do not give its checks ({', '.join(changed)})"
+    return None
+
+
 def rejudge(data: Mapping[str, Any]) -> dict[str, bool] | None:
     """A built-in experiment's checks judged again from the observations the file records
     (the same pure judgements the run used); None for an experiment of one's own (its code
@@ -125,13 +143,9 @@ def rejudge(data: Mapping[str, Any]) -> dict[str, bool] | None:
     from lab.experiments.model import judge_result
 
     experiment = EXPERIMENTS.get(str(data.get("experiment")))
-    if experiment is None and not checks.is_check(data):
+    if experiment is None:
         return None
     try:
-        if experiment is None:  # a check: its properties judged again the same way
-            from lab.check.runner import rejudge as rejudge_check
-
-            return {c.id: c.held for c in rejudge_check(dict(data))}
         return {c.id: c.held for c in judge_result(experiment, data)}
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return {c["id"]: False for c in data["checks"]}  # unreadable: nothing holds

@@ -16,8 +16,8 @@ A script is a JSON list of steps; each names a socket and one operation:
   {"op": "recv_all", "sock": "a", "size": 65536}                  (recv until EOF, each recorded)
   {"op": "recv_until", "sock": "a", "count": N}                   (recv until N bytes in all,
                                                                    EOF or an error, each recorded)
-  {"op": "converse", "sock": "a", <payload>, "count": N, "size": 4096, "pause": 0.002,
-   "stall": 1.0}                     (sendall in a thread while this one reads N bytes back,
+  {"op": "converse", "sock": "a", <payload>, "count": N, "size": 4096, "pause": 0.0,
+   "stall": 1.0, "timeout": 10.0}    (sendall in a thread while this one reads N bytes back,
                                       `size` at a time with `pause` between reads, after
                                       `stall` seconds of reading nothing: a slow reader; one
                                       recv event: its count, and a sha256 in note)
@@ -60,6 +60,7 @@ from typing import Any
 
 Step = dict[str, Any]
 DEFAULT_TIMEOUT = 3.0
+CONVERSE_TIMEOUT = 10.0
 RECV_SIZE = 65536
 
 
@@ -344,6 +345,9 @@ class Runner:
             except OSError as exc:
                 sent.append(exc)
 
+        # One deadline for the whole exchange, not the socket's per-call one: Python bounds
+        # a whole sendall by the socket's timeout, and a traced server is slow.
+        s.sock.settimeout(float(step.get("timeout", CONVERSE_TIMEOUT)))
         writer = threading.Thread(target=send, daemon=True)
         writer.start()
 
@@ -365,7 +369,7 @@ class Runner:
             return bytes(got)
 
         received = self._record({**step, "op": "recv"}, read)
-        writer.join(float(step.get("join", DEFAULT_TIMEOUT)))
+        writer.join(float(step.get("timeout", CONVERSE_TIMEOUT)))
         error = sent[0] if sent else TimeoutError()
         self._record({**step, "op": "sendall"}, lambda: _raise_or(error, len(data)), data=b"")
         recv_event = self.events[-2]

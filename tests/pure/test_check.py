@@ -238,7 +238,8 @@ def test_reachable_names_the_bind_address() -> None:
     ],
 )
 def test_restart(server: dict[str, Any], answer: str, status: str) -> None:
-    events = talk("restart.b", "hello, lab", answer, "ok" if answer else "ECONNREFUSED")
+    events = talk("restart.a", "hello, lab", "HELLO, LAB")  # answered before the kill
+    events += talk("restart.b", "hello, lab", answer, "ok" if answer else "ECONNREFUSED")
     expect = {"restart": {"exchanges": HELLO}}
     assert verdict("restart", seen(events, expect, {"restart": server})) == status
 
@@ -387,3 +388,59 @@ def test_grade_reads_check_results_per_student_and_property(tmp_path: Path) -> N
     assert rows[0] == "student,role,file,property,verdict,checked_at"
     assert any(r.startswith("ada,tcp-shout,tcp_reset.py,reset,failed,") for r in rows)
     assert any(",partial-send,not judged," in r for r in rows)
+
+
+def test_a_property_probed_without_sequential_can_still_fail() -> None:
+    events = [
+        *talk("reset.a", "hello, lab", "HELLO, LAB"),
+        *talk("reset.b", "hello, lab", "", "ECONNREFUSED"),
+    ]
+    obs = seen(events, {"reset": {"exchanges": HELLO}})
+    assert judge(obs, True, ["reset"])["reset"].status == FAILED
+
+
+def test_restart_needs_the_client_answered_before_the_kill() -> None:
+    expect = {"restart": {"exchanges": HELLO}}
+    server = {"restart": {"killed": True, "listened": True}}
+    unanswered = talk("restart.a", "hello, lab", "", "timeout")
+    unanswered += talk("restart.b", "hello, lab", "HELLO, LAB")
+    assert verdict("restart", seen(unanswered, expect, server)) == NOT_JUDGED
+
+
+def test_a_failure_turned_not_judged_by_hand_is_caught() -> None:
+    import json
+
+    from lab.grading.collect import problem
+
+    forged = json.loads(FIXTURE.read_text())
+    reset = next(c for c in forged["checks"] if c["id"] == "reset")
+    reset["judged"] = False
+    forged["passed"] = passed(forged["checks"])
+    assert forged["passed"]
+    assert problem(forged) == "edited: its observations do not give its checks (reset)"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("protocol: tcp\nport: 7\nreply: upper\nframing: line\n", "framing: line goes with"),
+        ("protocol: tcp\nport: 7\nexamples: 5\n", "examples: is a list"),
+        (
+            "protocol: tcp\nport: 7\nexamples: [{send: a, reply: a}]\nproperties: 5\n",
+            "properties: is a list",
+        ),
+    ],
+)
+def test_more_wrong_assignment_files(tmp_path: Path, text: str, error: str) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as caught:
+        load(path)
+    assert error in caught.value.what
+
+
+def test_an_assignment_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_bytes(b"name: \xff\n")
+    with pytest.raises(UsageError, match="not UTF-8"):
+        load(path)

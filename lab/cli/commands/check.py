@@ -13,7 +13,7 @@ from lab.check import ROLES, Assignment, resolve
 from lab.check.server import ServerFailed
 from lab.check.view import lines, summary
 from lab.cli.context import Invocation
-from lab.errors import ExitCode, UsageError
+from lab.errors import ExitCode, LabError, UsageError
 
 WATCH_POLL = 0.5
 OUTPUT_LINES = 20  # of a server that never listened: its traceback's end
@@ -69,10 +69,17 @@ def cmd_check(s: Invocation, args: argparse.Namespace) -> int:
     code = int(ExitCode.OK)
     seen = None
     while True:
-        stamp = args.server.stat().st_mtime_ns
+        try:
+            stamp = args.server.stat().st_mtime_ns
+        except FileNotFoundError:  # an editor saving by rename: it is back in a moment
+            stamp = seen
         if stamp != seen:
             seen = stamp
-            code = _once(s, args, assignment)
+            try:
+                code = _once(s, args, assignment)
+            except LabError as exc:  # this save does not run: say so and wait for the next
+                print(f"{s.prog}: {exc.line()}", file=sys.stderr)
+                code = int(exc.exit_code)
             s.print(f"watching {args.server}: saved again, it is checked again (Ctrl-C ends)")
         time.sleep(WATCH_POLL)
     return code  # pragma: no cover - Ctrl-C ends the loop
