@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lab.check.battery import TIMEOUT
 from lab.experiments.model import Observations
 from lab.services.probes.sockscript import Event, printable, raw, text
 
@@ -130,7 +131,7 @@ def answered(seen: Seen, sock: str, expected: list[Mapping[str, str]]) -> tuple[
         x = got[i]
         if x.got != want["reply"]:
             why = {
-                "timeout": f", then nothing for {TIMEOUT_TEXT}",
+                "timeout": f", then nothing for {TIMEOUT:g} s",
                 "eof": ", then the server closed the connection",
             }.get(x.outcome, f", then {x.outcome}" if x.outcome not in ("ok", "") else "")
             return (
@@ -139,9 +140,6 @@ def answered(seen: Seen, sock: str, expected: list[Mapping[str, str]]) -> tuple[
             )
         told.append(f"{short(x.sent)} -> {short(x.got)}")
     return True, "; ".join(told)
-
-
-TIMEOUT_TEXT = "2 s"
 
 
 ASKED = re.compile(r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?, (\d+)')

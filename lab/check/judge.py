@@ -369,10 +369,6 @@ def not_text(seen: Seen) -> Judged:
 # --- datagrams ----------------------------------------------------------------------
 
 
-def datagram_answers(seen: Seen) -> Judged:
-    return exchange_property("answers", "answers.a")(seen)
-
-
 def datagram_large(seen: Seen) -> Judged:
     wants = seen.expect["large"]["datagrams"]
     told = []
@@ -424,10 +420,6 @@ def datagram_not_text(seen: Seen) -> Judged:
     )
 
 
-def datagram_restart(seen: Seen) -> Judged:
-    return restart(seen)
-
-
 STREAM_JUDGES: dict[str, Callable[[Seen], Judged]] = {
     "answers": stream_answers,
     "non-ascii": exchange_property("non-ascii", "non-ascii.a"),
@@ -444,13 +436,13 @@ STREAM_JUDGES: dict[str, Callable[[Seen], Judged]] = {
     "not-text": not_text,
 }
 DATAGRAM_JUDGES: dict[str, Callable[[Seen], Judged]] = {
-    "answers": datagram_answers,
+    "answers": exchange_property("answers", "answers.a"),
     "large": datagram_large,
     "sender-address": sender_address,
     "non-ascii": exchange_property("non-ascii", "non-ascii.a"),
     "not-text": datagram_not_text,
     "reachable": reachable,
-    "restart": datagram_restart,
+    "restart": restart,
 }
 
 PROBE_OF = {"partial-send": "slow-reader"}  # properties judged from another's probe

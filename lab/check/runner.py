@@ -22,7 +22,7 @@ from lab.check import judge as judging
 from lab.check.battery import Battery, Plan
 from lab.check.properties import Property
 from lab.check.server import InPlaceOf, Server, ServerFailed
-from lab.check.spec import Assignment
+from lab.check.spec import RESULT_PREFIX, Assignment
 from lab.errors import TraceError, UsageError
 from lab.experiments.model import Check, Observations, Result, lab_snapshot
 from lab.progress import Progress, silent
@@ -33,14 +33,9 @@ from lab.traffic.script import Events
 if TYPE_CHECKING:
     from lab.api import Lab
 
-NAME_PREFIX = "check-"
 TRACED = ("split-character", "slow-reader", "reset")  # probes whose server calls are judged
 LAST = ("restart",)  # probes that leave the port held (TIME_WAIT) run last
 SETTLE = 3.0  # seconds to wait for closed connections to leave the kernel's table
-
-
-def experiment_name(assignment: Assignment) -> str:
-    return NAME_PREFIX + assignment.name
 
 
 class Checking:
@@ -261,7 +256,7 @@ def check(
     seen = Observations(run.events, facts, snapshot["hosts"])
     checks = judge_checks(seen, assignment.stream, properties)
     return Result(
-        experiment=f"{NAME_PREFIX}{assignment.name}",
+        experiment=f"{RESULT_PREFIX}{assignment.name}",
         question=f"does {path.name} behave as a {assignment.name} server should?",
         started_at=started_at,
         duration_s=round(time.monotonic() - run.t0, 3),

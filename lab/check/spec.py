@@ -32,6 +32,8 @@ import yaml
 from lab.check.properties import DATAGRAM, STREAM, Property
 from lab.errors import UsageError
 
+RESULT_PREFIX = "check-"  # a check result's experiment name: check-<assignment>
+
 RULES: dict[str, Callable[[str], str] | None] = {
     "upper": str.upper,
     "echo": lambda text: text,
@@ -55,7 +57,6 @@ class Assignment:
     examples: tuple[Example, ...] = (Example("hello", "HELLO"),)
     properties: tuple[str, ...] = ()  # empty: every property that applies
     args: tuple[str, ...] = ()
-    line_framed: bool = False  # each request and reply ends in a newline
     source: str = ""  # the spec file it came from; "" for a built-in role
 
     @property
@@ -179,6 +180,5 @@ def parse(data: Any, reader: _Reader) -> Assignment:
         examples=tuple(examples),
         properties=properties,
         args=tuple(str(a) for a in args),
-        line_framed=framing == "line",
         source=str(reader.path),
     )

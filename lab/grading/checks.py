@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lab.check.spec import RESULT_PREFIX
 from lab.grading.cells import cell
-
-PREFIX = "check-"  # the experiment name of a check result: check-<role>
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class CheckRun:
 
 
 def is_check(data: Mapping[str, Any]) -> bool:
-    return str(data.get("experiment", "")).startswith(PREFIX)
+    return str(data.get("experiment", "")).startswith(RESULT_PREFIX)
 
 
 def of(path: str, data: Mapping[str, Any]) -> CheckRun:
@@ -42,7 +41,7 @@ def of(path: str, data: Mapping[str, Any]) -> CheckRun:
     return CheckRun(
         path,
         str(facts.get("by") or "").strip() or "(anonymous)",
-        str(facts.get("role", data["experiment"][len(PREFIX) :])),
+        str(facts.get("role", data["experiment"][len(RESULT_PREFIX) :])),
         str(facts.get("file", "")),
         str(data["started_at"]),
         verdicts,

@@ -19,6 +19,7 @@ from lab.engine import base_image
 from lab.names import PROJECT
 from tests.installed.conftest import PORTS, User, ok
 
+ROOT = Path(__file__).resolve().parents[2]
 CLI_PLUGINS = (
     "/usr/local/lib/docker/cli-plugins",
     "/usr/libexec/docker/cli-plugins",
@@ -34,6 +35,8 @@ def test_the_wheel_holds_lab_alone_and_the_whole_default_lab(wheel: Path) -> Non
         assert carried in names
     assert "lab/services/servers/tcp_shout.py" in names
     assert "lab/examples/topologies/router/compose.yaml" in names
+    assert "lab/examples/servers/seed_tcp.py" in names  # what `check` is shown on
+    assert "lab/examples/assignments/echo.yaml" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry).decode()
     assert "socklab = lab.cli:main" in scripts
@@ -92,6 +95,16 @@ def test_a_user_in_the_docker_group_runs_the_lab_from_an_empty_folder(
     # the short name is the same command
     sent = ok(learner.run([str(venv / "bin/lab"), "send", "udp", "hi"], cwd=empty, env=as_user))
     assert "HI" in sent
+    # a server of the learner's own, in their folder, judged by the installed command
+    (empty / "mine.py").write_text((ROOT / "examples/servers/seed_udp.py").read_text())
+    checked = learner.run(
+        [socklab, "check", "mine.py", "--as", "udp-shout", "--results", "results"],
+        cwd=empty,
+        env=as_user,
+    )
+    assert checked.returncode == 6, checked.stdout + checked.stderr  # its datagrams cut short
+    assert "FAIL  large" in checked.stdout
+    assert list((empty / "results").glob("check-udp-shout-*.json"))
     # where the driver is not beside the engine, a helper in the engine's network
     # namespace sends instead: forced here, it must reach the same published port
     helper = {**as_user, "LAB_DOCKER_HOST_VIA": "helper"}
