@@ -4,7 +4,10 @@ A result is kept only if it is valid against the published schema
 (lab/experiments/result.schema.json) *and* agrees with itself: its prediction score
 is what its answers and its checks give, and ``passed`` is what its checks give. A
 file that fails either (truncated, not JSON, another kind of JSON, a score edited by
-hand) is skipped with the reason, and never stops the report.
+hand) is skipped with the reason. So is one this version cannot judge (claims it does
+not know, written by another version or edited; or a judgement that fails on it): no
+file's content ever stops the report. ``read`` judges a document already parsed (a
+result kept elsewhere than in a file), ``load`` a file.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from lab.errors import UsageError
+from lab.errors import LabError, UsageError
 from lab.experiments.model import SCHEMA_ID, passed
 from lab.grading import checks
 
@@ -96,7 +99,9 @@ def inconsistent(data: Mapping[str, Any]) -> str | None:
         return "edited: `passed` does not follow from its checks"
     if checks.is_check(data):
         return rejudged_check(data)
-    rejudged = rejudge(data)
+    rejudged, reason = rejudge(data)
+    if reason is not None:
+        return reason
     if rejudged is not None and rejudged != held:
         changed = sorted(k for k in held if rejudged.get(k) != held[k])
         return f"edited: its observations do not give its checks ({', '.join(changed)})"
@@ -129,26 +134,48 @@ def rejudged_check(data: Mapping[str, Any]) -> str | None:
         again = {c.id: (c.held, c.judged) for c in rejudge_check(dict(data))}
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return "not a check result this report can read (its observations are incomplete)"
+    except LabError as exc:
+        return cannot_judge(exc)
     changed = sorted(k for k in recorded if again.get(k) != recorded[k])
     if changed:
         return f"edited: its observations do not give its checks ({', '.join(changed)})"
     return None
 
 
-def rejudge(data: Mapping[str, Any]) -> dict[str, bool] | None:
+def rejudge(data: Mapping[str, Any]) -> tuple[dict[str, bool] | None, str | None]:
     """A built-in experiment's checks judged again from the observations the file records
-    (the same pure judgements the run used); None for an experiment of one's own (its code
-    is not here to judge with), or observations its judgement cannot read."""
+    (the same pure judgements the run used), or the reason they cannot be; no checks for
+    an experiment of one's own (its code is not here to judge with)."""
     from lab.experiments import EXPERIMENTS
-    from lab.experiments.model import judge_result
+    from lab.experiments.model import Observations, judge_result
 
     experiment = EXPERIMENTS.get(str(data.get("experiment")))
     if experiment is None:
-        return None
+        return None, None
     try:
-        return {c.id: c.held for c in judge_result(experiment, data)}
+        return {c.id: c.held for c in judge_result(experiment, data)}, None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        return {c["id"]: False for c in data["checks"]}  # unreadable: nothing holds
+        return {c["id"]: False for c in data["checks"]}, None  # unreadable: nothing holds
+    except LabError as exc:
+        failure = exc
+    # Judged again only now that it failed, to name the claims it does not judge (an
+    # experiment's declared claims are not always the ids its judgement gives).
+    try:
+        ids = set(experiment.judge(Observations.from_result(data)))
+    except Exception:  # the first failure is the one to report
+        ids = None
+    unknown = sorted({c["id"] for c in data["checks"]} - ids) if ids is not None else []
+    if unknown:
+        return None, (
+            f"claims this version of the lab does not know: {', '.join(unknown)} "
+            "(written by another version, or edited)"
+        )
+    return None, cannot_judge(failure)
+
+
+def cannot_judge(exc: Exception) -> str:
+    detail = exc.line() if isinstance(exc, LabError) else str(exc)
+    return f"this version cannot judge it: {type(exc).__name__}: {detail}"
 
 
 def load(path: Path) -> tuple[Submission | checks.CheckRun | None, str | None]:
@@ -166,17 +193,35 @@ def load(path: Path) -> tuple[Submission | checks.CheckRun | None, str | None]:
         return None, f"not JSON ({exc.msg}, line {exc.lineno})"
     except RecursionError:
         return None, "not JSON this report can read (nested too deeply)"
+    return read(str(path), data)
+
+
+def read(source: str, data: Any) -> tuple[Submission | checks.CheckRun | None, str | None]:
+    """A parsed document as a submission (None if it has no predictions) or a check's
+    run, or the reason to skip it; ``source`` is recorded as its path (a file, or where
+    else it was kept). Never raises on account of the document's content."""
+    try:
+        return judge_document(source, data)
+    except RecursionError:  # a document built deeper than text parsing allows
+        return None, "not JSON this report can read (nested too deeply)"
+    except Exception as exc:  # a judgement that fails on one document must not stop a report
+        return None, cannot_judge(exc)
+
+
+def judge_document(
+    source: str, data: Any
+) -> tuple[Submission | checks.CheckRun | None, str | None]:
     reason = problem(data)
     if reason is not None:
         return None, reason
     predictions = data["predictions"]
     if checks.is_check(data):
-        return checks.of(str(path), data), None
+        return checks.of(source, data), None
     if predictions is None:
         return None, None
     return (
         Submission(
-            path=str(path),
+            path=source,
             student=predictions["by"].strip() or "(anonymous)",
             experiment=data["experiment"],
             started_at=data["started_at"],
