@@ -44,6 +44,7 @@ from lab.traffic import clients
 from lab.traffic.script import Events, Script, steps_of
 
 if TYPE_CHECKING:
+    from lab.engine.terminal import Terminal
     from lab.experiments.model import Result
     from lab.packets.capture import CaptureInfo
     from lab.syscalls.strace import Syscall
@@ -299,6 +300,10 @@ class Lab:
             build=build,
         )
 
+    def prepare(self, progress: Progress = silent) -> base_image.Plan:
+        """Build the base image and the lab's image, starting nothing (labs to come)."""
+        return self.backend.prepare(progress)
+
     def down(self) -> Removed:
         """Remove every container, network and volume of the lab (helpers too), and any
         volatile disk a killed run left mounted."""
@@ -531,6 +536,13 @@ class Lab:
             ],
             "NET_RAW",
         )
+
+    def terminal(self, host: str | None = None) -> Terminal:
+        """A shell on a terminal in a host (the client by default), as the lab's
+        unprivileged user: ``read``/``write`` bytes, ``resize``, ``close`` (ends it all)."""
+        host = host or self.topology.client.name
+        self.topology.host(host)
+        return self.backend.terminal(host)
 
     def remove_my_helpers(self) -> list[str]:
         """The helpers this process started and still holds (a Ctrl-C can land between

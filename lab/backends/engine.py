@@ -38,6 +38,7 @@ from lab.engine import base_image, build
 from lab.engine.attached import AttachedExec, AttachedScript
 from lab.engine.compose import Compose, port_in_use
 from lab.engine.docker_client import inspected
+from lab.engine.terminal import Terminal
 from lab.errors import (
     ComposeFailed,
     ComposeMissing,
@@ -257,6 +258,10 @@ class Engine:
     def attach_script(self, host: str, t0: float, wrap: Sequence[str] = ()) -> AttachedScript:
         """A socket script served step by step in a host, its sockets kept between steps."""
         return AttachedScript(self.client_for(host), self.container(host), t0, wrap=wrap)
+
+    def terminal(self, host: str) -> Terminal:
+        """A shell on a terminal in a host, as the lab's unprivileged user (a browser's)."""
+        return Terminal(self.client_for(host), self.container(host))
 
     def memory(self, service: str) -> dict[str, int]:
         """A service's memory cgroup: ``usage`` (process and kernel) and, where the Docker

@@ -76,6 +76,8 @@ examples:
   lab send tcp hi --name ada      any command, on one named lab (or LAB_NAME=ada)
   lab ls                          the named labs on this machine: owner, subnet, ports, state, age
   lab grade results/ shared/      predictions of the whole class: CSV and one HTML page
+  lab class serve --roster class.csv
+                                  a class in the browser: a lab, a terminal and grades each
   lab bench density               how many labs this machine holds (memory, CPU, dispatch)
   lab down                        remove every container, network and volume of the lab
   lab down --all                  remove every named lab (and nothing else)
@@ -85,7 +87,7 @@ examples:
 
 log = logging.getLogger("lab")
 # commands no --name applies to
-WITHOUT_A_LAB = ("list", "packets", "ls", "grade", "cluster", "init")
+WITHOUT_A_LAB = ("list", "packets", "ls", "grade", "cluster", "init", "class")
 
 
 def command_name() -> str:

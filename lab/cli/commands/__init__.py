@@ -6,6 +6,7 @@ from lab.cli.commands import (
     bench,
     chaos,
     check,
+    classroom,
     cluster,
     experiments,
     fuzz,
@@ -29,5 +30,6 @@ GROUPS = (
     fuzz,
     bench,
     grade,
+    classroom,
     cluster,
 )

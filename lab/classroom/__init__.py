@@ -1,0 +1,1 @@
+"""The class server: one process holds Docker, every student works in a browser."""

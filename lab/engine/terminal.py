@@ -1,0 +1,81 @@
+"""A shell in a lab host, on a terminal, for a browser: a Docker exec with a tty.
+
+The shell runs as the lab's unprivileged user (the one compose.yaml runs every
+host as): no capability, nothing writable but /tmp, no Docker socket. Docker has
+no way to end an exec, and one whose client went away keeps running; so each
+terminal carries a mark in its environment, which its children inherit, and
+``close`` kills every process of the host that carries it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from typing import Any
+
+import docker
+from docker.models.containers import Container
+
+USER = "10001:10001"  # compose.yaml's x-least-privilege user
+MARK = "SOCKLAB_TERMINAL"
+# No profile: its prompt names the user by /etc/passwd, where the lab's uid has no entry.
+SHELL = ["/bin/bash", "--noprofile", "--norc", "-i"]
+ENVIRONMENT = {"HOME": "/tmp", "TERM": "xterm-256color", "PS1": r"learner@\h:\w\$ "}
+# Every process carrying the mark, killed: /proc is readable for one's own processes.
+KILL = (
+    'for p in /proc/[0-9]*; do grep -qzx "$0" "$p/environ" 2>/dev/null && '
+    'kill -KILL "${p#/proc/}" 2>/dev/null; done; true'
+)
+
+
+class Terminal:
+    """One shell on a pseudo-terminal: bytes in, bytes out (raw: a tty exec has no frames)."""
+
+    def __init__(self, client: docker.DockerClient, container: Container) -> None:
+        self.name = container.name or "?"
+        self._client = client
+        self._container = container
+        self._mark = f"{MARK}={secrets.token_hex(8)}"
+        environment = {**ENVIRONMENT, MARK: self._mark.partition("=")[2]}
+        self._id = client.api.exec_create(
+            container.id,
+            SHELL,
+            stdin=True,
+            tty=True,
+            user=USER,
+            environment=environment,
+            workdir="/tmp",
+            privileged=False,
+        )["Id"]
+        attached: Any = client.api.exec_start(self._id, socket=True, tty=True)
+        self._sock: socket.socket = attached._sock  # the hijacked connection: raw tty bytes
+        self._closed = False
+
+    def read(self, size: int = 65536) -> bytes:
+        """What the terminal printed; b"" once the shell has ended."""
+        try:
+            return self._sock.recv(size)
+        except OSError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.sendall(data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        rows, cols = max(1, min(rows, 500)), max(1, min(cols, 500))
+        with contextlib.suppress(docker.errors.APIError):
+            self._client.api.exec_resize(self._id, height=rows, width=cols)
+
+    def close(self) -> None:
+        """End the shell and everything it started, then the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
+            self._container.exec_run(["sh", "-c", KILL, self._mark], user=USER)
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._sock.close()
