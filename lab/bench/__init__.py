@@ -15,6 +15,8 @@
               time one server's check takes
   density     how many named labs this machine holds: K labs started one after another,
               memory and idle CPU per lab, dispatch in each (starts labs of its own)
+  class       `lab class serve` with K students (--labs) running dispatch at once, three
+              rounds: time to finish, page latency p50/p99 meanwhile, server memory
 
 Benchmarks are commands, not tests: the test suite only runs each on a tiny setting.
 `lab bench --markdown BENCHMARKS.md` writes the page from the JSON it also writes;
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lab.bench import c10k, check, density, packets, redis, speed, udp
+from lab.bench import c10k, check, classroom, density, packets, redis, speed, udp
 from lab.bench.model import Bench, BenchError, Sizes, Spread, cleanup
 
 BENCHES: dict[str, Callable[..., Bench]] = {
@@ -38,9 +40,10 @@ BENCHES: dict[str, Callable[..., Bench]] = {
     "cold": speed.cold,
     "density": density.run,
     "check": check.run,
+    "class": classroom.run,
 }
-NEED_NO_LAB = ("density",)  # it starts labs of its own
+NEED_NO_LAB = ("density", "class")  # each starts labs of its own
 DEFAULT = ("redis", "c10k", "udp", "packets", "up", "curriculum", "check")  # not cold (it deletes
-# images) nor density (40 minutes): each only when asked for
+# images) nor density (40 minutes) nor class (30 labs): each only when asked for
 
 __all__ = ["BENCHES", "DEFAULT", "NEED_NO_LAB", "Bench", "BenchError", "Sizes", "Spread", "cleanup"]

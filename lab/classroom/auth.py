@@ -58,7 +58,7 @@ class Gate:
         hosts = {f"{n}:{port}" for n in names}
         origins = {f"http://{h}" for h in hosts}
         if public_url:
-            parts = urlsplit(public_url)
+            parts = urlsplit(public_url.lower())  # as browsers send Host and Origin
             hosts.add(parts.netloc)
             origins.add(f"{parts.scheme}://{parts.netloc}")
         return cls(store, hosts, origins, key)

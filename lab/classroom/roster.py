@@ -36,7 +36,8 @@ def parse(text: str, source: str = "the roster") -> list[Student]:
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
-        if number == 1 and [c.lower() for c in cells[:2]] == ["id", "name"]:
+        if not students and not seen and [c.lower() for c in cells[:2]] == ["id", "name"]:
+            seen.add("")  # the header, before any student: once only
             continue
         if len(cells) > 2:
             raise UsageError(

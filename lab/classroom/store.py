@@ -155,13 +155,18 @@ class Store:
             self._db = sqlite3.connect(
                 path, check_same_thread=False, isolation_level=None, timeout=30
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"cannot open the class's database {path}: {exc}") from None
         self._lock = threading.Lock()
-        self.migrate()
+        try:
+            self.refuse_newer()  # before anything is written to it
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -188,7 +193,7 @@ class Store:
     def version(self) -> int:
         return int(self._read("PRAGMA user_version")[0][0])
 
-    def migrate(self) -> None:
+    def refuse_newer(self) -> None:
         version = self.version
         if version > len(MIGRATIONS):
             raise UsageError(
@@ -196,7 +201,9 @@ class Store:
                 f"(schema {version}, this one knows {len(MIGRATIONS)})",
                 "upgrade socklab, or give another --data folder",
             )
-        for target in range(version + 1, len(MIGRATIONS) + 1):
+
+    def migrate(self) -> None:
+        for target in range(self.version + 1, len(MIGRATIONS) + 1):
             with self._tx() as db:
                 for statement in MIGRATIONS[target - 1].split(";"):
                     if statement.strip():

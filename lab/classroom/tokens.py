@@ -61,9 +61,10 @@ def verify(secret: str, stored: str | None) -> bool:
         again = hashlib.scrypt(
             secret.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=32
         )
-    except (ValueError, MemoryError):
+        expected = _unb64(digest)
+    except (ValueError, MemoryError):  # a damaged hash (binascii.Error is a ValueError)
         return False
-    return hmac.compare_digest(again, _unb64(digest))
+    return hmac.compare_digest(again, expected)
 
 
 def session_hash(session: str) -> str:

@@ -17,6 +17,11 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 import lab as socklab
 from lab.backends.engine import Engine
@@ -123,3 +128,25 @@ def run_lab_cli(
         if proc.poll() is None:
             proc.kill()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--window-size=1500,1150"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    try:
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    except WebDriverException as exc:
+        pytest.fail(f"headless Chromium did not start (scripts/setup installs it): {exc.msg}")
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def until(browser: WebDriver, script: str, what: str, timeout: float = 30) -> object:
+    """Poll a JavaScript expression in the page until it is truthy."""
+    return WebDriverWait(browser, timeout).until(
+        lambda d: d.execute_script(f"return {script}"), message=f"waiting for {what}"
+    )

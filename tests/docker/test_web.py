@@ -18,13 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import (
     NoSuchElementException,
     StaleElementReferenceException,
-    WebDriverException,
 )
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -32,7 +29,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 import lab as socklab
 from lab.backends.engine import Engine
 from tests.conftest import sigint_as_default
-from tests.docker.conftest import ENV, PROJECT, ROOT, run_lab_cli, wait_for
+from tests.docker.conftest import ENV, PROJECT, ROOT, run_lab_cli, until, wait_for
 
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 RECORDED = ROOT / "tests" / "pure" / "fixtures" / "results" / "dispatch.json"
@@ -74,21 +71,6 @@ def stop_web(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--window-size=1500,1150"):
-        options.add_argument(flag)
-    options.binary_location = "/usr/bin/chromium"
-    try:
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    except WebDriverException as exc:
-        pytest.fail(f"headless Chromium did not start (make setup installs it): {exc.msg}")
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture(scope="module")
 def page(net: socklab.Lab, browser: WebDriver) -> Iterator[WebDriver]:
     proc, address = start_web()
     browser.get(address)
@@ -116,13 +98,6 @@ def click(browser: WebDriver, css: str, timeout: float = 10) -> None:
         return True
 
     WebDriverWait(browser, timeout).until(attempt, message=f"clicking {css}")
-
-
-def until(browser: WebDriver, script: str, what: str, timeout: float = 30) -> object:
-    """Poll a JavaScript expression in the page until it is truthy."""
-    return WebDriverWait(browser, timeout).until(
-        lambda d: d.execute_script(f"return {script}"), message=f"waiting for {what}"
-    )
 
 
 def test_the_page_shows_hosts_addresses_and_port_owners_as_status_does(
