@@ -544,6 +544,10 @@ class Lab:
         self.topology.host(host)
         return self.backend.terminal(host)
 
+    def end_terminals(self, host: str | None = None) -> None:
+        """End every terminal's shell in a host (the client by default), and all they started."""
+        self.backend.end_terminals(host or self.topology.client.name)
+
     def remove_my_helpers(self) -> list[str]:
         """The helpers this process started and still holds (a Ctrl-C can land between
         Docker creating one and its owner holding it): every command's last word."""

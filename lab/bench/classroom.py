@@ -119,7 +119,9 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
             sessions = {}
             for student in ids:
                 s = requests.Session()
-                s.get(links[student], allow_redirects=False, timeout=60)
+                signed = s.get(links[student], allow_redirects=False, timeout=60)
+                if signed.status_code != 303:
+                    raise BenchError(f"{student} could not sign in: {signed.text.strip()}")
                 s.headers["X-CSRF-Token"] = s.get(f"{server.base}/api/me", timeout=60).json()[
                     "csrf"
                 ]

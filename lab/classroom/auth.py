@@ -6,8 +6,9 @@ touches is looked up under that student, never under an id the request names.
 A browser's request must come from this server's own origin (its Host, and its
 Origin when it sends one); every request that changes something must carry the
 session's CSRF token in a header, which a page of another site cannot read.
-Sign-in attempts are rate-limited per address and in all; a wrong token costs an
-scrypt, so the limit is what keeps guessing slow, not the hash.
+Sign-in attempts are rate-limited: wrong tokens per address, and all attempts in all
+(a token has 192 random bits: the limit is what keeps a guesser's scrypts from
+costing the server, not what keeps tokens safe).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ STUDENT_COOKIE = "socklab_session"
 TEACHER_COOKIE = "socklab_teacher"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_SECONDS = 12 * 3600
+DUMMY = tokens.hash_secret("not a token")  # checked against when the id is unknown
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,26 @@ class Gate:
         return secret
 
     def throttled(self, address: str, now: float | None = None) -> float:
-        """0 if a sign-in attempt from ``address`` may go ahead, else seconds to wait."""
+        """0 if a sign-in attempt from ``address`` may go ahead (one of its attempts spent
+        before the scrypt, so that attempts at once cannot all slip through), else the
+        seconds to wait. ``succeeded`` gives it back: only wrong tokens count against an
+        address, so a class behind one NAT or one reverse proxy signs in together."""
         now = time.monotonic() if now is None else now
-        return self.per_address.allow(address, now) or self.overall.allow("*", now)
+        return self.overall.wait("*", now) or self.per_address.allow(address, now)
+
+    def succeeded(self, address: str, now: float | None = None) -> None:
+        self.per_address.refund(address, time.monotonic() if now is None else now)
+
+    def failed(self, now: float | None = None) -> None:
+        """A wrong token: one of the few the whole server takes a minute spent."""
+        self.overall.allow("*", time.monotonic() if now is None else now)
 
     def sign_in(self, token: str) -> Who | None:
         """A new session for a valid token; None for anything else (scrypt: call in a thread)."""
         student, secret = tokens.split(token)
-        if not student or not tokens.verify(secret, self.store.token_hash(student)):
+        stored = self.store.token_hash(student) if student else None
+        # An unknown id costs an scrypt too: the time taken does not tell who is enrolled.
+        if not tokens.verify(secret, stored or DUMMY) or stored is None:
             return None
         session = secrets.token_urlsafe(32)
         self.store.open_session(

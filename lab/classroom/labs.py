@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,28 +62,32 @@ class Labs:
     def ensure(self, student: str, progress: Progress = silent) -> api.Lab:
         """The student's lab, up and whole: started if absent, mended if a part of it died."""
         with self._lock(student):
-            self.touch(student)
-            lab = self.open(student)
-            states = lab.states()
-            if not states:
-                self._opened.pop(student, None)
-                lab = self.open(student)  # gone altogether: its record went with it
-                self._start(lab, progress)
-                self._opened[student] = lab
-                return lab
-            if student in self.running:
-                return lab  # a check stops a process on purpose: mending would break it
-            expected = set(lab.topology.hosts) | set(lab.topology.processes)
-            dead = sorted(n for n in expected if n not in states or states[n].status != "running")
-            if student in self.needs_mending:
-                progress("mending your lab after a run the server's stop cut short")
-                lab.restore(progress)
-                self.needs_mending.discard(student)
-            elif dead:
-                progress(f"your lab lost {', '.join(dead)}: mending it")
-                lab.restore(progress)
-                lab.wait_healthy(timeout=120, progress=progress)
+            return self._ensure(student, progress)
+
+    def _ensure(self, student: str, progress: Progress) -> api.Lab:
+        """``ensure``, its student's lock held."""
+        self.touch(student)
+        lab = self.open(student)
+        states = lab.states()
+        if not states:
+            self._opened.pop(student, None)
+            lab = self.open(student)  # gone altogether: its record went with it
+            self._start(lab, progress)
+            self._opened[student] = lab
             return lab
+        if student in self.running:
+            return lab  # a check stops a process on purpose: mending would break it
+        expected = set(lab.topology.hosts) | set(lab.topology.processes)
+        dead = sorted(n for n in expected if n not in states or states[n].status != "running")
+        if student in self.needs_mending:
+            progress("mending your lab after a run the server's stop cut short")
+            lab.restore(progress)
+            self.needs_mending.discard(student)
+        elif dead:
+            progress(f"your lab lost {', '.join(dead)}: mending it")
+            lab.restore(progress)
+            lab.wait_healthy(timeout=120, progress=progress)
+        return lab
 
     def _start(self, lab: api.Lab, progress: Progress) -> None:
         with self.starts:
@@ -100,8 +104,8 @@ class Labs:
     @contextlib.contextmanager
     def run(self, student: str, progress: Progress = silent) -> Iterator[api.Lab]:
         """The student's lab, whole, for a run that may alter it: nothing mends it meanwhile."""
-        lab = self.ensure(student, progress)
-        with self._guard:
+        with self._lock(student):  # marked running before anyone else may stop or mend it
+            lab = self._ensure(student, progress)
             self.running.add(student)
         try:
             yield lab
@@ -119,6 +123,23 @@ class Labs:
     def stop(self, student: str) -> bool:
         """Remove the student's lab (it starts again on their next action)."""
         with self._lock(student):
+            lab = self.open(student)
+            if not lab.is_running():
+                return False
+            lab.down()
+            self._opened.pop(student, None)
+            self._last.pop(student, None)
+            return True
+
+    def stop_if_idle(self, student: str, after: float, in_use: Callable[[str], bool]) -> bool:
+        """Remove the lab if, under its lock, it has still seen no action for ``after``
+        seconds, runs nothing and ``in_use`` says nobody holds it (a terminal, a queue)."""
+        with self._lock(student):
+            last = self._last.get(student)
+            if last is None or last > time.monotonic() - after:
+                return False
+            if student in self.running or in_use(student):
+                return False
             lab = self.open(student)
             if not lab.is_running():
                 return False

@@ -78,6 +78,7 @@ class Runs:
         progress(f"started: {run.what}")
         try:
             with self.labs.run(run.student, progress) as lab:
+                lab.end_terminals()  # nothing the student left running steers the run
                 data = (
                     self._experiment(run, lab)
                     if run.kind == "experiment"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import io
 import os
 import secrets
@@ -21,6 +22,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from aiohttp import web
 
@@ -30,10 +32,33 @@ from lab.classroom.labs import Labs
 from lab.classroom.server import ClassServer
 from lab.classroom.store import Store
 from lab.engine.docker_client import Client
+from lab.errors import UsageError
 
 LINKS = "sign-in.csv"
 DATABASE = "class.db"
 KEY = "secret.key"
+ADDRESS = "address"  # where the server was last served: the links `class tokens` writes
+LOCK = "serve.lock"
+
+
+def hold(folder: Path) -> IO[bytes]:
+    """The data folder, for this server alone: two would mark each other's runs
+    interrupted and drive the same labs."""
+    handle = (folder / LOCK).open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(
+            f"another class server is serving {folder}", "stop it first, or give another --data"
+        ) from None
+    return handle
+
+
+def served_address(folder: Path) -> str:
+    """The address the class was last served at ("" if never)."""
+    path = folder / ADDRESS
+    return path.read_text(encoding="utf-8").strip() if path.exists() else ""
 
 
 @dataclass(frozen=True)
@@ -109,12 +134,14 @@ def serve(
     students = roster.load(settings.roster)
     settings.data.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.data.chmod(0o700)  # token hashes, results, the CSRF key: the teacher's only
+    lock = hold(settings.data)  # released when this process ends, however it ends
     store = Store(settings.data / DATABASE)
     missing = store.sync_roster(students)
     sock = listen(settings.bind, settings.port)
     port = int(sock.getsockname()[1])
     shown = "127.0.0.1" if settings.bind in ("127.0.0.1", "0.0.0.0", "::") else settings.bind
     base = settings.public_url.rstrip("/") or f"http://{shown}:{port}"
+    (settings.data / ADDRESS).write_text(base + "\n", encoding="utf-8")  # for `class tokens`
     if missing:
         path = issue(store, missing, settings.data, base)
         say(f"{len(missing)} new sign-in links in {path} (readable by you only)")
@@ -150,6 +177,7 @@ def serve(
 
             labs.stop_all(progress)
         store.close()
+        lock.close()
 
 
 async def _run(

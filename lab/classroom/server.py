@@ -17,6 +17,7 @@ import json
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from lab.classroom import grades
 from lab.classroom.auth import CSRF_HEADER, STUDENT_COOKIE, TEACHER_COOKIE, Gate, Who
 from lab.classroom.labs import Labs
 from lab.classroom.runs import Runs
-from lab.classroom.store import Store
+from lab.classroom.store import Store, TooManyWaiting
 from lab.classroom.terminals import Terminals
 from lab.errors import LabError
 
@@ -37,6 +38,8 @@ MAX_REQUEST = 256 * 1024  # bytes: the largest upload and a JSON body, with room
 MAX_UPLOAD = 100_000  # a server under check may be this large (lab.check.server)
 UPLOAD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}\.py$")
 WAITING_PER_STUDENT = 3  # runs a student may have queued or running at once
+THREADS = 256
+SESSION_CHECK = 10.0  # seconds between two looks at an open socket's session
 GRADE_FILES = {"students.csv", "claims.csv", "checks.csv", "report.html"}
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -149,6 +152,10 @@ class ClassServer:
 
     async def started(self, app: web.Application) -> None:
         self.loop = asyncio.get_running_loop()
+        # Blocking work runs in threads: an open terminal holds one, a run one, a lab
+        # starting one. The default pool (CPUs + 4) would let a few of them stall every
+        # page; these threads mostly wait on Docker, so many are cheap.
+        self.loop.set_default_executor(ThreadPoolExecutor(THREADS, "socklab-class"))
         self.runs = Runs(self.store, self.labs, self.capacity, self.notify)
         self.runs.start()
         if self.idle_after > 0:
@@ -202,25 +209,39 @@ class ClassServer:
                 self.notify(student, {"kind": "lab", "text": "your lab is up", "up": True})
             except LabError as exc:
                 self.notify(student, {"kind": "lab", "text": exc.line(), "error": True})
+            except Exception as exc:  # Docker's own errors: the student sees them too
+                self.notify(
+                    student, {"kind": "lab", "text": f"{type(exc).__name__}: {exc}", "error": True}
+                )
 
         self.arriving[student] = asyncio.create_task(bring_up())
+
+    def in_use(self, student: str) -> bool:
+        """A run queued or going, or a terminal open: their lab is not idle."""
+        running = self.runs.running if self.runs else set()
+        queued = {s for _, s in self.store.queue()}
+        return student in running or student in queued or student in self.terms.busy()
 
     async def stop_idle_labs(self) -> None:
         while True:
             await asyncio.sleep(min(60.0, self.idle_after / 2))
-            busy = {s for _, s in self.store.queue()} | (self.runs.running if self.runs else set())
-            busy |= self.terms.busy()
-            for student in self.labs.idle(self.idle_after, busy):
-                with contextlib.suppress(LabError):
-                    if await asyncio.to_thread(self.labs.stop, student):
-                        self.notify(
-                            student,
-                            {
-                                "kind": "lab",
-                                "text": "your lab was stopped "
-                                "while idle: it starts again on your next action",
-                            },
-                        )
+            for student in self.labs.idle(self.idle_after, set()):
+                try:
+                    stopped = await asyncio.to_thread(
+                        self.labs.stop_if_idle, student, self.idle_after, self.in_use
+                    )
+                except Exception as exc:  # one lab's trouble must not end the idle watch
+                    stopped = False
+                    self.notify(student, {"kind": "lab", "text": f"{type(exc).__name__}: {exc}"})
+                if stopped:
+                    self.notify(
+                        student,
+                        {
+                            "kind": "lab",
+                            "text": "your lab was stopped while "
+                            "idle: it starts again on your next action",
+                        },
+                    )
 
     # --- pages ---
 
@@ -260,11 +281,13 @@ class ClassServer:
             )
         who = await asyncio.to_thread(self.gate.sign_in, token)
         if who is None:
+            self.gate.failed()
             return web.Response(
                 status=401,
                 text="that sign-in token is not valid (mistyped, revoked or reissued): "
                 "ask your teacher for your link\n",
             )
+        self.gate.succeeded(request.remote or "?")
         response = web.Response(status=303, headers={"Location": "/"})
         self._cookie(response, STUDENT_COOKIE, who.session)
         self.arrive(who.student)
@@ -296,7 +319,9 @@ class ClassServer:
             return web.Response(status=429, text="too many sign-in attempts\n")
         who = await asyncio.to_thread(self.gate.teacher_sign_in, request.query.get("token", ""))
         if who is None:
+            self.gate.failed()
             return web.Response(status=401, text="not the teacher's token\n")
+        self.gate.succeeded(request.remote or "?")
         response = web.Response(status=303, headers={"Location": "/teacher"})
         self._cookie(response, TEACHER_COOKIE, who.session)
         return response
@@ -381,11 +406,16 @@ class ClassServer:
         result = await asyncio.to_thread(self.store.result, number, student)
         return web.json_response({**run.public(), "result": result}, dumps=_dumps)
 
-    async def _room_for(self, student: str) -> web.Response | None:
-        waiting = sum(r.state in ("queued", "running") for r in self.store.runs(student, 20))
-        if waiting >= WAITING_PER_STUDENT:
-            return refuse(429, f"you have {waiting} runs waiting: let one finish first")
-        return None
+    async def _queue(self, queue: Callable[..., int], *args: Any) -> web.Response:
+        """A run queued, unless the student has too many waiting (counted in the same
+        transaction as the insert: requests at once cannot all slip under the limit)."""
+        try:
+            run = await asyncio.to_thread(queue, *args, WAITING_PER_STUDENT)
+        except TooManyWaiting as exc:
+            return refuse(429, exc.what)
+        assert self.runs is not None
+        self.runs.queued()
+        return web.json_response({"ok": True, "run": run}, status=201)
 
     async def api_run(self, request: web.Request) -> web.StreamResponse:
         student = self.who(request).student
@@ -411,13 +441,7 @@ class ClassServer:
             return refuse(
                 400, "predict every claim first: true or false for each of " + ", ".join(claims)
             )
-        refused = await self._room_for(student)
-        if refused is not None:
-            return refused
-        run = await asyncio.to_thread(self.store.queue_experiment, student, str(name), answers)
-        assert self.runs is not None
-        self.runs.queued()
-        return web.json_response({"ok": True, "run": run}, status=201)
+        return await self._queue(self.store.queue_experiment, student, str(name), answers)
 
     async def api_check(self, request: web.Request) -> web.StreamResponse:
         student = self.who(request).student
@@ -437,7 +461,7 @@ class ClassServer:
                     return refuse(413, f"the file is {len(data)} bytes: at most {MAX_UPLOAD}")
         if role not in ("tcp-shout", "udp-shout"):
             return refuse(400, "role: tcp-shout or udp-shout")
-        if not UPLOAD_NAME.match(name):
+        if not UPLOAD_NAME.fullmatch(name):
             return refuse(415, "a Python file: a name ending in .py (letters, digits, _ . -)")
         try:
             text = data.decode("utf-8")
@@ -445,18 +469,13 @@ class ClassServer:
             return refuse(415, "the file is not UTF-8 text")
         if "\x00" in text or not text.strip():
             return refuse(415, "the file is not Python source text")
-        refused = await self._room_for(student)
-        if refused is not None:
-            return refused
-        run = await asyncio.to_thread(self.store.queue_check, student, role, name, text)
-        assert self.runs is not None
-        self.runs.queued()
-        return web.json_response({"ok": True, "run": run}, status=201)
+        return await self._queue(self.store.queue_check, student, role, name, text)
 
     async def api_live(self, request: web.Request) -> web.StreamResponse:
         student = self.who(request).student
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
         await ws.prepare(request)
+        watch = asyncio.create_task(self.end_when_signed_out(request, ws))
         self.sockets.setdefault(student, set()).add(ws)
         self._tail(student)
         self.runs.tell_queue() if self.runs else None
@@ -465,8 +484,18 @@ class ClassServer:
                 if message.type == WSMsgType.ERROR:
                     break
         finally:
+            watch.cancel()
             self.sockets[student].discard(ws)
         return ws
+
+    async def end_when_signed_out(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        """A socket outlives its handshake: it ends once its session does (revoked or
+        reissued from the command line, expired, or off the roster)."""
+        cookie = request.cookies.get(STUDENT_COOKIE)
+        while not ws.closed:
+            await asyncio.sleep(SESSION_CHECK)
+            if await asyncio.to_thread(self.gate.student, cookie) is None:
+                await ws.close()
 
     def _tail(self, student: str) -> None:
         """What happens in the student's lab (its journal), to their open pages."""
@@ -485,7 +514,7 @@ class ClassServer:
         thread.start()
 
     async def api_terminal(self, request: web.Request) -> web.StreamResponse:
-        return await self.terms.serve(self.who(request).student, request)
+        return await self.terms.serve(self.who(request).student, request, self.end_when_signed_out)
 
     # --- the teacher's API ---
 

@@ -4,8 +4,9 @@ Students, token hashes, sessions, predictions, runs and their results. A predict
 is committed before its run is queued, in one transaction, with the server's clock:
 nobody can write one after seeing the result, or date a run earlier. Results are
 stored as the server judged them. WAL with ``synchronous=FULL``: a transaction that
-returned is on disk, so a server killed at any moment loses nothing it had stored,
-and a page reading while a run is written never waits for it.
+returned is on disk, so a server killed at any moment loses nothing it had stored.
+One connection serves every thread, under a lock: a read waits for a write in
+progress (milliseconds), never for a run.
 
 The schema is versioned (``PRAGMA user_version``): ``MIGRATIONS[i]`` takes a
 database from version i to i + 1, in a transaction, at open. A database from a
@@ -74,6 +75,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 ACTIVE = ("queued", "running")
+
+
+class TooManyWaiting(UsageError):
+    """A student asked for more runs than may wait at once."""
 
 
 def now() -> str:
@@ -280,9 +285,22 @@ class Store:
 
     # --- runs ---
 
-    def queue_experiment(self, student: str, experiment: str, answers: dict[str, bool]) -> int:
-        """The prediction, then its run: committed together, the prediction first."""
+    @staticmethod
+    def _room(db: sqlite3.Connection, student: str, most: int) -> None:
+        waiting = db.execute(
+            "SELECT COUNT(*) FROM runs WHERE student = ? AND state IN ('queued', 'running')",
+            (student,),
+        ).fetchone()[0]
+        if waiting >= most:
+            raise TooManyWaiting(f"you have {waiting} runs waiting: let one finish first")
+
+    def queue_experiment(
+        self, student: str, experiment: str, answers: dict[str, bool], most: int = 3
+    ) -> int:
+        """The prediction, then its run: committed together, the prediction first (unless
+        the student has ``most`` runs waiting already: counted in the same transaction)."""
         with self._tx() as db:
+            self._room(db, student, most)
             prediction = db.execute(
                 "INSERT INTO predictions (student, experiment, answers, made_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -297,8 +315,9 @@ class Store:
                 or 0
             )
 
-    def queue_check(self, student: str, role: str, filename: str, text: str) -> int:
+    def queue_check(self, student: str, role: str, filename: str, text: str, most: int = 3) -> int:
         with self._tx() as db:
+            self._room(db, student, most)
             return int(
                 db.execute(
                     "INSERT INTO runs (student, kind, what, upload_name, upload, state, "

@@ -4,8 +4,9 @@ Binary frames carry keystrokes in and the terminal's output back; a text frame
 is JSON: ``{"resize": [rows, cols]}`` (or ``{"data": "..."}``, keystrokes as text).
 The shell is an exec as the lab's unprivileged user in the student's own client
 container (lab.engine.terminal): no capability, no Docker socket, nothing of the
-machine. A student has at most a few at once; all of a student's terminals end
-when their token is revoked or reissued, and all of them when the server stops.
+machine's but what the lab's network reaches. A student has at most a few at once, none
+while a run of theirs goes on; their terminals end when their session does, and all of
+them when the server stops.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,28 +30,47 @@ PER_STUDENT = 2
 class Terminals:
     labs: Labs
     open: dict[str, set[Any]] = field(default_factory=dict)  # student -> their shells
+    opening: dict[str, int] = field(default_factory=dict)  # student -> shells being opened
 
     def busy(self) -> set[str]:
         return {s for s, shells in self.open.items() if shells}
 
-    async def serve(self, student: str, request: web.Request) -> web.StreamResponse:
-        if len(self.open.get(student, ())) >= PER_STUDENT:
+    async def serve(
+        self,
+        student: str,
+        request: web.Request,
+        watch: Callable[[web.Request, web.WebSocketResponse], Coroutine[Any, Any, None]],
+    ) -> web.StreamResponse:
+        """A terminal on a WebSocket; ``watch`` ends the socket when its session ends."""
+        # Counted before the first await: terminals asked for at once cannot all slip in.
+        if self.opening.get(student, 0) + len(self.open.get(student, ())) >= PER_STUDENT:
             return web.json_response(
                 {"error": f"at most {PER_STUDENT} terminals at once"}, status=429
             )
-        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=65536)
-        await ws.prepare(request)
-        await ws.send_bytes(b"\x1b[2mopening a shell in your client host...\x1b[0m\r\n")
+        if student in self.labs.running:
+            return web.json_response(
+                {"error": "a run of yours is going: open a terminal when it has ended"},
+                status=409,
+            )
+        self.opening[student] = self.opening.get(student, 0) + 1
         try:
-            lab = await asyncio.to_thread(self.labs.ensure, student)
-            term = await asyncio.to_thread(lab.terminal)
-        except LabError as exc:
-            await ws.send_bytes(f"\r\n{exc.line()}\r\n".encode())
-            await ws.close()
-            return ws
-        mine = self.open.setdefault(student, set())
-        mine.add(term)
+            ws = web.WebSocketResponse(heartbeat=20, max_msg_size=65536)
+            await ws.prepare(request)
+            await ws.send_bytes(b"\x1b[2mopening a shell in your client host...\x1b[0m\r\n")
+            try:
+                lab = await asyncio.to_thread(self.labs.ensure, student)
+                term = await asyncio.to_thread(lab.terminal)
+            except Exception as exc:  # Docker's own errors too: said in the terminal
+                line = exc.line() if isinstance(exc, LabError) else f"{type(exc).__name__}: {exc}"
+                await ws.send_bytes(f"\r\n{line}\r\n".encode())
+                await ws.close()
+                return ws
+            mine = self.open.setdefault(student, set())
+            mine.add(term)
+        finally:
+            self.opening[student] -= 1
         pump = asyncio.create_task(self._pump(term, ws))
+        watching = asyncio.create_task(watch(request, ws))
         try:
             async for message in ws:
                 self.labs.touch(student)
@@ -61,6 +82,7 @@ class Terminals:
                     break
         finally:
             pump.cancel()
+            watching.cancel()
             mine.discard(term)
             await asyncio.to_thread(term.close)
         return ws

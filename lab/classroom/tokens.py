@@ -85,10 +85,18 @@ class Limiter:
     burst: float = 10.0
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # key: (level, at)
 
+    def _level(self, key: str, now: float) -> float:
+        level, at = self.buckets.get(key, (self.burst, now))
+        return min(self.burst, level + (now - at) * self.per_minute / 60)
+
+    def wait(self, key: str, now: float) -> float:
+        """0 if an attempt would be allowed now (nothing spent), else the seconds to wait."""
+        level = self._level(key, now)
+        return 0.0 if level >= 1 else (1 - level) * 60 / self.per_minute
+
     def allow(self, key: str, now: float) -> float:
         """0 if allowed (one attempt spent), else the seconds until the next is."""
-        level, at = self.buckets.get(key, (self.burst, now))
-        level = min(self.burst, level + (now - at) * self.per_minute / 60)
+        level = self._level(key, now)
         if level >= 1:
             self.buckets[key] = (level - 1, now)
             if len(self.buckets) > 10000:  # many addresses: forget the full buckets
@@ -96,3 +104,7 @@ class Limiter:
             return 0.0
         self.buckets[key] = (level, now)
         return (1 - level) * 60 / self.per_minute
+
+    def refund(self, key: str, now: float) -> None:
+        """Give back an attempt spent (it turned out not to count)."""
+        self.buckets[key] = (min(self.burst, self._level(key, now) + 1), now)

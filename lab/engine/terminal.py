@@ -29,6 +29,22 @@ KILL = (
 )
 
 
+# Everything of the lab's user in a host but its init and the sleep it holds the host with
+# (what a terminal started, even under `env -i`): ended before a run, so that nothing a
+# student left running in their client steers what the run observes.
+END_ALL = (
+    'for p in /proc/[0-9]*; do n="${p#/proc/}"; [ "$n" = 1 ] && continue; '
+    '[ "$n" = "$$" ] && continue; '
+    'c="$(tr "\\0" " " < "$p/cmdline" 2>/dev/null)"; [ "$c" = "sleep infinity " ] && continue; '
+    'kill -KILL "$n" 2>/dev/null; done; true'
+)
+
+
+def end_all(container: Container) -> None:
+    with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
+        container.exec_run(["sh", "-c", END_ALL], user=USER)
+
+
 class Terminal:
     """One shell on a pseudo-terminal: bytes in, bytes out (raw: a tty exec has no frames)."""
 

@@ -863,16 +863,25 @@ def test_csrf_ok_only_with_the_sessions_own_token(gate: Gate, store: Store) -> N
     assert gate.csrf_ok(ada, same_key.csrf(ada))
 
 
-def test_sign_in_attempts_are_throttled_per_address(gate: Gate) -> None:
+def test_attempts_at_once_are_throttled_per_address_and_right_ones_given_back(
+    gate: Gate,
+) -> None:
+    # Attempts are charged before the scrypt: ten at once from one address, then a wait.
     assert [gate.throttled("10.0.0.1", 50.0) for _ in range(10)] == [0.0] * 10
     assert gate.throttled("10.0.0.1", 50.0) == 6.0  # 10 a minute: one in 6 s
     assert gate.throttled("10.0.0.2", 50.0) == 0.0
     assert gate.throttled("10.0.0.1", 56.0) == 0.0
+    # A right token gives its attempt back: thirty students behind one NAT sign in.
+    for _ in range(30):
+        assert gate.throttled("10.0.0.9", 60.0) == 0.0
+        gate.succeeded("10.0.0.9", 60.0)
 
 
-def test_sign_in_attempts_are_throttled_in_all(gate: Gate) -> None:
-    assert [gate.throttled(f"10.0.1.{i}", 50.0) for i in range(60)] == [0.0] * 60
-    assert gate.throttled("10.0.2.1", 50.0) > 0  # a new address, but the class's 60 are spent
+def test_wrong_tokens_are_throttled_in_all(gate: Gate) -> None:
+    for _ in range(60):
+        gate.failed(50.0)  # wrong tokens from many addresses
+    assert gate.throttled("10.0.2.1", 50.0) > 0  # a new address, but the server's 60 are spent
+    assert gate.throttled("10.0.2.1", 51.0) == 0.0  # refilled: 300 a minute
 
 
 # --- sign-in.csv and the server's private files -------------------------------------

@@ -90,7 +90,9 @@ def register(commands: Any) -> None:
     _data(issue)
     issue.add_argument("--reissue", nargs="+", default=[], metavar="ID", help="new tokens")
     issue.add_argument("--revoke", nargs="+", default=[], metavar="ID", help="no token")
-    issue.add_argument("--url", default="", help="the server's address, for the links")
+    issue.add_argument(
+        "--url", default="", help="the server's address, for the links (default: where it served)"
+    )
     issue.set_defaults(handler=cmd_tokens)
 
     grades = actions.add_parser(
@@ -129,9 +131,15 @@ def cmd_serve(s: Invocation, args: argparse.Namespace) -> int:
         keep_labs=args.keep_labs,
     )
     if args.bind not in ("127.0.0.1", "localhost", "::1") and not args.public_url:
+        raise UsageError(
+            f"--bind {args.bind} needs --public-url: the address students open, which the "
+            "server must accept in Host and Origin",
+            "better: keep 127.0.0.1 and put a reverse proxy with TLS in front (docs/classroom.md)",
+        )
+    if args.public_url.startswith("http://"):
         print(
-            f"{s.prog}: warning: listening on {args.bind} without TLS: sign-in tokens and "
-            "sessions cross the network in clear; put a reverse proxy with TLS in front",
+            f"{s.prog}: warning: {args.public_url} is not TLS: sign-in tokens and sessions "
+            "cross the network in clear; put a reverse proxy with TLS in front",
             file=sys.stderr,
         )
 
@@ -155,7 +163,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def cmd_tokens(s: Invocation, args: argparse.Namespace) -> int:
-    from lab.classroom.serve import issue
+    from lab.classroom.serve import issue, served_address
 
     if not args.reissue and not args.revoke:
         raise UsageError("nothing to do", "give --reissue ID... or --revoke ID...")
@@ -168,7 +176,9 @@ def cmd_tokens(s: Invocation, args: argparse.Namespace) -> int:
         store.set_token(student, None)
         s.print(f"revoked {student}: signed out, and cannot sign in until reissued")
     if args.reissue:
-        base = args.url.rstrip("/") or f"http://127.0.0.1:{DEFAULT_PORT}"
+        base = args.url.rstrip("/") or served_address(args.data)
+        if not base:
+            raise UsageError("this class was never served: no address for the links", "give --url")
         path = issue(store, args.reissue, args.data, base)
         s.print(f"new links for {', '.join(args.reissue)} in {path}; their old ones end now")
     store.close()
