@@ -1,11 +1,12 @@
 """Each student's named lab, started on arrival, mended on use, stopped when idle.
 
-A student's lab is the named lab of their id (docs/classroom.md): on this machine,
-or with ``--cluster`` on one machine of the cluster, chosen by the student's place
-in the roster so that it stays put. Everything here is called from worker threads;
-one lock per student keeps two actions from starting or mending the same lab at
-once, and a semaphore bounds how many labs start together (each start is a
-Compose run and a burst of container creations).
+A student's lab is the named lab of their id (docs/classroom.md), on the server's
+engine (``machines``, engines of several machines chosen by the student's place in the
+roster, is the start of `--cluster`, which `class serve` does not offer yet).
+Everything here is called from worker threads; one lock per student keeps two
+actions from starting or mending the same lab at once, and a semaphore bounds how
+many labs start together (each start is a Compose run and a burst of container
+creations).
 """
 
 from __future__ import annotations

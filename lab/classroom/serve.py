@@ -31,7 +31,6 @@ from lab.classroom.auth import Gate
 from lab.classroom.labs import Labs
 from lab.classroom.server import ClassServer
 from lab.classroom.store import Store
-from lab.engine.docker_client import Client
 from lab.errors import UsageError
 
 LINKS = "sign-in.csv"
@@ -126,11 +125,7 @@ def listen(bind: str, port: int) -> socket.socket:
     return socket.create_server((bind, port), family=family, reuse_port=False)
 
 
-def serve(
-    settings: Settings,
-    say: Callable[[str], None],
-    machines: Sequence[Client] = (),
-) -> None:
+def serve(settings: Settings, say: Callable[[str], None]) -> None:
     students = roster.load(settings.roster)
     settings.data.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.data.chmod(0o700)  # token hashes, results, the CSRF key: the teacher's only
@@ -148,7 +143,7 @@ def serve(
     gate = Gate.for_address(store, settings.bind, port, key_of(settings.data), settings.public_url)
     teacher = gate.new_teacher_token()
     interrupted = store.interrupt_running()
-    labs = Labs([s.id for s in students], settings.files, None, machines)
+    labs = Labs([s.id for s in students], settings.files)
 
     def progress(message: str, *, detail: bool = False) -> None:
         if not detail:
