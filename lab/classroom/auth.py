@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from lab.classroom import tokens
 from lab.classroom.store import Store
+from lab.web.guard import Guard
 
 STUDENT_COOKIE = "socklab_session"
 TEACHER_COOKIE = "socklab_teacher"
@@ -54,10 +55,7 @@ class Gate:
     def for_address(
         cls, store: Store, bind: str, port: int, key: bytes, public_url: str = ""
     ) -> Gate:
-        names = {"127.0.0.1", "localhost", "[::1]"}
-        if bind not in ("127.0.0.1", "localhost", "0.0.0.0", "::"):
-            names.add(f"[{bind}]" if ":" in bind else bind)
-        hosts = {f"{n}:{port}" for n in names}
+        hosts = Guard(port, bind).hosts  # the names `lab web` answers to, the same way
         origins = {f"http://{h}" for h in hosts}
         if public_url:
             parts = urlsplit(public_url.lower())  # as browsers send Host and Origin

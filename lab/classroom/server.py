@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -373,18 +373,9 @@ class ClassServer:
         return web.json_response(await asyncio.to_thread(self._experiments, student))
 
     def _experiments(self, student: str) -> list[dict[str, Any]]:
-        from lab.experiments import EXPERIMENTS
+        from lab.web.live import Live
 
-        topology = self.labs.open(student).topology
-        return [
-            {
-                "name": e.name,
-                "question": e.question,
-                "claims": [asdict(c) for c in e.claims_for(topology)],
-                "lacking": e.needs.missing(topology),
-            }
-            for e in EXPERIMENTS.values()
-        ]
+        return Live(self.labs.open(student), lambda _: None).experiments()
 
     async def api_runs(self, request: web.Request) -> web.StreamResponse:
         student = self.who(request).student

@@ -5,19 +5,6 @@
 let me = null;
 let experiments = [];
 
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
-
-function row(cells) {
-  const tr = document.createElement("tr");
-  for (const c of cells) tr.appendChild(c instanceof Node ? c : el("td", c));
-  return tr;
-}
-
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
   if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = me ? me.csrf : "";

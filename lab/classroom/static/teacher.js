@@ -1,19 +1,6 @@
 // The teacher's live view: every student, every claim, every check property, every few seconds.
 "use strict";
 
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
-
-function row(cells) {
-  const tr = document.createElement("tr");
-  for (const c of cells) tr.appendChild(c instanceof Node ? c : el("td", c));
-  return tr;
-}
-
 async function reissue(id) {
   const token = window.teacherCsrf;
   const response = await fetch(`/teacher/api/students/${encodeURIComponent(id)}/token`,
