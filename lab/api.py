@@ -44,7 +44,7 @@ from lab.traffic import clients
 from lab.traffic.script import Events, Script, steps_of
 
 if TYPE_CHECKING:
-    from lab.engine.terminal import Terminal
+    from lab.engine.terminal import Command, Terminal
     from lab.experiments.model import Result
     from lab.packets.capture import CaptureInfo
     from lab.syscalls.strace import Syscall
@@ -535,14 +535,21 @@ class Lab:
                 "-",
             ],
             "NET_RAW",
+            streamed=True,
         )
 
     def terminal(self, host: str | None = None) -> Terminal:
         """A shell on a terminal in a host (the client by default), as the lab's
         unprivileged user: ``read``/``write`` bytes, ``resize``, ``close`` (ends it all)."""
-        host = host or self.topology.client.name
-        self.topology.host(host)
-        return self.backend.terminal(host)
+        return self.backend.terminal(self.topology.host_of(host or self.topology.client.name).name)
+
+    def command(self, line: str, host: str | None = None) -> Command:
+        """A command line run as a terminal's shell would run it in a host (the client by
+        default), with no tty: ``output()`` yields (stdout, stderr) pieces, then
+        ``exit_code()``; ``close()`` ends what it left running."""
+        return self.backend.command(
+            self.topology.host_of(host or self.topology.client.name).name, line
+        )
 
     def end_terminals(self, host: str | None = None) -> None:
         """End every terminal's shell in a host (the client by default), and all they started."""

@@ -38,7 +38,7 @@ from lab.engine import base_image, build
 from lab.engine.attached import AttachedExec, AttachedScript
 from lab.engine.compose import Compose, port_in_use
 from lab.engine.docker_client import inspected
-from lab.engine.terminal import Terminal, end_all
+from lab.engine.terminal import Command, Terminal, end_all
 from lab.errors import (
     ComposeFailed,
     ComposeMissing,
@@ -262,6 +262,10 @@ class Engine:
     def terminal(self, host: str) -> Terminal:
         """A shell on a terminal in a host, as the lab's unprivileged user (a browser's)."""
         return Terminal(self.client_for(host), self.container(host))
+
+    def command(self, host: str, line: str) -> Command:
+        """A command line run by a terminal's shell in a host, without a tty."""
+        return Command(self.client_for(host), self.container(host), line)
 
     def end_terminals(self, host: str) -> None:
         """End every shell a terminal started in a host, and everything they started."""

@@ -69,6 +69,7 @@ class Helper:
     def __init__(self, container: Container) -> None:
         self._container = container
         self.name = container.name or "helper"
+        self._attached: Iterator[tuple[bytes | None, bytes | None]] | None = None
 
     def output(self, stdout: bool = True, stderr: bool = True) -> str:
         raw = self._container.logs(stdout=stdout, stderr=stderr)
@@ -133,9 +134,12 @@ class Helper:
         return list(self._container.attrs["Config"]["Cmd"] or [])
 
     def stream(self) -> Iterator[bytes]:
-        """What it writes to stdout, as it writes it, until it ends or is removed."""
+        """What it writes to stdout, as it writes it, until it ends or is removed (from
+        its first byte if it was started ``streamed``)."""
         try:
-            attached = self._container.attach(stdout=True, stderr=False, stream=True, demux=True)
+            attached = self._attached or self._container.attach(
+                stdout=True, stderr=False, stream=True, demux=True
+            )
             for chunk, _ in attached:
                 yield chunk or b""
         except (docker.errors.APIError, OSError):
@@ -177,6 +181,7 @@ def start(
     also: tuple[str, ...] = (),
     lasting: bool = False,
     pids: bool = False,
+    streamed: bool = False,
 ) -> Helper:
     """A helper left running (the caller removes it, or `lab down` does).
 
@@ -184,7 +189,8 @@ def start(
     ``lasting`` one outlives the command that started it (a link impairment:
     `lab link HOST reset` ends it), so it is not this process's to clean up.
     ``also``: further capabilities it needs; ``pids``: join the host's PID namespace
-    too (to trace its processes), not only its network.
+    too (to trace its processes), not only its network; ``streamed``: its standard
+    output is read with ``stream()``, from its first byte.
     """
     global _started
     _started = True
@@ -194,17 +200,27 @@ def start(
     tags = labels(backend, ROLE, purpose) | {TARGET_LABEL: where.label}
     if lasting:
         del tags[OWNER_LABEL]
-    container = backend.client_for(where.label).containers.run(
-        image(backend),
-        argv,
-        name=name,
-        detach=True,
-        network_mode=where.mode,
-        pid_mode=where.mode if pids else None,
+    settings: dict[str, Any] = {
+        "name": name,
+        "network_mode": where.mode,
+        "pid_mode": where.mode if pids else None,
         **hardening.helper(*granted).run_kwargs(),
-        labels=tags,
-    )
-    return Helper(container)
+        "labels": tags,
+    }
+    containers = backend.client_for(where.label).containers
+    if not streamed:
+        return Helper(containers.run(image(backend), argv, detach=True, **settings))
+    # Attached before it starts, as `docker run` does: nothing it writes first is missed
+    # (replaying its log instead would not do: Docker's log keeps lines of text).
+    container = containers.create(image(backend), argv, **settings)
+    helper = Helper(container)
+    try:
+        helper._attached = container.attach(stdout=True, stderr=False, stream=True, demux=True)
+        container.start()
+    except BaseException:
+        helper.remove()
+        raise
+    return helper
 
 
 def run_script(

@@ -1,4 +1,4 @@
-"""A shell in a lab host, on a terminal, for a browser: a Docker exec with a tty.
+"""A shell in a lab host, on a terminal (a browser's, or `socklab shell`'s): a Docker exec.
 
 The shell runs as the lab's unprivileged user (the one compose.yaml runs every
 host as): no capability, nothing writable but /tmp, no Docker socket. Docker has
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -52,21 +53,14 @@ class Terminal:
         self.name = container.name or "?"
         self._client = client
         self._container = container
-        self._mark = f"{MARK}={secrets.token_hex(8)}"
-        environment = {**ENVIRONMENT, MARK: self._mark.partition("=")[2]}
-        self._id = client.api.exec_create(
-            container.id,
-            SHELL,
-            stdin=True,
-            tty=True,
-            user=USER,
-            environment=environment,
-            workdir="/tmp",
-            privileged=False,
-        )["Id"]
+        self._mark, self._id = _marked_exec(client, container, SHELL, stdin=True, tty=True)
         attached: Any = client.api.exec_start(self._id, socket=True, tty=True)
         self._sock: socket.socket = attached._sock  # the hijacked connection: raw tty bytes
         self._closed = False
+
+    def fileno(self) -> int:
+        """The connection's descriptor, for select(): a console waits on it and its keyboard."""
+        return self._sock.fileno()
 
     def read(self, size: int = 65536) -> bytes:
         """What the terminal printed; b"" once the shell has ended."""
@@ -89,9 +83,54 @@ class Terminal:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
-            self._container.exec_run(["sh", "-c", KILL, self._mark], user=USER)
+        _kill_marked(self._container, self._mark)
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+class Command:
+    """One command line run by the terminal's shell, with no tty: stdout and stderr apart
+    (a pipe wants them so), and its exit status. Same user, place and mark as a terminal."""
+
+    def __init__(self, client: docker.DockerClient, container: Container, line: str) -> None:
+        self._client = client
+        self._container = container
+        argv = [*SHELL[:-1], "-c", line]
+        self._mark, self._id = _marked_exec(client, container, argv, stdout=True, stderr=True)
+
+    def output(self) -> Iterator[tuple[bytes, bytes]]:
+        """(stdout, stderr) pieces as the command writes them, until it ends."""
+        for out, err in self._client.api.exec_start(self._id, stream=True, demux=True):
+            yield out or b"", err or b""
+
+    def exit_code(self) -> int:
+        code = self._client.api.exec_inspect(self._id).get("ExitCode")
+        return 1 if code is None else int(code)
+
+    def close(self) -> None:
+        """End whatever the command left running (a Ctrl-C mid-way, a `sleep &`)."""
+        _kill_marked(self._container, self._mark)
+
+
+def _marked_exec(
+    client: docker.DockerClient, container: Container, argv: list[str], **options: Any
+) -> tuple[str, str]:
+    """An exec as the lab's user in /tmp, its environment carrying a fresh mark: (mark, id)."""
+    token = secrets.token_hex(8)
+    created = client.api.exec_create(
+        container.id,
+        argv,
+        user=USER,
+        environment={**ENVIRONMENT, MARK: token},
+        workdir="/tmp",
+        privileged=False,
+        **options,
+    )
+    return f"{MARK}={token}", str(created["Id"])
+
+
+def _kill_marked(container: Container, mark: str) -> None:
+    with contextlib.suppress(docker.errors.APIError, docker.errors.NotFound):
+        container.exec_run(["sh", "-c", KILL, mark], user=USER)

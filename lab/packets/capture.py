@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lab.backends.engine import Engine
 from lab.engine import helpers
-from lab.errors import HelperFailed, LabError, PacketError
+from lab.errors import HelperFailed, LabError, PacketError, UsageError
 from lab.interrupts import ctrl_c_ignored
 from lab.progress import Progress, silent
 
@@ -60,58 +60,141 @@ def capturing(
     own capture inside a user's --capture shows which is which in `docker ps`.
     """
     info = CaptureInfo(path, backend.capture_interfaces())
-    helper: helpers.Helper | None = None
+    hosts = [] if offload else list(backend.topology.hosts)
+    with offload_off(backend, hosts, info.offload_off, progress):
+        helper: helpers.Helper | None = None
+        try:
+            progress(f"capturing on {info.interface}")
+            helper = _start(
+                backend, purpose, helpers.Namespace.docker_host(), info.interface, INSIDE
+            )
+            info.clock_offset = time.time() - time.monotonic()
+            yield info
+        finally:
+            with ctrl_c_ignored():
+                if helper is not None:
+                    try:
+                        _collect(helper, path)
+                    finally:
+                        helper.remove()
+
+
+@contextmanager
+def offload_off(
+    backend: Engine, hosts: list[str], done: list[str], progress: Progress = silent
+) -> Iterator[None]:
+    """Transmit checksum offload off on ``hosts`` for the block (``done`` lists those it
+    was switched off on), and back on afterwards, also after Ctrl-C."""
 
     def host_back(host: str) -> None:
         # A restarted or reconnected host has a new interface, with offload on again.
-        with suppress(LabError):
-            set_offload(backend, host, on=False)
+        if host in hosts:
+            with suppress(LabError):
+                set_offload(backend, host, on=False)
 
     failed_back_on: list[str] = []
     try:
-        if not offload:
-            for host in backend.topology.hosts:
-                progress(f"switching off checksum offload on {host}")
-                info.offload_off.append(host)  # noted first: a Ctrl-C may land mid-way
-                set_offload(backend, host, on=False)
+        for host in hosts:
+            progress(f"switching off checksum offload on {host}")
+            done.append(host)  # noted first: a Ctrl-C may land mid-way
+            set_offload(backend, host, on=False)
+        if hosts:
             backend.on_host_back.append(host_back)
-        progress(f"capturing on {info.interface}")
-        helper = helpers.start(
-            backend,
-            purpose,
-            helpers.Namespace.docker_host(),
-            ["python3", "-m", "services.helpers.capture", info.interface, INSIDE],
-            "NET_RAW",
-        )
-        try:
-            helpers.wait_ready(helper, "capturing on", READY_TIMEOUT)
-        except HelperFailed as exc:
-            raise PacketError(f"the capture helper did not start: {exc.output.strip()}") from None
-        info.clock_offset = time.time() - time.monotonic()
-        yield info
+        yield
     finally:
         with ctrl_c_ignored():
             if host_back in backend.on_host_back:
                 backend.on_host_back.remove(host_back)
-            try:
-                if helper is not None:
-                    _collect(helper, path)
-            finally:
-                if helper is not None:
-                    helper.remove()
-                for host in info.offload_off:
-                    try:
-                        set_offload(backend, host, on=True)
-                    except LabError as exc:
-                        state = backend.states().get(host)
-                        if state is not None and state.status == "running":
-                            failed_back_on.append(f"{host} ({exc.what})")
-                        # a host left down starts its next interface with offload on
+            for host in done:
+                try:
+                    set_offload(backend, host, on=True)
+                except LabError as exc:
+                    state = backend.states().get(host)
+                    if state is not None and state.status == "running":
+                        failed_back_on.append(f"{host} ({exc.what})")
+                    # a host left down starts its next interface with offload on
     if failed_back_on:
         raise PacketError(
             f"checksum offload could not be switched back on for {', '.join(failed_back_on)}",
-            "`lab chaos restart HOST` gives it a fresh interface, with offload on",
+            "`socklab chaos restart HOST` gives it a fresh interface, with offload on",
         )
+
+
+@dataclass
+class Place:
+    """Where a capture is taken: a namespace, its interfaces, and the hosts whose frames
+    it sees (their offload is switched off while it runs)."""
+
+    namespace: helpers.Namespace
+    interfaces: str  # the capture helper's argument: names, comma-separated, or "all"
+    hosts: list[str]
+    words: str  # for people: "the bridge of network lab", "shouthost (every interface)"
+
+
+def place(backend: Engine, target: str | None) -> Place:
+    """A host or process (its namespace, every interface, loopback too), a lab network
+    (its bridge on the Docker host), or None: every lab network."""
+    topology = backend.topology
+    if target is None:
+        return Place(
+            helpers.Namespace.docker_host(),
+            backend.capture_interfaces(),
+            list(topology.hosts),
+            f"every lab network ({backend.capture_interfaces()})",
+        )
+    if target in topology.networks and target not in topology.services:
+        bridge = backend.bridge(target)
+        on = [h.name for h in topology.hosts.values() if target in h.networks]
+        return Place(helpers.Namespace.docker_host(), bridge, on, f"network {target} ({bridge})")
+    if target not in topology.services:
+        raise UsageError(
+            f"nothing to capture named {target!r}",
+            f"a host, process or network: {', '.join([*topology.services, *topology.networks])}",
+        )
+    host = topology.host_of(target).name
+    return Place(
+        helpers.Namespace.of_host(backend, host),
+        "all",
+        [host],
+        f"{host} (every interface, loopback included)",
+    )
+
+
+@contextmanager
+def streaming(
+    backend: Engine, where: Place, *, offload: bool = False, progress: Progress = silent
+) -> Iterator[helpers.Helper]:
+    """A capture helper streaming pcap on its standard output (``stream()``) while the
+    block runs; removed afterwards, and the offload put back, also after Ctrl-C."""
+    with offload_off(backend, [] if offload else where.hosts, [], progress):
+        helper: helpers.Helper | None = None
+        try:
+            progress(f"capturing on {where.words}")
+            helper = _start(backend, "capture-live", where.namespace, where.interfaces, "-")
+            yield helper
+        finally:
+            if helper is not None:
+                with ctrl_c_ignored():
+                    helper.remove()
+
+
+def _start(
+    backend: Engine, purpose: str, namespace: helpers.Namespace, interfaces: str, out: str
+) -> helpers.Helper:
+    helper = helpers.start(
+        backend,
+        purpose,
+        namespace,
+        ["python3", "-m", "services.helpers.capture", interfaces, out],
+        "NET_RAW",
+        streamed=out == "-",
+    )
+    try:
+        helpers.wait_ready(helper, "capturing on", READY_TIMEOUT)
+    except HelperFailed as exc:
+        helper.remove()
+        raise PacketError(f"the capture helper did not start: {exc.output.strip()}") from None
+    return helper
 
 
 def set_offload(backend: Engine, host: str, *, on: bool) -> None:

@@ -64,6 +64,47 @@ class PcapStream:
         return out
 
 
+class RecordCutter:
+    """A classic little-endian pcap stream (the capture helper's) cut where its records
+    end: the file header first, then each whole record, bytes untouched. What copies a
+    live capture to a file or a pipe and must stop after N frames exactly."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._started = False
+        self._magic = MAGIC_NS
+        self.frames = 0  # whole records handed out so far
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The pieces ``data`` completes: the header (once), then records, in order."""
+        self._buf += data
+        out: list[bytes] = []
+        if not self._started:
+            if len(self._buf) < HEADER:
+                return out
+            (magic,) = struct.unpack_from("<I", self._buf)
+            if magic not in (MAGIC_NS, MAGIC_US):
+                raise PcapError(f"not a little-endian pcap stream (magic {magic:#x})")
+            out.append(self._buf[:HEADER])
+            self._buf = self._buf[HEADER:]
+            self._started, self._magic = True, magic
+        at, end = 0, len(self._buf)
+        while at + RECORD <= end:
+            (kept,) = struct.unpack_from("<I", self._buf, at + 8)
+            if at + RECORD + kept > end:
+                break
+            out.append(self._buf[at : at + RECORD + kept])
+            self.frames += 1
+            at += RECORD + kept
+        self._buf = self._buf[at:]
+        return out
+
+    def time_of(self, record: bytes) -> float:
+        """A record's timestamp, in seconds since the epoch."""
+        seconds, fraction = struct.unpack_from("<II", record)
+        return float(seconds + fraction * (1e-9 if self._magic == MAGIC_NS else 1e-6))
+
+
 def records(path: Path) -> Iterator[tuple[float, bytes]]:
     """Every frame of a capture file: (time in seconds since the epoch, frame bytes)."""
     data = path.read_bytes()

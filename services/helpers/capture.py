@@ -1,8 +1,11 @@
 """A packet capture in the standard library: every frame on some interfaces, into a pcap file.
 
-    python3 -m services.helpers.capture IFACE[,IFACE...] FILE
+    python3 -m services.helpers.capture IFACE[,IFACE...]|all FILE
 
-FILE ``-`` streams the pcap to standard output instead (``lab web`` reads frames live).
+FILE ``-`` streams the pcap to standard output instead (``socklab web`` and
+``socklab capture`` read frames live). ``all``: every interface of the namespace the
+helper is in, loopback included (a lab host's: its DNS queries to Docker's
+resolver at 127.0.0.11 cross its loopback).
 
 Runs in a helper container that needs only CAP_NET_RAW. Frames are read from an
 AF_PACKET socket with the kernel's receive timestamp and written as they come
@@ -32,6 +35,7 @@ SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 SO_TIMESTAMPNS = 35
+PACKET_OUTGOING = 4
 
 
 def file_header(snaplen: int = SNAPLEN) -> bytes:
@@ -73,6 +77,9 @@ def capture(interfaces: list[str], out: BinaryIO) -> None:
     """Every frame on ``interfaces`` (bridges: one per lab network) into one pcap file.
     A frame routed between two networks is recorded once on each, as a wire would show it."""
     socks = [open_socket(name) for name in interfaces]
+    # Loopback hands a tap each frame twice, going out and coming in: keep it coming in,
+    # as libpcap does.
+    loops = {s for s, name in zip(socks, interfaces) if name == "lo"}
     out.write(file_header())
     out.flush()
     print(f"capturing on {', '.join(interfaces)}", file=sys.stderr, flush=True)
@@ -80,7 +87,9 @@ def capture(interfaces: list[str], out: BinaryIO) -> None:
         while True:
             ready, _, _ = select.select(socks, [], [])
             for sock in ready:
-                frame, ancillary, _flags, _address = sock.recvmsg(SNAPLEN, 64, socket.MSG_TRUNC)
+                frame, ancillary, _flags, address = sock.recvmsg(SNAPLEN, 64, socket.MSG_TRUNC)
+                if sock in loops and address[2] == PACKET_OUTGOING:
+                    continue
                 stamp = timestamp(ancillary) or (0, 0)
                 kept = frame[:SNAPLEN]
                 out.write(record(*stamp, kept, max(len(frame), len(kept))))
@@ -94,15 +103,22 @@ def capture(interfaces: list[str], out: BinaryIO) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python3 -m services.helpers.capture IFACE[,IFACE...] FILE", file=sys.stderr)
+        print(
+            "usage: python3 -m services.helpers.capture IFACE[,IFACE...]|all FILE", file=sys.stderr
+        )
         return 2
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    interfaces = (
+        sorted(name for _, name in socket.if_nameindex())
+        if argv[0] == "all"
+        else argv[0].split(",")
+    )
     if argv[1] == "-":
-        capture(argv[0].split(","), sys.stdout.buffer)
+        capture(interfaces, sys.stdout.buffer)
         return 0
     with open(argv[1], "wb") as out:
-        capture(argv[0].split(","), out)
+        capture(interfaces, out)
     return 0
 
 

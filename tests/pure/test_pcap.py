@@ -13,7 +13,7 @@ from scapy.utils import PcapNgWriter, PcapWriter
 
 from lab.errors import PacketError
 from lab.packets import dissect
-from lab.packets.pcap import PcapError, PcapStream, records
+from lab.packets.pcap import PcapError, PcapStream, RecordCutter, records
 from lab.services.helpers.capture import file_header, record
 
 FRAME = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / b"hi")
@@ -111,3 +111,25 @@ def test_a_pcap_stream_is_read_the_same_in_any_pieces() -> None:
         assert pieces == whole
     with pytest.raises(PcapError, match="not a little-endian pcap"):
         PcapStream().feed(b"\x00" * 24)
+
+
+def test_a_live_capture_is_cut_where_its_records_end_however_it_arrives() -> None:
+    header = file_header()
+    one, two = record(100, 5, b"one", 3), record(101, 7, b"frame two", 9)
+    data = header + one + two
+    for cut in range(len(data) + 1):
+        for second in range(cut, len(data) + 1):
+            cutter = RecordCutter()
+            pieces = [
+                *cutter.feed(data[:cut]),
+                *cutter.feed(data[cut:second]),
+                *cutter.feed(data[second:]),
+            ]
+            assert pieces == [header, one, two], (cut, second)
+            assert cutter.frames == 2
+    cutter = RecordCutter()
+    assert cutter.feed(header + one + two[:-1]) == [header, one]  # the last one is not whole
+    assert cutter.frames == 1
+    assert round(cutter.time_of(one), 9) == 100.000000005
+    with pytest.raises(PcapError, match="not a little-endian pcap"):
+        RecordCutter().feed(b"\x00" * 24)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lab.cli.commands import (
     bench,
+    capture,
     chaos,
     check,
     classroom,
@@ -13,6 +14,7 @@ from lab.cli.commands import (
     grade,
     packets,
     send,
+    shell,
     sockets,
     stack,
     web,
@@ -26,6 +28,8 @@ GROUPS = (
     check,
     chaos,
     packets,
+    capture,
+    shell,
     web,
     fuzz,
     bench,
