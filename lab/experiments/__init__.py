@@ -8,6 +8,7 @@ from lab.experiments.builtin.dispatch import Dispatch
 from lab.experiments.builtin.failures import Failures
 from lab.experiments.builtin.http_bytes import HttpBytes
 from lab.experiments.builtin.impaired_delivery import ImpairedDelivery
+from lab.experiments.builtin.journey import Journey
 from lab.experiments.builtin.sockets import Sockets
 from lab.experiments.builtin.tcp_vs_udp import TcpVsUdp
 from lab.experiments.model import Experiment
@@ -22,6 +23,7 @@ def builtin() -> dict[str, Experiment]:
             CrossHost(),
             TcpVsUdp(),
             HttpBytes(),
+            Journey(),
             Failures(),
             DbKill(),
             ImpairedDelivery(),

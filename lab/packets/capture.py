@@ -215,3 +215,24 @@ def _collect(helper: helpers.Helper, path: Path) -> None:
         raise PacketError("the capture helper wrote no file")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+@contextmanager
+def taking(
+    backend: Engine, places: dict[str, Place], folder: Path, purpose: str = "capture"
+) -> Iterator[dict[str, Path]]:
+    """One capture per place while the block runs, each into its own file in ``folder``
+    (so which wire a frame crossed stays known); the helpers removed however it ends."""
+    files = {label: folder / f"{i}.pcap" for i, label in enumerate(places)}
+    started: dict[str, helpers.Helper] = {}
+    try:
+        for label, where in places.items():
+            started[label] = _start(backend, purpose, where.namespace, where.interfaces, INSIDE)
+        yield files
+    finally:
+        with ctrl_c_ignored():
+            for label, helper in started.items():
+                try:
+                    _collect(helper, files[label])
+                finally:
+                    helper.remove()

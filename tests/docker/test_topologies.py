@@ -209,3 +209,20 @@ def test_a_built_in_experiment_says_what_this_topology_lacks(router: socklab.Lab
     assert line.startswith("lab: experiment dispatch needs host apphost, host shouthost, ")
     assert "process http on 80/tcp" in line
     assert line.endswith("which this topology lacks")
+
+
+def test_the_journey_crosses_the_router_with_its_name_from_etc_hosts(
+    router: socklab.Lab, tmp_path: Path
+) -> None:
+    ran = router_cli("run", "journey", "--results", str(tmp_path))
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr
+    (path,) = tmp_path.glob("journey-*.json")
+    result = json.loads(path.read_text())
+    jsonschema.validate(result, SCHEMA)
+    checks = {c["id"]: c for c in result["checks"]}
+    assert all(c["held"] for c in checks.values()), checks
+    assert checks["name"]["observed"].startswith("/etc/hosts lists server at 10.205.2.10")
+    assert "1 router(s) on the way. left: TTL 64" in checks["hops"]["observed"]
+    assert "right: TTL 63" in checks["hops"]["observed"]
+    places = {f["capture"] for f in result["facts"]["frames"]}
+    assert places == {"lo of client", "left", "right"} or places == {"left", "right"}

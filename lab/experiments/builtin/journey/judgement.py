@@ -1,0 +1,235 @@
+"""Each step of the journey judged from what the run recorded (pure: saved results are
+judged again the same way, and the tests feed it observations where a step must fail).
+
+What a run records (``facts``):
+  target       the process followed: process, host, name (what the client resolves),
+               port, protocol, address (the host's own, on the network the client reaches)
+  hosts_file   the client's /etc/hosts, and ``nsswitch``: its `hosts:` line
+  ttl          the client's default IP time-to-live (/proc/sys/net/ipv4/ip_default_ttl)
+  route        `ip route get ADDRESS` in the client: the next hop
+  links        `ip -j addr` of every host: its addresses and MACs
+  subnets      each lab network's subnet (a frame's place is a network's name)
+  flushed      the next hop, and the client's neighbour table for it after the flush
+  port_table   the target host's port table before the request
+  server       the target process's pid, and its socket system calls (strace)
+  frames       every frame captured: place, time, bytes
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from lab.experiments.builtin.journey import wire
+from lab.experiments.model import Observations, Verdicts, ip_of
+from lab.services.probes.sockscript import raw
+
+CLIENT_SOCK = "c"
+
+
+def listed(hosts_file: str, name: str) -> str:
+    """The address /etc/hosts gives ``name`` ('' if it does not list it)."""
+    for line in hosts_file.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) > 1 and name.lower() in (w.lower() for w in words[1:]):
+            return words[0]
+    return ""
+
+
+def files_first(nsswitch: str) -> bool:
+    words = nsswitch.split()
+    return "files" in words and ("dns" not in words or words.index("files") < words.index("dns"))
+
+
+def judge(seen: Observations) -> Verdicts:
+    facts = seen.facts
+    target: dict[str, Any] = facts["target"]
+    name, port, address = str(target["name"]), int(target["port"]), str(target["address"])
+    frames = wire.frames_of(facts)
+    client_ip = seen.ip(seen.client)
+    connect = seen.events.first(CLIENT_SOCK, "connect")
+    here, there = connect.local, connect.remote
+    segments = wire.segments(frames, here, there) if here and there else []
+    target_net = wire.network_of(address, facts["subnets"])
+    client_net = wire.network_of(client_ip, facts["subnets"])
+    on_target_net = [s for s in segments if s.place == target_net]
+    macs = {ip: mac for links in facts["links"].values() for ip, mac in wire.macs(links).items()}
+    v = Verdicts()
+
+    @v.claim("name")
+    def _() -> tuple[bool, str]:
+        resolved = seen.events.first(CLIENT_SOCK, "resolve")
+        got = resolved.data or ""
+        lookups = [x for x in wire.dns_lookups(frames) if x.name.lower() == name.lower()]
+        in_file = listed(facts["hosts_file"], name)
+        if in_file and files_first(facts["nsswitch"]):
+            return (
+                not lookups and got == in_file == ip_of(there),
+                f"/etc/hosts lists {name} at {in_file}; {len(lookups)} DNS queries for it "
+                f"on the wire; the client got {got or resolved.outcome}, connected to {there}",
+            )
+        answered = [x for x in lookups if x.answer is not None]
+        said = sorted({a for x in answered for a in x.answer.addresses(name)})  # type: ignore[union-attr]
+        return (
+            bool(answered) and said == [got] and got == address == ip_of(there),
+            f"{len(lookups)} DNS queries for {name} on the client's wire, "
+            f"{len(answered)} answered with {', '.join(said) or 'no address'}; the client got "
+            f"{got or resolved.outcome} and connected to {there}; {target['host']} has {address}",
+        )
+
+    @v.claim("arp")
+    def _() -> tuple[bool, str]:
+        hop = wire.next_hop(facts["route"], address)
+        asked = wire.arp(frames, 1, client_ip, hop)
+        told = wire.arp(frames, 2, hop, client_ip)
+        syn = next((s for s in segments if s.flags == "SYN" and s.place == client_net), None)
+        told_mac = str(told.frame.layer("ARP").fields["sender_mac"]) if told else ""  # type: ignore[union-attr]
+        broadcast = asked is not None and (
+            asked.frame.layer("Ethernet").fields["dst"] == wire.BROADCAST  # type: ignore[union-attr]
+        )
+        return (
+            asked is not None
+            and broadcast
+            and told is not None
+            and told_mac == macs.get(hop)
+            and syn is not None
+            and told.t <= syn.t
+            and syn.mac_dst == told_mac,
+            f"next hop {hop}: "
+            + ("asked to all (broadcast)" if broadcast else "no ARP request to all")
+            + (f"; {hop} answered {told_mac}" if told else "; no ARP reply")
+            + f" (its MAC is {macs.get(hop, 'unknown')})"
+            + (f"; the SYN went to {syn.mac_dst}" if syn else "; no SYN on the client's network"),
+        )
+
+    @v.claim("handshake")
+    def _() -> tuple[bool, str]:
+        syn = next((s for s in on_target_net if s.flags == "SYN" and s.src == here), None)
+        synack = next((s for s in on_target_net if s.flags == "SYN, ACK" and s.src == there), None)
+        ack = next(
+            (s for s in on_target_net if s.flags == "ACK" and s.src == here and not s.payload),
+            None,
+        )
+        data = next((s for s in on_target_net if s.payload), None)
+        ok = (
+            syn is not None
+            and synack is not None
+            and ack is not None
+            and synack.ack == (syn.seq + 1) % 2**32
+            and ack.ack == (synack.seq + 1) % 2**32
+            and syn.t <= synack.t <= ack.t
+            and (data is None or ack.t <= data.t)
+        )
+        found = [x.flags for x in (syn, synack, ack) if x is not None]
+        return ok, f"{here} → {there} on {target_net or '?'}: {' / '.join(found) or 'nothing'}"
+
+    @v.claim("request")
+    def _() -> tuple[bool, str]:
+        sent = b"".join(raw(e.data or "") for e in seen.events.every(CLIENT_SOCK, "sendall"))
+        on_wire = wire.stream(on_target_net, here)
+        reads = _server_reads(facts, here)
+        read = b"".join(reads)
+        return (
+            bool(sent) and on_wire == sent and bool(read) and on_wire.startswith(read),
+            f"the client sent {len(sent)} bytes; {len(on_wire)} crossed to {there} "
+            f"({'the same' if on_wire == sent else 'not the same'}); the process read "
+            f"{len(read)} of them (strace shows a call's first bytes)",
+        )
+
+    @v.claim("process")
+    def _() -> tuple[bool, str]:
+        server = facts["server"]
+        owner = next(
+            (
+                int(r["pid"])
+                for r in facts["port_table"]
+                if str(r["protocol"]).startswith("tcp")
+                and int(r["port"]) == port
+                and r.get("pid") is not None
+            ),
+            None,
+        )
+        accepts = [
+            c
+            for c in server["calls"]
+            if c["name"] in ("accept", "accept4") and (c["result"] or -1) >= 0
+        ]
+        mine = [c for c in accepts if c["peer"] == here]
+        return (
+            owner is not None and owner == server["pid"] and bool(mine),
+            f"tcp/{port} on {target['host']} is owned by pid {owner}; {target['process']} "
+            f"(pid {server['pid']}) accepted "
+            + (f"fd {mine[0]['result']} from {here}" if mine else f"nothing from {here}"),
+        )
+
+    @v.claim("answer")
+    def _() -> tuple[bool, str]:
+        received = seen.events.received(CLIENT_SOCK)
+        on_wire = wire.stream(on_target_net, there)
+        return (
+            bool(received) and on_wire == received,
+            f"{len(on_wire)} bytes from {there} to {here} on the wire; the client received "
+            f"{len(received)} ({'the same' if on_wire == received else 'not the same'})",
+        )
+
+    @v.claim("hops")
+    def _() -> tuple[bool, str]:
+        ends = (macs.get(client_ip, "?"), macs.get(address, "?"))
+        return _hops(segments, here, int(facts["ttl"]), macs, facts["subnets"], ends)
+
+    return v
+
+
+def _server_reads(facts: dict[str, Any], peer: str) -> list[bytes]:
+    """What the target process read on the connection it accepted from ``peer``: from
+    that accept to the close of its descriptor (which the next accepted one may reuse)."""
+    out, fd = [], None
+    for c in facts["server"]["calls"]:
+        if c["name"] in ("accept", "accept4") and c["peer"] == peer and (c["result"] or -1) >= 0:
+            fd = c["result"]
+        elif fd is not None and c["fd"] == fd:
+            if c["name"] == "close":
+                break
+            if c["name"] in ("read", "recvfrom", "recv", "recvmsg") and (c["result"] or 0) > 0:
+                out.append((c["data"] or "").encode("utf-8", "surrogateescape"))
+    return out
+
+
+def _hops(
+    segments: list[wire.Segment],
+    here: str,
+    ttl: int,
+    macs: dict[str, str],
+    subnets: dict[str, str],
+    ends: tuple[str, str],
+) -> tuple[bool, str]:
+    """The SYN, network by network: the TTL one less after each router, new MACs on each
+    network, the IP addresses as they were."""
+    copies = sorted(
+        (s for s in segments if s.flags == "SYN" and s.src == here), key=lambda s: -s.ttl
+    )
+    if not copies:
+        return False, "no SYN was captured on any network"
+    owner = {mac: ip for ip, mac in macs.items()}
+    problems = []
+    if copies[0].ttl != ttl:
+        problems.append(f"it left with TTL {copies[0].ttl}, not the client's {ttl}")
+    if copies[0].mac_src != ends[0]:
+        problems.append(f"it left from {copies[0].mac_src}, not the client's {ends[0]}")
+    if copies[-1].mac_dst != ends[1]:
+        problems.append(f"it arrived at {copies[-1].mac_dst}, not the target's {ends[1]}")
+    for before, after in itertools.pairwise(copies):
+        if after.ttl != before.ttl - 1:
+            problems.append(f"TTL {before.ttl} on {before.place} but {after.ttl} on {after.place}")
+        if after.mac_src == before.mac_src or after.mac_dst == before.mac_dst:
+            problems.append(f"the MACs did not change from {before.place} to {after.place}")
+        router = owner.get(after.mac_src, "")
+        if not router or wire.network_of(router, subnets) != after.place:
+            problems.append(f"{after.mac_src} on {after.place} is no router's interface there")
+    if len({(s.src, s.dst, s.ip_id) for s in copies}) != 1:
+        problems.append("the IP addresses or the IP id changed on the way")
+    path = "; ".join(f"{s.place}: TTL {s.ttl}, {s.mac_src} → {s.mac_dst}" for s in copies)
+    routers = len(copies) - 1
+    return not problems, f"{routers} router(s) on the way. {path}" + (
+        f". But {'; '.join(problems)}" if problems else ""
+    )
