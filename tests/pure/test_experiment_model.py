@@ -45,6 +45,7 @@ def test_every_experiment_has_a_question_and_unique_claim_ids() -> None:
         "cross-host",
         "tcp-vs-udp",
         "http-bytes",
+        "journey",
         "failures",
         "db-kill",
         "impaired-delivery",
