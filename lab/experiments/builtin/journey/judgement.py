@@ -87,15 +87,20 @@ def judge(seen: Observations) -> Verdicts:
         broadcast = asked is not None and (
             asked.frame.layer("Ethernet").fields["dst"] == wire.BROADCAST  # type: ignore[union-attr]
         )
+        left = facts["flushed"]["after"]
+        flushed = not any(word in left for word in ("REACHABLE", "STALE", "DELAY", "PERMANENT"))
         return (
-            asked is not None
+            flushed
+            and asked is not None
             and broadcast
             and told is not None
+            and asked.t <= told.t
             and told_mac == macs.get(hop)
             and syn is not None
             and told.t <= syn.t
             and syn.mac_dst == told_mac,
             f"next hop {hop}: "
+            + ("" if flushed else f"its neighbour entry was still there ({left}); ")
             + ("asked to all (broadcast)" if broadcast else "no ARP request to all")
             + (f"; {hop} answered {told_mac}" if told else "; no ARP reply")
             + f" (its MAC is {macs.get(hop, 'unknown')})"
@@ -150,9 +155,7 @@ def judge(seen: Observations) -> Verdicts:
             None,
         )
         accepts = [
-            c
-            for c in server["calls"]
-            if c["name"] in ("accept", "accept4") and (c["result"] or -1) >= 0
+            c for c in server["calls"] if c["name"] in ("accept", "accept4") and _returned(c)
         ]
         mine = [c for c in accepts if c["peer"] == here]
         return (
@@ -180,12 +183,17 @@ def judge(seen: Observations) -> Verdicts:
     return v
 
 
+def _returned(call: dict[str, Any]) -> bool:
+    """A call that returned a descriptor (0 included) rather than failing."""
+    return call["result"] is not None and int(call["result"]) >= 0
+
+
 def _server_reads(facts: dict[str, Any], peer: str) -> list[bytes]:
     """What the target process read on the connection it accepted from ``peer``: from
     that accept to the close of its descriptor (which the next accepted one may reuse)."""
     out, fd = [], None
     for c in facts["server"]["calls"]:
-        if c["name"] in ("accept", "accept4") and c["peer"] == peer and (c["result"] or -1) >= 0:
+        if c["name"] in ("accept", "accept4") and c["peer"] == peer and _returned(c):
             fd = c["result"]
         elif fd is not None and c["fd"] == fd:
             if c["name"] == "close":
@@ -205,11 +213,16 @@ def _hops(
 ) -> tuple[bool, str]:
     """The SYN, network by network: the TTL one less after each router, new MACs on each
     network, the IP addresses as they were."""
-    copies = sorted(
-        (s for s in segments if s.flags == "SYN" and s.src == here), key=lambda s: -s.ttl
-    )
-    if not copies:
+    syns = [s for s in segments if s.flags == "SYN" and s.src == here]
+    if not syns:
         return False, "no SYN was captured on any network"
+    # The first SYN, as each network saw it (a retransmitted SYN is the same segment again,
+    # with a new IP id: it is not another hop).
+    first: dict[str, wire.Segment] = {}
+    for s in syns:
+        if s.seq == syns[0].seq:
+            first.setdefault(s.place, s)
+    copies = sorted(first.values(), key=lambda s: -s.ttl)
     owner = {mac: ip for ip, mac in macs.items()}
     problems = []
     if copies[0].ttl != ttl:

@@ -150,20 +150,25 @@ def segments(frames: list[Captured], a: str, b: str) -> list[Segment]:
 
 def stream(segs: Iterable[Segment], src: str) -> bytes:
     """The bytes ``src`` sent, in sequence order, each byte once (a retransmission of the
-    same sequence range adds nothing)."""
-    pieces: dict[int, bytes] = {}
-    for s in segs:
-        if s.src == src and s.payload and len(s.payload) > len(pieces.get(s.seq, b"")):
-            pieces[s.seq] = s.payload
-    if not pieces:
+    same sequence range adds nothing). Sequence numbers are counted modulo 2**32 from
+    the one all the others follow most closely: they may wrap."""
+    sent = [s for s in segs if s.src == src and s.payload]
+    if not sent:
         return b""
-    out, at = b"", min(pieces)
-    for seq in sorted(pieces):
-        chunk = pieces[seq]
-        if seq > at:  # a gap: what the wire never carried here stays missing
+    seqs = {s.seq for s in sent}
+    base = min(seqs, key=lambda c: max((x - c) % 2**32 for x in seqs))
+    pieces: dict[int, bytes] = {}
+    for s in sent:
+        offset = (s.seq - base) % 2**32
+        if len(s.payload) > len(pieces.get(offset, b"")):
+            pieces[offset] = s.payload
+    out, at = b"", 0
+    for offset in sorted(pieces):
+        chunk = pieces[offset]
+        if offset > at:  # a gap: what the wire never carried here stays missing
             break
-        out += chunk[at - seq :]
-        at = max(at, seq + len(chunk))
+        out += chunk[at - offset :]
+        at = max(at, offset + len(chunk))
     return out
 
 
