@@ -218,6 +218,8 @@ def run_one(
     if result.capture:
         show_capture(s.console, result, frames, ladder=experiment.timeline)
     s.print(f"result written to {saved}")
+    if result.facts.get("stepped"):
+        s.print(f"step through it, frame by frame: {s.prog} web {saved}", plain=True)
     if pictures:
         s.print(
             f"{len(pictures)} pictures in {pictures[0].parent}/"
