@@ -175,15 +175,26 @@ def hex_view(frame: Frame, width: int = 16) -> Text:
 
 
 def frame_json(frame: Frame) -> dict[str, object]:
-    """A frame as data: its layers with their byte ranges and fields, and its checksums."""
+    """A frame as data: its layers with their byte ranges, fields and each field's bytes
+    (``spans``: absolute [start, end) offsets, :mod:`lab.packets.fields`), its checksums,
+    and its bytes in hex."""
+    from lab.packets.fields import layer_spans
+
+    spans = layer_spans(frame.layers)
     return {
         "number": frame.number,
         "time": frame.time,
         "length": len(frame.raw),
         "summary": frame.summary,
         "layers": [
-            {"name": x.name, "start": x.start, "end": x.end, "fields": x.fields}
-            for x in frame.layers
+            {
+                "name": x.name,
+                "start": x.start,
+                "end": x.end,
+                "fields": x.fields,
+                "spans": {k: list(v) for k, v in s.items()},
+            }
+            for x, s in zip(frame.layers, spans, strict=True)
         ],
         "checksums": [
             {
@@ -195,6 +206,7 @@ def frame_json(frame: Frame) -> dict[str, object]:
             for c in frame.checksums
         ],
         "payload_hex": frame.payload.hex(),
+        "hex": frame.raw.hex(),
     }
 
 

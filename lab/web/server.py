@@ -193,7 +193,7 @@ class Server:
         return await self._call(replay.replayable, index, self.results[index])
 
     async def api_frame(self, request: web.Request) -> web.Response:
-        return await self._call(self._live().frame_detail, int(request.match_info["number"]))
+        return await self._call(frame_decided, self._live(), int(request.match_info["number"]))
 
     async def api_send(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -255,6 +255,21 @@ class Server:
         finally:
             self.sockets.discard(ws)
         return ws
+
+
+def frame_decided(live: Live, number: int) -> dict[str, Any]:
+    """A live frame taken apart, with what its receiver decided as far as the frames kept
+    show (an RST, an ICMP, an ARP answer, a TTL one lower). No port table is asked: read
+    now, it would speak of a later moment than the frame's."""
+    from lab.packets.decisions import decisions
+
+    detail = live.frame_detail(number)
+    kept = list(live.frames)
+    decided = decisions([item["frame"] for item in kept], {}, live.lab.address_names())
+    detail["decision"] = next(
+        (d for item, d in zip(kept, decided, strict=True) if item["number"] == number), None
+    )
+    return detail
 
 
 def _dumps(value: Any) -> str:

@@ -79,7 +79,7 @@ def capture(interfaces: list[str], out: BinaryIO) -> None:
     socks = [open_socket(name) for name in interfaces]
     # Loopback hands a tap each frame twice, going out and coming in: keep it coming in,
     # as libpcap does.
-    loops = {s for s, name in zip(socks, interfaces) if name == "lo"}
+    loops = {s for s, name in zip(socks, interfaces, strict=True) if name == "lo"}
     out.write(file_header())
     out.flush()
     print(f"capturing on {', '.join(interfaces)}", file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -16,13 +17,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium.common.exceptions import (
     NoSuchElementException,
     StaleElementReferenceException,
 )
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -296,3 +300,344 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
         assert "http://" not in text
         assert "https://" not in text
         assert "//cdn" not in text
+
+
+# --- stepping through a run, the layers panel, and the live region ---------------------
+
+
+@pytest.fixture(scope="module")
+def recorded_run(lab: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tcp-vs-udp run captured here, on the test lab: its result, the pcap beside it."""
+    folder = tmp_path_factory.mktemp("stepped")
+    done = run_lab_cli(
+        "-p", PROJECT, "run", "tcp-vs-udp", "--capture", "--results", str(folder), timeout=600
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    [result] = folder.glob("tcp-vs-udp-*.json")
+    assert result.with_suffix(".pcap").exists()
+    return result
+
+
+@pytest.fixture
+def stepped(browser: WebDriver, recorded_run: Path) -> Iterator[WebDriver]:
+    """`lab web --replay-only` serving the recorded run, the page open on it."""
+    proc, address = start_web("--replay-only", str(recorded_run))
+    try:
+        browser.get(address)
+        until(browser, "document.getElementById('replay-select').options.length > 0", "results")
+        yield browser
+    finally:
+        code, _ = stop_web(proc)
+    assert code == 0
+
+
+def press(browser: WebDriver, *keys: str) -> None:
+    """Keys as a person types them, to whatever has the focus."""
+    ActionChains(browser).send_keys(*keys).perform()
+
+
+def tab_to(browser: WebDriver, css: str, limit: int = 150) -> None:
+    """Press Tab until what ``css`` selects has the focus: no mouse, no script focusing."""
+    for _ in range(limit):
+        if browser.execute_script("return document.activeElement.matches(arguments[0])", css):
+            return
+        press(browser, Keys.TAB)
+    pytest.fail(f"{limit} presses of Tab never reached {css}")
+
+
+def open_by_keyboard(browser: WebDriver) -> None:
+    """Open the first recorded run with the keyboard alone: paused at its first step."""
+    tab_to(browser, "details:has(#replay-select) > summary")
+    press(browser, Keys.ENTER)  # opens "Recorded runs"
+    tab_to(browser, "#replay-select")
+    tab_to(browser, "#replay-button")
+    press(browser, Keys.ENTER)
+    until(browser, "!document.getElementById('stepper').classList.contains('hidden')", "steps")
+
+
+def position(browser: WebDriver) -> str:
+    return str(
+        browser.execute_script("return document.getElementById('step-position').textContent")
+    )
+
+
+def expected_steps(result: Path) -> list[dict[str, Any]]:
+    """The time line the page must step through: the server's own, read here."""
+    from lab.web.replay import load, timeline
+
+    return timeline(result, load(result))
+
+
+def marked(browser: WebDriver) -> dict[str, Any]:
+    """What the page marks as the current step: its row, its hop, the live region."""
+    found: dict[str, Any] = browser.execute_script(
+        """
+        const row = document.querySelector('li.current');
+        const hop = document.querySelector('#topology .hop');
+        return {
+          list: row && row.parentElement.id, step: row && row.dataset.step,
+          frame: row && row.dataset.frame, current: row && row.getAttribute('aria-current'),
+          marker: row && getComputedStyle(row, '::before').content,
+          rows: document.querySelectorAll('li.current').length,
+          hop: hop && [hop.dataset.step, hop.dataset.hopFrom, hop.dataset.hopTo],
+          said: document.getElementById('announce').textContent,
+          scrubber: document.getElementById('scrubber').value,
+        };"""
+    )
+    return found
+
+
+def test_a_recorded_run_is_stepped_forward_and_back_by_keyboard_alone(
+    stepped: WebDriver, recorded_run: Path
+) -> None:
+    steps = expected_steps(recorded_run)
+    n = len(steps)
+    data = json.loads(recorded_run.read_text())
+    assert n == len(data["events"]) + data["capture"]["frames"]  # tcp-vs-udp has no faults
+    open_by_keyboard(stepped)
+    assert position(stepped) == f"step 1 of {n}"
+    assert stepped.execute_script("return document.activeElement.id") == "step-play"
+    names = data["capture"]["names"]
+
+    def holds_step(k: int) -> None:
+        item = steps[k - 1]
+        until(
+            stepped,
+            f"document.getElementById('step-position').textContent === 'step {k} of {n}'",
+            f"step {k}",
+        )
+        seen = marked(stepped)
+        assert seen["step"] == str(k)
+        assert seen["rows"] == 1
+        assert seen["current"] == "step"
+        assert "now" in seen["marker"]  # a word beside the highlight, not a colour alone
+        assert seen["scrubber"] == str(k)
+        assert seen["said"].startswith(f"step {k} of {n}: ")
+        if item["kind"] == "socket":
+            e = item["event"]
+            assert seen["list"] == "happenings"
+            if e["remote"]:
+                peer = names.get(e["remote"].rsplit(":", 1)[0])
+                sender, receiver = (
+                    (peer, e["host"]) if e["op"].startswith("recv") else (e["host"], peer)
+                )
+                assert seen["hop"] == [str(k), sender, receiver]
+        else:
+            assert seen["list"] == "frames"
+            assert seen["frame"] == str(item["frame"]["number"])
+            assert seen["hop"] == [str(k), item["frame"]["from"], item["frame"]["to"]]
+
+    holds_step(1)
+    for k in (2, 3, 4):
+        press(stepped, Keys.ARROW_RIGHT)
+        holds_step(k)
+    press(stepped, Keys.ARROW_LEFT)
+    holds_step(3)
+    press(stepped, Keys.END)
+    holds_step(n)
+    press(stepped, Keys.HOME)
+    holds_step(1)
+    # Forward to the refused connect (a SYN to a port no one listens on), one step at a time.
+    refused = next(
+        i
+        for i, s in enumerate(steps, 1)
+        if s["kind"] == "socket" and s["event"]["outcome"] == "ECONNREFUSED"
+    )
+    for _ in range(2, refused + 1):
+        press(stepped, Keys.ARROW_RIGHT)
+    holds_step(refused)
+    announced = marked(stepped)["said"]
+    assert announced == f"step {refused} of {n}: client → shouthost:9 connect: ECONNREFUSED (RST)"
+    assert "ECONNREFUSED" in str(
+        stepped.execute_script("return document.querySelector('li.current').textContent")
+    )
+    # The time line is a range: it steps with the arrows of its own.
+    tab_to(stepped, "#scrubber")
+    press(stepped, Keys.ARROW_RIGHT)
+    holds_step(refused + 1)
+    # Space on the play button plays, and again pauses; said in words, not only shown.
+    tab_to(stepped, "#step-play")
+    press(stepped, Keys.SPACE)
+    until(
+        stepped,
+        "document.getElementById('step-play').getAttribute('aria-pressed') === 'true'",
+        "playing",
+    )
+    until(
+        stepped,
+        f"document.getElementById('step-position').textContent !== 'step {refused + 1} of {n}'",
+        "a step played",
+    )
+    press(stepped, Keys.SPACE)
+    until(
+        stepped,
+        "document.getElementById('step-play').getAttribute('aria-pressed') === 'false'",
+        "paused",
+    )
+    assert "Play" in stepped.find_element(By.ID, "step-play").text
+    shot(stepped, "stepped")
+
+
+def cli_frame(pcap: Path, number: int) -> tuple[list[tuple[str, str]], list[str], dict[str, Any]]:
+    """`socklab packets FILE --frame N`: its layers with their bytes, its hex lines; and the
+    same frame from `--json`."""
+    done = run_lab_cli("packets", str(pcap), "--frame", str(number), env={"COLUMNS": "300"})
+    assert done.returncode == 0, done.stderr
+    layers = [
+        (m.group(1), m.group(2))
+        for m in (re.match(r"^│ (\w+)\s+│\s+(\S+) │", line) for line in done.stdout.splitlines())
+        if m
+    ]
+    hexlines = [
+        line.strip() for line in done.stdout.splitlines() if re.match(r"^  [0-9a-f]{4}  ", line)
+    ]
+    listed = run_lab_cli("packets", str(pcap), "--json")
+    assert listed.returncode == 0, listed.stderr
+    frame = next(f for f in json.loads(listed.stdout) if f["number"] == number)
+    return layers, hexlines, frame
+
+
+# Fields whose bytes are a whole big-endian number: read back from the hex on the page.
+WHOLE_NUMBERS = {"src_port", "dst_port", "seq", "ack", "window", "checksum", "ttl", "id", "length"}
+
+
+def page_layers(browser: WebDriver) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = browser.execute_script(
+        """return [...document.querySelectorAll('#layers .layer')].map(l => ({
+          name: l.dataset.layer, span: l.dataset.span,
+          fields: [...l.querySelectorAll(':scope > .field')].map(
+            f => [f.dataset.field, f.dataset.value, f.dataset.span]),
+        }));"""
+    )
+    return found
+
+
+@pytest.mark.parametrize("which", ["udp", "syn-refused", "rst"])
+def test_the_layers_panel_shows_what_socklab_packets_shows(
+    stepped: WebDriver, recorded_run: Path, which: str
+) -> None:
+    pcap = recorded_run.with_suffix(".pcap")
+    steps = expected_steps(recorded_run)
+    frames = [s for s in steps if s["kind"] == "frame"]
+    # (ARP may not be in the capture at all: the hosts' caches may hold the answer already.)
+    pick = {
+        "udp": lambda s: (
+            s["frame"]["summary"].startswith("UDP")
+            and s["detail"]["layers"][2]["fields"]["dst_port"] == 8080
+        ),
+        "syn-refused": lambda s: (
+            s["frame"]["summary"] == "TCP [SYN]"
+            and s["detail"]["layers"][2]["fields"]["dst_port"] == 9
+        ),
+        "rst": lambda s: (
+            s["frame"]["summary"] == "TCP [RST, ACK]"
+            and s["detail"]["layers"][2]["fields"]["src_port"] == 9
+        ),
+    }[which]
+    item = next(s for s in frames if pick(s))
+    number = item["frame"]["number"]
+    k = steps.index(item) + 1
+    open_by_keyboard(stepped)
+    tab_to(stepped, "#step-goto")
+    press(stepped, Keys.BACKSPACE * 6, str(k), Keys.ENTER)
+    until(
+        stepped,
+        f"document.getElementById('inspect').dataset.frame === '{number}'",
+        f"frame {number}",
+    )
+    assert position(stepped) == f"step {k} of {len(steps)}"
+    layers, hexlines, frame = cli_frame(pcap, number)
+    shown = page_layers(stepped)
+    assert [(x["name"], x["span"]) for x in shown] == layers  # "Ethernet 0-13", "IPv4 14-33"...
+    raw = bytes.fromhex(frame["hex"])
+    for on_page, layer in zip(shown, frame["layers"], strict=True):
+        assert {f: v for f, v, _ in on_page["fields"]} == {
+            k: str(v) for k, v in layer["fields"].items()
+        }
+        for field, value, span in on_page["fields"]:
+            start, end = layer["spans"][field]
+            assert span == (f"{start}-{end - 1}" if end > start else "none")
+            if field in WHOLE_NUMBERS and layer["name"] != "data":
+                assert int.from_bytes(raw[start:end]) == int(value), (layer["name"], field)
+    rows = stepped.execute_script(
+        "return [...document.querySelectorAll('#hexdump .hexrow')].map(r => r.textContent)"
+    )
+    assert rows == hexlines  # the same bytes, 16 a line, "|" where a layer begins
+    decision = stepped.find_element(By.ID, "decision").text
+    if which == "syn-refused":
+        assert decision == "Decision: shouthost's kernel: no socket on TCP 9 → RST"
+        # A field chosen by keyboard: Tab into the layers, arrows down to the port.
+        tab_to(stepped, "#layers .field")
+        for _ in range(40):
+            if stepped.execute_script("return document.activeElement.dataset.key") == "2|dst_port":
+                break
+            press(stepped, Keys.ARROW_DOWN)
+        chosen = stepped.execute_script(
+            "return [...document.querySelectorAll('#hexdump .byte.sel')].map(b => [Number(b.dataset.offset), b.textContent])"
+        )
+        assert [at for at, _ in chosen] == [36, 37]
+        assert int("".join(text for _, text in chosen), 16) == 9
+        info = stepped.find_element(By.ID, "field-info").text
+        assert info.startswith("TCP dst_port = 9: bytes 36-37 (00 09)")
+        shot(stepped, "layers")
+    elif which == "rst":
+        assert decision == "Decision: shouthost's kernel: no socket on TCP 9 → RST"
+    else:
+        assert (
+            decision == "Decision: shouthost's kernel: UDP port 8080 → a bound socket (it answered)"
+        )
+
+
+def test_the_live_region_announces_the_seeds_broken_pipe(
+    net: socklab.Lab, browser: WebDriver, lab: Engine
+) -> None:
+    proc, address = start_web()
+    try:
+        browser.get(address)
+        until(
+            browser,
+            "document.querySelectorAll('.process[data-process]').length > 0",
+            "the topology",
+        )
+        region = browser.find_element(By.ID, "announce")
+        assert (region.get_attribute("aria-live"), region.get_attribute("role")) == (
+            "polite",
+            "status",
+        )
+        hold = browser.find_element(By.ID, "send-hold")
+        if not hold.is_selected():
+            hold.click()
+        try:
+            assert send_from_page(browser, "tcp-shout", "ping") == "PING"
+            click(browser, '.process[data-process="tcp-shout"]')
+            click(browser, '#fault-buttons button[data-fault="kill"]')
+            until(
+                browser,
+                "document.querySelector('.process[data-process=\"tcp-shout\"]').classList.contains('down')",
+                "tcp-shout drawn as down",
+            )
+            assert "failed: send: EPIPE" in send_from_page(
+                browser, "tcp-shout", "still there?"
+            ) + send_from_page(browser, "tcp-shout", "still there?")
+            said = until(
+                browser,
+                "[...document.querySelectorAll('#announce p')].map(p => p.textContent)"
+                ".find(t => t.includes('EPIPE'))",
+                "EPIPE in the live region",
+            )
+            assert said == "client → shouthost:8080 send: EPIPE (BrokenPipeError)"
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#announce p")) <= 5
+        finally:
+            browser.find_element(By.ID, "send-hold").click()
+            browser.find_element(By.ID, "release-button").click()
+            browser.find_element(By.ID, "restore-button").click()
+        until(
+            browser,
+            "!document.querySelector('.process[data-process=\"tcp-shout\"]').classList.contains('down')",
+            "tcp-shout back",
+            timeout=90,
+        )
+    finally:
+        code, out = stop_web(proc)
+    assert code == 0, out
+    wait_for(lambda: lab.states()["tcp-shout"].status == "running", "tcp-shout running")

@@ -243,7 +243,11 @@ def set_fact(key: str, value: Any) -> Change:
 
 
 def _owner_of_80_changed(d: Data) -> None:
-    (row,) = [r for r in d["facts"]["port_table"] if r["protocol"] == "tcp" and r["port"] == 80]
+    (row,) = [
+        r
+        for r in d["facts"]["port_tables"]["apphost"]
+        if r["protocol"] == "tcp" and r["port"] == 80
+    ]
     assert row["pid"] == d["facts"]["server"]["pid"] == 8
     row["pid"] = 13  # db's pid, on the same host
 

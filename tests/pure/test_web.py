@@ -4,7 +4,10 @@ recorded results (no Docker, no browser)."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +79,129 @@ def test_a_failure_matrix_replays_its_faults_on_the_time_line() -> None:
     faults = [i["text"] for i in items if i["kind"] == "fault"]
     assert "process-crash begins" in faults
     assert "process-crash undone" in faults
+
+
+# --- stepping: frames kept in the result itself, and what each receiver decided ---
+
+
+def _syn_and_rst(client: str, server: str) -> list[bytes]:
+    """A SYN to port 9999 and the RST that refuses it, written field by field."""
+
+    def segment(
+        src: str, dst: str, sport: int, dport: int, flags: int, seq: int, ack: int
+    ) -> bytes:
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 502, 0, 0)
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0x4000, 64, 6, 0,
+            socket.inet_aton(src), socket.inet_aton(dst),
+        )  # fmt: skip
+        return bytes(6) + bytes(6) + b"\x08\x00" + ip + tcp
+
+    return [
+        segment(client, server, 40000, 9999, 0x02, 41, 0),
+        segment(server, client, 9999, 40000, 0x14, 0, 42),
+    ]
+
+
+def _with_frames(tmp_path: Path, stepped: bool) -> tuple[Path, dict[str, Any]]:
+    """The dispatch fixture with two frames kept in ``facts["frames"]`` and no pcap."""
+    data = json.loads((FIXTURES / "dispatch.json").read_text())
+    hosts = data["lab"]["hosts"]
+    client, shout = hosts["client"]["ip"], hosts["shouthost"]["ip"]
+    syn, rst = _syn_and_rst(client, shout)
+    data["facts"]["frames"] = [
+        {"number": 1, "t": 0.5, "hex": syn.hex(), "capture": "bridge of lab"},
+        {"number": 2, "t": 0.25, "hex": rst.hex(), "capture": "client lo"},
+        {"number": 3, "t": 0.75, "hex": "not hex"},  # one unreadable frame hides no other
+    ]
+    data["facts"]["stepped"] = stepped
+    data.pop("capture", None)
+    path = tmp_path / "dispatch-frames.json"
+    path.write_text(json.dumps(data))
+    return path, data
+
+
+def test_frames_kept_in_the_result_join_the_time_line(tmp_path: Path) -> None:
+    path, data = _with_frames(tmp_path, stepped=True)
+    items = timeline(path, data)
+    frames = [i for i in items if i["kind"] == "frame"]
+    assert [f["frame"]["number"] for f in frames] == [2, 1]  # in time order, not listing order
+    assert [f["t"] for f in frames] == pytest.approx([0.25, 0.5])
+    assert [f["frame"]["capture"] for f in frames] == ["client lo", "bridge of lab"]
+    assert frames[1]["frame"]["from"] == "client"  # names from the lab's hosts: no capture
+    assert frames[1]["frame"]["to"] == "shouthost"
+    detail = frames[1]["detail"]
+    assert detail["hex"] == data["facts"]["frames"][0]["hex"]  # the bytes, as kept
+    assert detail["layers"][2]["spans"]["dst_port"] == [36, 38]
+    # On this made-up clock the SYN came after its RST: the RST refused no SYN seen yet,
+    # and a SYN with no answer after it is decided nothing.
+    assert frames[0]["decision"] == (
+        "shouthost's kernel: TCP port 9999: no open socket for this connection → RST"
+    )
+    assert frames[1]["decision"] is None
+    whole = replayable(0, path)
+    assert whole["stepped"] is True
+    assert whole["captured"] is True
+    assert whole["names"][data["lab"]["hosts"]["shouthost"]["ip"]] == "shouthost"
+    assert any("TCP" in line for line in whole["ladder"])
+
+
+def test_a_refusal_seen_in_the_frames_is_the_decision_of_both(tmp_path: Path) -> None:
+    path, data = _with_frames(tmp_path, stepped=False)
+    data["facts"]["frames"][1]["t"] = 0.6  # the RST after the SYN
+    frames = [i for i in timeline(path, data) if i["kind"] == "frame"]
+    assert [f["decision"] for f in frames] == [
+        "shouthost's kernel: no socket on TCP 9999 → RST"
+    ] * 2
+    assert summary_of(path, data)["stepped"] is False
+
+
+def summary_of(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    from lab.web.replay import summary
+
+    return summary(0, path, data)
+
+
+def test_a_result_with_a_pcap_takes_its_frames_from_the_pcap(tmp_path: Path) -> None:
+    from lab.services.helpers.capture import file_header, record
+
+    path, data = _with_frames(tmp_path, stepped=False)
+    syn, rst = _syn_and_rst(
+        data["lab"]["hosts"]["client"]["ip"], data["lab"]["hosts"]["shouthost"]["ip"]
+    )
+    t0 = float(data["t0_monotonic"])
+    path.with_suffix(".pcap").write_bytes(
+        file_header()
+        + record(int(t0) + 1, 0, syn, len(syn))
+        + record(int(t0) + 1, 1000, rst, len(rst))
+    )
+    frames = [i for i in timeline(path, data) if i["kind"] == "frame"]
+    assert [f["frame"]["number"] for f in frames] == [1, 2]  # the pcap's, not the facts'
+    assert "capture" not in frames[0]["frame"]
+    assert frames[0]["decision"] == "shouthost's kernel: no socket on TCP 9999 → RST"
+
+
+def test_a_live_frame_comes_with_what_the_frames_kept_show() -> None:
+    """The server's /api/frames/N: the frame, and its decision from the frames kept alone."""
+    from types import SimpleNamespace
+
+    from lab.packets.dissect import dissect
+    from lab.packets.view import frame_json
+    from lab.web.server import frame_decided
+
+    client, shout = "10.203.0.100", "10.203.0.20"
+    frames = [dissect(raw, 0.0, n) for n, raw in enumerate(_syn_and_rst(client, shout), 1)]
+    kept = [{"number": f.number, "frame": f} for f in frames]
+
+    def detail(number: int) -> dict[str, Any]:
+        return frame_json(next(f for f in frames if f.number == number))
+
+    live: Any = SimpleNamespace(
+        frames=kept,
+        frame_detail=detail,
+        lab=SimpleNamespace(address_names=lambda: {client: "client", shout: "shouthost"}),
+    )
+    answered = frame_decided(live, 1)
+    assert answered["number"] == 1
+    assert answered["decision"] == "shouthost's kernel: no socket on TCP 9999 → RST"
+    assert answered["layers"][2]["spans"]["dst_port"] == [36, 38]

@@ -1,5 +1,7 @@
 // socklab's web view: the topology, and every message finding its process, as it happens.
-// No build step and nothing from elsewhere: this file, index.html and style.css are all.
+// No build step and nothing from elsewhere: index.html, style.css, this file, and the two
+// loaded before it: step.js (runs stepped through, and the live region) and layers.js
+// (a frame's layers beside its bytes).
 "use strict";
 
 const token = new URLSearchParams(location.search).get("token") || "";
@@ -14,7 +16,6 @@ let places = {}; // host name -> {x, y, w, h}; "docker-host" too
 let portAt = {}; // "host|tcp|80" -> {x, y, owner}
 let selected = null; // {kind: "host"|"process", name}
 let experiments = [];
-let replayTimers = [];
 let lastResult = null; // the latest experiment result or replay, for the matrix view
 
 // ---------- talking to the server ----------
@@ -79,9 +80,9 @@ function portOf(address) {
 }
 
 function log(line, cls) {
-  const item = html("li", { class: cls || "" }, line);
-  $("happenings").prepend(item);
-  while ($("happenings").children.length > 400) $("happenings").lastChild.remove();
+  const list = liveList("happenings"); // set aside while a run is stepped (step.js)
+  list.prepend(html("li", { class: cls || "" }, line));
+  while (list.children.length > 400) list.lastChild.remove();
 }
 
 // ---------- drawing the topology ----------
@@ -139,6 +140,7 @@ function draw(t) {
   root.style.height = `${Math.max(360, bottom * 0.62)}px`;
   applyStates(Object.fromEntries([...t.hosts, ...t.processes].map((x) => [x.name, x.state])));
   fillForms(t);
+  stepRedraw();
 }
 
 function drawHost(root, host, cx, top, netY, t) {
@@ -374,15 +376,14 @@ async function play() {
 }
 
 function logEvent(e) {
-  const t = `${(e.t * 1000).toFixed(1)} ms`;
-  const bytes = e.nbytes !== null && e.nbytes !== undefined ? ` ${e.nbytes} B` : "";
-  const bad = !["ok", "eof"].includes(e.outcome);
-  log(`${t}  ${e.host}  ${e.sock}  ${e.op}  ${e.local || ""} → ${e.remote || ""}  ${e.outcome}${bytes}`, bad ? "bad" : "");
+  log(eventLine(e), ["ok", "eof"].includes(e.outcome) ? "" : "bad");
 }
 
 // ---------- what arrives over the WebSocket ----------
 
 function onHappening(h) {
+  observe(h); // a run started here, kept to step through once it ends
+  announceHappening(h);
   if (h.kind === "topology") draw(h.topology);
   else if (h.kind === "states") applyStates(h.states);
   else if (h.kind === "socket") {
@@ -398,28 +399,19 @@ function onHappening(h) {
 }
 
 function showFrame(frame, detail) {
-  const item = html("li", { "data-frame": frame.number }, `${frame.from} → ${frame.to}: ${frame.summary}`);
-  item.addEventListener("click", async () => {
+  const item = html("li", { "data-frame": frame.number, tabindex: "0" }, `${frame.from} → ${frame.to}: ${frame.summary}`);
+  const open = async () => {
     const data = detail || (await api(`/api/frames/${frame.number}`).catch((e) => ({ error: e.message })));
-    $("frame-detail").textContent = frameText(data);
-  });
-  $("frames").appendChild(item);
-  while ($("frames").children.length > 300) $("frames").firstChild.remove();
+    showLayers(data, data.decision, frame);
+  };
+  item.addEventListener("click", open);
+  item.addEventListener("keydown", (e) => e.key === "Enter" && open());
+  const list = liveList("frames");
+  list.appendChild(item);
+  while (list.children.length > 300) list.firstChild.remove();
   const from = pointOf(hostOfAddress(frame.src, "docker-host").host, "", 0);
   const to = pointOf(hostOfAddress(frame.dst, "docker-host").host, "", 0);
   travel(from, to, "frame", frame.summary, 700);
-}
-
-function frameText(data) {
-  if (data.error) return data.error;
-  const lines = [`frame ${data.number}: ${data.summary} (${data.length} bytes)`];
-  for (const layer of data.layers) {
-    lines.push(`${layer.name}  [bytes ${layer.start}-${layer.end}]`);
-    for (const [k, v] of Object.entries(layer.fields)) lines.push(`    ${k}: ${v}`);
-  }
-  for (const c of data.checksums) lines.push(`${c.layer} checksum ${c.carried} (computed ${c.computed}): ${c.verdict}`);
-  if (data.payload_hex) lines.push(`payload: ${data.payload_hex.slice(0, 160)}${data.payload_hex.length > 160 ? "…" : ""}`);
-  return lines.join("\n");
 }
 
 // ---------- the forms ----------
@@ -531,11 +523,13 @@ async function runExperiment() {
     if (picked) predictions[c.id] = picked.value === "true";
   }
   $("run-result").textContent = `running ${e.name}… (watch the topology)`;
+  recordRun(e.name);
   try {
     const r = await api("/api/run", { name: e.name, predictions: Object.keys(predictions).length ? predictions : null, by: $("by").value });
     showChecks(r);
     lastResult = r;
     if (r.cells && r.cells.length) showMatrix(r.cells, r.checks);
+    offerSteps(r);
   } catch (err) {
     $("run-result").textContent = err.message;
   }
@@ -588,72 +582,18 @@ function showMatrix(cells, checks) {
 }
 
 function replayCell(cell) {
-  stopReplay();
-  const speed = Number($("replay-speed").value);
-  const start = Math.min(...cell.events.map((e) => e.t));
-  log(`cell ${cell.row} / ${cell.client}: ${cell.during}`, "fault");
-  schedule((cell.fault_at - start) / speed, () => badge(places[cell.client] ? cell.client : Object.keys(places)[1], `${cell.row} begins`, "warn"));
-  schedule((cell.recovered_at - start) / speed, () => log(`${cell.row} undone`, "fault"));
-  for (const e of cell.events) schedule((e.t - start) / speed, () => {
-    logEvent(e);
-    animate(e);
-  });
+  // The cell's own time line, stepped and played: its fault, its recovery, its calls.
+  const timeline = [
+    { t: cell.fault_at, kind: "fault", text: `${cell.row} begins` },
+    { t: cell.recovered_at, kind: "fault", text: `${cell.row} undone` },
+    ...cell.events.map((e) => ({ t: e.t, kind: "socket", event: e })),
+  ].sort((a, b) => a.t - b.t);
+  openSteps(`cell ${cell.row} / ${cell.client}: ${cell.during}`, timeline, (lastResult && lastResult.names) || {}, true);
 }
 
 function showView(name) {
   for (const view of ["happenings", "matrix", "ladder"]) $(view).classList.toggle("hidden", view !== name);
   document.querySelectorAll("#views nav button").forEach((b) => b.classList.toggle("active", b.dataset.view === name));
-}
-
-// ---------- replays of recorded runs ----------
-
-function schedule(seconds, fn) {
-  replayTimers.push(setTimeout(fn, Math.max(0, seconds * 1000)));
-}
-
-function stopReplay() {
-  replayTimers.forEach(clearTimeout);
-  replayTimers = [];
-}
-
-function fillResults(results) {
-  const select = $("replay-select");
-  select.innerHTML = "";
-  for (const r of results) {
-    const mark = r.error ? " (unreadable)" : r.passed ? "" : " (a claim did not hold)";
-    select.appendChild(html("option", { value: r.id }, `${r.experiment || r.file} ${r.started_at || ""}${mark}${r.captured ? ", with frames" : ""}`));
-  }
-}
-
-async function replay() {
-  stopReplay();
-  const id = $("replay-select").value;
-  if (id === "") return;
-  $("replay-info").textContent = "loading…";
-  let r;
-  try {
-    r = await api(`/api/results/${id}`);
-  } catch (e) {
-    $("replay-info").textContent = e.message;
-    return;
-  }
-  const speed = Number($("replay-speed").value);
-  if (!live) draw(r.topology);
-  $("replay-info").textContent = `${r.experiment}: ${r.question}  (${r.timeline.length} happenings)`;
-  lastResult = r;
-  if (r.cells && r.cells.length) showMatrix(r.cells, r.checks);
-  $("ladder").textContent = r.ladder.length ? r.ladder.join("\n") : "no capture was taken of this run (lab run --capture takes one)";
-  $("frames").innerHTML = "";
-  for (const item of r.timeline) {
-    schedule(item.t / speed, () => {
-      if (item.kind === "socket") {
-        logEvent(item.event);
-        animate(item.event);
-      } else if (item.kind === "frame") showFrame(item.frame, item.detail);
-      else log(item.text, "fault");
-    });
-  }
-  schedule((r.timeline.length ? r.timeline[r.timeline.length - 1].t : 0) / speed + 1, () => log(`replay of ${r.experiment} done`, "fault"));
 }
 
 // ---------- start ----------
@@ -668,8 +608,7 @@ async function start() {
   $("link-reset").addEventListener("click", () => link(null, true));
   $("experiment").addEventListener("change", showClaims);
   $("run-button").addEventListener("click", runExperiment);
-  $("replay-button").addEventListener("click", replay);
-  $("replay-stop").addEventListener("click", stopReplay);
+  setupSteps();
   $("capture-toggle").addEventListener("change", async (e) => {
     try {
       await api("/api/capture", { on: e.target.checked });

@@ -131,7 +131,7 @@ class Journey(Experiment):
             h: json.loads(backend.run_in(h, ["ip", "-j", "addr"])) for h in topology.hosts
         }
         facts["subnets"] = {n: net.subnet for n, net in topology.networks.items()}
-        facts["port_table"] = [asdict(r) for r in lab.host(t.host).port_table()]
+        facts["port_tables"] = {t.host: [asdict(r) for r in lab.host(t.host).port_table()]}
         hop = wire.next_hop(facts["route"], t.address)
         places = {
             f"lo of {client}": capture.Place(

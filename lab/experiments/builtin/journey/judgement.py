@@ -10,7 +10,7 @@ What a run records (``facts``):
   links        `ip -j addr` of every host: its addresses and MACs
   subnets      each lab network's subnet (a frame's place is a network's name)
   flushed      the next hop, and the client's neighbour table for it after the flush
-  port_table   the target host's port table before the request
+  port_tables  the target host's port table before the request (host -> rows)
   server       the target process's pid, and its socket system calls (strace)
   frames       every frame captured: place, time, bytes
 """
@@ -147,7 +147,7 @@ def judge(seen: Observations) -> Verdicts:
         owner = next(
             (
                 int(r["pid"])
-                for r in facts["port_table"]
+                for r in facts["port_tables"][target["host"]]
                 if str(r["protocol"]).startswith("tcp")
                 and int(r["port"]) == port
                 and r.get("pid") is not None
