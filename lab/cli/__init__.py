@@ -62,7 +62,7 @@ examples:
   lab packets results/X.pcap -f 4 frame 4 layer by layer: fields, checksums, marked-up hex
   lab capture shouthost -w - | wireshark -k -i -
                                   shouthost's frames, live, into Wireshark (Ctrl-C ends it)
-  lab capture lab -c 20           twenty frames of network lab, one line each
+  lab capture labnet -c 20        twenty frames of network labnet, one line each
   lab shell client                a shell in the client host, as the lab's unprivileged user
   lab shell client -c "ss -tan"   ...or one command in it
   lab check server.py --as tcp-shout

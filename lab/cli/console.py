@@ -64,3 +64,10 @@ def join(terminal: Terminal) -> None:
     finally:
         selector.close()
         signal.signal(signal.SIGWINCH, previous)
+
+
+def quiet_stdout() -> None:
+    """Standard output pointed at nothing, once its reader has gone: Python's last flush
+    at exit would fail again, with a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker.errors
 from docker.models.containers import Container
-from docker.types import Mount
+from docker.types import LogConfig, Mount
 
 from lab.backends.model import PROJECT_LABEL, SERVICE_LABEL
 from lab.engine import hardening
@@ -110,6 +110,9 @@ class Helper:
             return None if member is None else member.read()
 
     def remove(self) -> None:
+        if self._attached is not None:
+            with suppress(Exception):  # the stream's own connection, however it ended
+                self._attached.close()  # type: ignore[attr-defined]
         with suppress(docker.errors.NotFound):
             self._container.remove(force=True, v=True)  # its anonymous volume too
 
@@ -211,8 +214,10 @@ def start(
     if not streamed:
         return Helper(containers.run(image(backend), argv, detach=True, **settings))
     # Attached before it starts, as `docker run` does: nothing it writes first is missed
-    # (replaying its log instead would not do: Docker's log keeps lines of text).
-    container = containers.create(image(backend), argv, **settings)
+    # (replaying its log instead would not do: Docker's log keeps lines of text), and
+    # that log, which copies all it writes, is capped, or a long capture fills the disk.
+    capped = LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"})
+    container = containers.create(image(backend), argv, log_config=capped, **settings)
     helper = Helper(container)
     try:
         helper._attached = container.attach(stdout=True, stderr=False, stream=True, demux=True)

@@ -152,10 +152,13 @@ def place(backend: Engine, target: str | None) -> Place:
             f"a host, process or network: {', '.join([*topology.services, *topology.networks])}",
         )
     host = topology.host_of(target).name
+    # Its peers' frames too carry real checksums only with their offload off.
+    networks = set(topology.hosts[host].networks)
+    peers = [h.name for h in topology.hosts.values() if networks & set(h.networks)]
     return Place(
         helpers.Namespace.of_host(backend, host),
         "all",
-        [host],
+        peers,
         f"{host} (every interface, loopback included)",
     )
 
@@ -230,9 +233,14 @@ def taking(
             started[label] = _start(backend, purpose, where.namespace, where.interfaces, INSIDE)
         yield files
     finally:
+        failed: list[LabError] = []
         with ctrl_c_ignored():
-            for label, helper in started.items():
+            for label, helper in started.items():  # every one collected and removed
                 try:
                     _collect(helper, files[label])
+                except LabError as exc:
+                    failed.append(exc)
                 finally:
                     helper.remove()
+        if failed:
+            raise failed[0]

@@ -184,10 +184,9 @@ class Decider:
             line = f"{self.kernel(flow.src)}: no socket on TCP {flow.sport} → RST"
             self._replace(syn[0], start, line)
         else:
-            line = (
-                f"{self.kernel(flow.src)}: TCP port {flow.sport}: no open socket for this "
-                "connection → RST"
-            )
+            # Its socket gone, or closed with unread data, or aborted (SO_LINGER 0): the
+            # frames cannot tell which, so no cause is given.
+            line = f"{self.kernel(flow.src)}: TCP port {flow.sport}: the connection is reset (RST)"
             if last is not None and last[1] == seq:  # the RST answers that very segment
                 self._replace(last[0], start, line)
         self.lines[index].append(line)

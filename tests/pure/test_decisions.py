@@ -119,7 +119,7 @@ OWNED = "shouthost's kernel: TCP port 8080 → tcp-shout (pid 7)"
 REFUSED_9999 = "shouthost's kernel: no socket on TCP 9999 → RST"
 UNREACHABLE_9 = "apphost's kernel: no socket on UDP 9 → ICMP port unreachable"
 CONNECTING = "client's kernel: TCP port 40000 → the connecting socket (it sent the SYN)"
-CLOSED = "shouthost's kernel: TCP port 8080: no open socket for this connection → RST"
+CLOSED = "shouthost's kernel: TCP port 8080: the connection is reset (RST)"
 DATAGRAM = udp(CLIENT, APP, 40000, 9)
 ROUTED = tcp(CLIENT, FAR, 40000, 443, SYN, seq=5, ident=77)
 ROUTED_ON = tcp(CLIENT, FAR, 40000, 443, SYN, seq=5, ident=77, ttl=63, via=ROUTER_MAC)
@@ -181,7 +181,7 @@ CASES: dict[str, tuple[list[bytes], dict[str, list[Any]], list[str | None]]] = {
             tcp(SHOUT, CLIENT, 9999, 40001, RST | ACK, seq=0, ack=7),
         ],
         {},
-        [None, "shouthost's kernel: TCP port 9999: no open socket for this connection → RST"],
+        [None, "shouthost's kernel: TCP port 9999: the connection is reset (RST)"],
     ),
     "the table named an owner, the RST says otherwise: the RST wins": (
         [

@@ -116,12 +116,29 @@ def carrying(prefix: bytes, place: str = "") -> Where:
     )
 
 
+def ends(name: str) -> tuple[str, str]:
+    """The recorded connect's two ends: the client's address and port, the target's."""
+    e = next(e for e in recorded(name)["events"] if e["op"] == "connect")
+    return str(e["local"]), str(e["remote"])
+
+
+def handshake_ack(name: str) -> int:
+    """What the client's last handshake segment acknowledges: the SYN-ACK's seq + 1."""
+    data = recorded(name)
+    for n in range(len(data["facts"]["frames"])):
+        f = frame(data, n)
+        if field(f, "TCP", "flag_names") == "SYN, ACK":
+            return (int(field(f, "TCP", "seq") or 0) + 1) % 2**32
+    raise AssertionError("no SYN-ACK recorded")
+
+
 def the_clients_ack(place: str, f: dissect.Frame) -> bool:
     """The handshake's last step: the client's ACK of the SYN-ACK, carrying nothing."""
+    here, _ = ends(DEFAULT)
     return (
         field(f, "TCP", "flag_names") == "ACK"
-        and field(f, "TCP", "src_port") == 60120
-        and field(f, "TCP", "ack") == 2928537118
+        and field(f, "TCP", "src_port") == int(here.rsplit(":", 1)[1])
+        and field(f, "TCP", "ack") == handshake_ack(DEFAULT)
         and not f.payload
     )
 
@@ -235,7 +252,8 @@ def the_read(d: Data) -> dict[str, Any]:
 
 
 def the_accept(d: Data) -> dict[str, Any]:
-    return server_call(d, lambda c: c["name"] == "accept4" and c["peer"] == "10.203.0.100:60120")
+    here, _ = ends(DEFAULT)
+    return server_call(d, lambda c: c["name"] == "accept4" and c["peer"] == here)
 
 
 def set_fact(key: str, value: Any) -> Change:
@@ -248,8 +266,8 @@ def _owner_of_80_changed(d: Data) -> None:
         for r in d["facts"]["port_tables"]["apphost"]
         if r["protocol"] == "tcp" and r["port"] == 80
     ]
-    assert row["pid"] == d["facts"]["server"]["pid"] == 8
-    row["pid"] = 13  # db's pid, on the same host
+    assert row["pid"] == d["facts"]["server"]["pid"]
+    row["pid"] += 5  # another process's, on the same host
 
 
 def _read_emptied(d: Data) -> None:
@@ -535,14 +553,8 @@ def test_stream(segs: list[wire.Segment], expected: bytes) -> None:
 
 def test_stream_of_the_recorded_runs() -> None:
     for name, here, there, request, answer in [
-        (
-            DEFAULT,
-            "10.203.0.100:60120",
-            "10.203.0.10:80",
-            b"GET / HTTP/1.1\r\n",
-            b"HTTP/1.1 200 OK",
-        ),
-        (ROUTER, "10.204.1.100:54766", "10.204.2.10:8080", b"journey", b"JOURNEY"),
+        (DEFAULT, *ends(DEFAULT), b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 OK"),
+        (ROUTER, *ends(ROUTER), b"journey", b"JOURNEY"),
     ]:
         segments = wire.segments(wire.frames_of(recorded(name)["facts"]), here, there)
         right = [s for s in segments if s.place in ("labnet", "right")]
@@ -624,12 +636,12 @@ def _syn_sent_twice(d: Data) -> None:
 
 
 def _accept_returned_fd_0(d: Data) -> None:
-    the_accept(d)["result"] = 0
+    fd = the_accept(d)["result"]
     for call in d["facts"]["server"]["calls"]:
-        if call["name"] in ("read", "recvfrom") and call["fd"] == 7:
+        if call["fd"] == fd:
             call["fd"] = 0
-        if call["name"] == "close" and call["fd"] == 7:
-            call["fd"] = 0
+        if call["name"] == "accept4" and call["result"] == fd:
+            call["result"] = 0
 
 
 def _reply_before_request(d: Data) -> None:
@@ -658,3 +670,51 @@ def _reply_before_request(d: Data) -> None:
 )
 def test_what_the_judgement_must_tell_apart(change: Change, failing: set[str]) -> None:
     assert failing_after(DEFAULT, change) == failing
+
+
+def _read_cut_short(d: Data) -> None:
+    """The process read only the first 10 bytes of the request (and strace showed them)."""
+    call = the_read(d)
+    call["result"], call["data"] = 10, call["data"][:10]
+
+
+def _loopback_not_watched(d: Data) -> None:
+    d["facts"]["captures"] = [c for c in d["facts"]["captures"] if not c.startswith("lo of")]
+    d["facts"]["frames"] = [f for f in d["facts"]["frames"] if not f["capture"].startswith("lo")]
+
+
+def _flushed_after_the_arp(d: Data) -> None:
+    d["facts"]["flushed"]["t"] = max(f["t"] for f in d["facts"]["frames"]) + 1
+
+
+def _client_listed_elsewhere(d: Data) -> None:
+    """The lab's record of the client's first address is not what its kernel used."""
+    d["lab"]["hosts"]["client"]["ip"] = "10.99.0.100"
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "failing"),
+    [
+        (DEFAULT, _read_cut_short, {"request"}),  # it did not read the whole request
+        (ROUTER, _loopback_not_watched, {"name"}),  # "no DNS query" unseen is no evidence
+        (DEFAULT, _flushed_after_the_arp, {"arp"}),  # an ARP before the flush proves nothing
+        (DEFAULT, _client_listed_elsewhere, set()),  # the addresses judged are the kernel's
+    ],
+)
+def test_what_was_observed_and_nothing_else_decides(
+    name: str, change: Change, failing: set[str]
+) -> None:
+    assert failing_after(name, change) == failing
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("passwd: files\nhosts:          files dns\n", "hosts:          files dns"),
+        ("hosts: dns files # resolver first\n", "hosts: dns files"),
+        ("# hosts: files\n", ""),
+        ("", ""),  # musl has no nsswitch.conf
+    ],
+)
+def test_hosts_line(text: str, line: str) -> None:
+    assert judgement.hosts_line(text) == line

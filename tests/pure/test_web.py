@@ -136,7 +136,7 @@ def test_frames_kept_in_the_result_join_the_time_line(tmp_path: Path) -> None:
     # On this made-up clock the SYN came after its RST: the RST refused no SYN seen yet,
     # and a SYN with no answer after it is decided nothing.
     assert frames[0]["decision"] == (
-        "shouthost's kernel: TCP port 9999: no open socket for this connection → RST"
+        "shouthost's kernel: TCP port 9999: the connection is reset (RST)"
     )
     assert frames[1]["decision"] is None
     whole = replayable(0, path)
@@ -162,7 +162,9 @@ def summary_of(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return summary(0, path, data)
 
 
-def test_a_result_with_a_pcap_takes_its_frames_from_the_pcap(tmp_path: Path) -> None:
+def test_a_runs_own_frames_win_over_a_pcap_beside_it_which_serves_otherwise(
+    tmp_path: Path,
+) -> None:
     from lab.services.helpers.capture import file_header, record
 
     path, data = _with_frames(tmp_path, stepped=False)
@@ -175,8 +177,12 @@ def test_a_result_with_a_pcap_takes_its_frames_from_the_pcap(tmp_path: Path) -> 
         + record(int(t0) + 1, 0, syn, len(syn))
         + record(int(t0) + 1, 1000, rst, len(rst))
     )
+    # `run --capture` of a run that keeps its own frames: those know which wire they were on.
     frames = [i for i in timeline(path, data) if i["kind"] == "frame"]
-    assert [f["frame"]["number"] for f in frames] == [1, 2]  # the pcap's, not the facts'
+    assert all("capture" in f["frame"] for f in frames)
+    del data["facts"]["frames"]
+    frames = [i for i in timeline(path, data) if i["kind"] == "frame"]
+    assert [f["frame"]["number"] for f in frames] == [1, 2]  # the pcap's
     assert "capture" not in frames[0]["frame"]
     assert frames[0]["decision"] == "shouthost's kernel: no socket on TCP 9999 → RST"
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from lab.cli.console import quiet_stdout
 from lab.cli.context import Invocation
 from lab.errors import UsageError
+from lab.interrupts import ended_as_ctrl_c
 from lab.packets import dissect
 from lab.packets.capture import place, streaming
 from lab.packets.pcap import RecordCutter
@@ -57,6 +58,11 @@ def register(commands: Any) -> None:
 
 
 def cmd_capture(s: Invocation, args: argparse.Namespace) -> int:
+    with ended_as_ctrl_c():
+        return _capture(s, args)
+
+
+def _capture(s: Invocation, args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be 1 or more")
     if args.seconds is not None and args.seconds <= 0:
@@ -75,7 +81,10 @@ def cmd_capture(s: Invocation, args: argparse.Namespace) -> int:
         if args.write == "-":
             out = sys.stdout.buffer
         elif args.write:
-            out = stack.enter_context(Path(args.write).open("wb"))
+            try:
+                out = stack.enter_context(Path(args.write).open("wb"))
+            except OSError as exc:
+                raise UsageError(f"cannot write {args.write}: {exc.strerror}") from None
         helper = stack.enter_context(streaming(lab.backend, where, offload=args.offload))
         ends = f" until {args.count} frames" if args.count else ""
         ends += f" for {args.seconds:g} s" if args.seconds else ""
@@ -91,7 +100,7 @@ def cmd_capture(s: Invocation, args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass  # the usual way to end a capture
         except BrokenPipeError:  # the reader (tshark, head) has gone: nothing more to say
-            _quiet_stdout()
+            quiet_stdout()
             return 0
     target = f" to {args.write}" if args.write and args.write != "-" else ""
     print(f"{s.prog}: {cutter.frames} frames{target}", file=note, flush=True)
@@ -129,9 +138,3 @@ def _copy(
                 return
         if out is not None:
             out.flush()
-
-
-def _quiet_stdout() -> None:
-    """Standard output pointed at nothing: Python's last flush at exit would fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())

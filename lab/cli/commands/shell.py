@@ -7,9 +7,10 @@ import sys
 from typing import Any
 
 from lab.cli import console
+from lab.cli.console import quiet_stdout
 from lab.cli.context import Invocation
 from lab.errors import UsageError
-from lab.interrupts import ctrl_c_ignored
+from lab.interrupts import ctrl_c_ignored, ended_as_ctrl_c
 
 
 def register(commands: Any) -> None:
@@ -36,6 +37,11 @@ def register(commands: Any) -> None:
 
 
 def cmd_shell(s: Invocation, args: argparse.Namespace) -> int:
+    with ended_as_ctrl_c():
+        return _shell(s, args)
+
+
+def _shell(s: Invocation, args: argparse.Namespace) -> int:
     lab = s.lab
     if args.line is not None:
         command = lab.command(args.line, args.host)
@@ -46,6 +52,9 @@ def cmd_shell(s: Invocation, args: argparse.Namespace) -> int:
                 sys.stderr.buffer.write(err)
                 sys.stderr.buffer.flush()
             return command.exit_code()
+        except BrokenPipeError:  # the reader (head, grep -q) has had enough
+            quiet_stdout()
+            return 0
         finally:
             with ctrl_c_ignored():
                 command.close()

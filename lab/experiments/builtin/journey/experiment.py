@@ -7,16 +7,17 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lab.engine import helpers
-from lab.errors import UsageError
+from lab.errors import LabError, UsageError
 from lab.experiments.builtin.journey import judgement, wire
 from lab.experiments.model import Claim, Context, Experiment, Needs, Observations, Verdicts
 from lab.packets import capture, dissect
 from lab.traffic import clients
 
 if TYPE_CHECKING:
+    from lab.backends.engine import Engine
     from lab.topology.model import Topology
 
 WORDS = {"http": ["/"], "resp": ["PING"]}  # what to say, by protocol; else one line
@@ -115,8 +116,7 @@ class Journey(Experiment):
         facts["stepped"] = True  # the web view opens it a step at a time
         facts["target"] = {**asdict(t), "name": t.host}
         facts["hosts_file"] = backend.run_in(client, ["cat", "/etc/hosts"]).decode()
-        nsswitch = backend.run_in(client, ["grep", "^hosts:", "/etc/nsswitch.conf"]).decode()
-        facts["nsswitch"] = nsswitch.strip()
+        facts["nsswitch"] = judgement.hosts_line(_read(backend, client, "/etc/nsswitch.conf"))
         if not judgement.listed(facts["hosts_file"], t.host) and t.address not in [
             i.ip for i in topology.hosts[t.host].interfaces if i.network in topology.client.networks
         ]:
@@ -125,20 +125,22 @@ class Journey(Experiment):
                 "it (Docker's resolver would ask outside) and /etc/hosts does not list it",
                 f'give the client `extra_hosts: ["{t.host}:{t.address}"]` (docs/journey.md)',
             )
-        facts["ttl"] = int(backend.run_in(client, ["cat", "/proc/sys/net/ipv4/ip_default_ttl"]))
-        facts["route"] = backend.run_in(client, ["ip", "-o", "route", "get", t.address]).decode()
-        facts["links"] = {
-            h: json.loads(backend.run_in(h, ["ip", "-j", "addr"])) for h in topology.hosts
-        }
+        facts["ttl"] = int(_read(backend, client, "/proc/sys/net/ipv4/ip_default_ttl") or 0)
+        # The interfaces of the hosts on the way: the client, the target, and every host
+        # that can forward (on more than one network); a host that cannot say is left out.
+        on_the_way = [
+            h.name
+            for h in topology.hosts.values()
+            if h.name in (client, t.host) or len(h.networks) > 1
+        ]
+        facts["links"] = {h: _links(backend, h) for h in on_the_way}
         facts["subnets"] = {n: net.subnet for n, net in topology.networks.items()}
         facts["port_tables"] = {t.host: [asdict(r) for r in lab.host(t.host).port_table()]}
-        hop = wire.next_hop(facts["route"], t.address)
-        places = {
-            f"lo of {client}": capture.Place(
-                helpers.Namespace.of_host(backend, client), "lo", [client], ""
-            )
-        }
+        ours = {i.ip for i in topology.hosts[t.host].interfaces}
+        loopback = helpers.Namespace.of_host(backend, client)
+        places = {f"lo of {client}": capture.Place(loopback, "lo", [client], "")}
         places |= {n: capture.place(backend, n) for n in topology.networks}
+        facts["captures"] = list(places)
         words = WORDS.get(t.protocol, ["journey"])
         with (
             tempfile.TemporaryDirectory(prefix="socklab-journey-") as folder,
@@ -146,21 +148,35 @@ class Journey(Experiment):
         ):
             with capture.taking(backend, places, Path(folder), "journey") as files:
                 offset = time.time() - time.monotonic()
+                resolved = ctx.on(client, [{"op": "resolve", "sock": "c", "host": t.host}])
+                address = resolved[0].data if resolved and resolved[0].outcome == "ok" else ""
+                if address not in ours:  # never sent anywhere but the target host itself
+                    raise UsageError(
+                        f"the client resolved {t.host} to {address or 'nothing'}, which is not "
+                        f"an address of host {t.host} ({', '.join(sorted(ours))})",
+                        "the journey goes only to the lab's own hosts: mend the client's "
+                        "/etc/hosts (extra_hosts)",
+                    )
+                route = backend.run_in(client, ["ip", "-o", "route", "get", address]).decode()
+                facts["route"] = route
+                hop = wire.next_hop(route, address)
                 helpers.run(
                     backend,
                     "neighbours",
-                    helpers.Namespace.of_host(backend, client),
+                    loopback,
                     ["ip", "neigh", "flush", "to", hop],
                     "NET_ADMIN",
                 )
                 after = backend.run_in(client, ["ip", "neigh", "show", "to", hop]).decode()
-                facts["flushed"] = {"next_hop": hop, "after": after.strip()}
-                resolved = ctx.on(client, [{"op": "resolve", "sock": "c", "host": t.host}])
-                address = resolved[0].data if resolved and resolved[0].outcome == "ok" else None
+                facts["flushed"] = {
+                    "next_hop": hop,
+                    "after": after.strip(),
+                    "t": ctx.clock() - ctx.t0,
+                }
                 steps = clients.conversation(t.protocol, "tcp", t.host, t.port, words)
                 for step in steps:  # the name stays in the request (HTTP's Host), and
                     if step["op"] == "connect":  # the address found is connected to
-                        step["host"] = address or t.address
+                        step["host"] = address
                 ctx.on(client, steps)
             frames = []
             for label, path in files.items():
@@ -174,3 +190,20 @@ class Journey(Experiment):
 
     def judge(self, seen: Observations) -> Verdicts:
         return judgement.judge(seen)
+
+
+def _read(backend: Engine, host: str, path: str) -> str:
+    """A file of a host ('' when it has none: another image may lack it)."""
+    try:
+        return backend.run_in(host, ["cat", path]).decode(errors="replace")
+    except LabError:
+        return ""
+
+
+def _links(backend: Engine, host: str) -> list[dict[str, Any]]:
+    """A host's interfaces as its own kernel lists them (`ip -j addr`); [] when it cannot."""
+    try:
+        found = json.loads(backend.run_in(host, ["ip", "-j", "addr"]))
+    except (LabError, ValueError):
+        return []
+    return found if isinstance(found, list) else []

@@ -36,6 +36,14 @@ def listed(hosts_file: str, name: str) -> str:
     return ""
 
 
+def hosts_line(nsswitch: str) -> str:
+    """The `hosts:` line of an /etc/nsswitch.conf ('' when there is none, as with musl)."""
+    for line in nsswitch.splitlines():
+        if line.split("#", 1)[0].strip().startswith("hosts:"):
+            return line.split("#", 1)[0].strip()
+    return ""
+
+
 def files_first(nsswitch: str) -> bool:
     words = nsswitch.split()
     return "files" in words and ("dns" not in words or words.index("files") < words.index("dns"))
@@ -44,11 +52,13 @@ def files_first(nsswitch: str) -> bool:
 def judge(seen: Observations) -> Verdicts:
     facts = seen.facts
     target: dict[str, Any] = facts["target"]
-    name, port, address = str(target["name"]), int(target["port"]), str(target["address"])
+    name, port = str(target["name"]), int(target["port"])
     frames = wire.frames_of(facts)
-    client_ip = seen.ip(seen.client)
     connect = seen.events.first(CLIENT_SOCK, "connect")
     here, there = connect.local, connect.remote
+    # The addresses the kernel used, not the topology's first ones: either end may be on
+    # more than one network.
+    client_ip, address = ip_of(here), ip_of(there)
     segments = wire.segments(frames, here, there) if here and there else []
     target_net = wire.network_of(address, facts["subnets"])
     client_net = wire.network_of(client_ip, facts["subnets"])
@@ -62,26 +72,31 @@ def judge(seen: Observations) -> Verdicts:
         got = resolved.data or ""
         lookups = [x for x in wire.dns_lookups(frames) if x.name.lower() == name.lower()]
         in_file = listed(facts["hosts_file"], name)
+        owned = _addresses(facts, str(target["host"]))
+        watched = f"lo of {seen.client}" in facts.get("captures", [])
         if in_file and files_first(facts["nsswitch"]):
             return (
-                not lookups and got == in_file == ip_of(there),
+                watched and not lookups and got == in_file == address and address in owned,
                 f"/etc/hosts lists {name} at {in_file}; {len(lookups)} DNS queries for it "
-                f"on the wire; the client got {got or resolved.outcome}, connected to {there}",
+                f"on the wire{'' if watched else ' (the client loopback was not captured)'}; "
+                f"the client got {got or resolved.outcome}, connected to {there}",
             )
         answered = [x for x in lookups if x.answer is not None]
         said = sorted({a for x in answered for a in x.answer.addresses(name)})  # type: ignore[union-attr]
         return (
-            bool(answered) and said == [got] and got == address == ip_of(there),
+            bool(answered) and got in said and set(said) <= owned and got == address,
             f"{len(lookups)} DNS queries for {name} on the client's wire, "
             f"{len(answered)} answered with {', '.join(said) or 'no address'}; the client got "
-            f"{got or resolved.outcome} and connected to {there}; {target['host']} has {address}",
+            f"{got or resolved.outcome} and connected to {there}; {target['host']} has "
+            f"{', '.join(sorted(owned)) or 'no address its kernel listed'}",
         )
 
     @v.claim("arp")
     def _() -> tuple[bool, str]:
         hop = wire.next_hop(facts["route"], address)
-        asked = wire.arp(frames, 1, client_ip, hop)
-        told = wire.arp(frames, 2, hop, client_ip)
+        since = float(facts["flushed"].get("t", float("-inf")))
+        asked = wire.arp(frames, 1, client_ip, hop, since)
+        told = wire.arp(frames, 2, hop, client_ip, since)
         syn = next((s for s in segments if s.flags == "SYN" and s.place == client_net), None)
         told_mac = str(told.frame.layer("ARP").fields["sender_mac"]) if told else ""  # type: ignore[union-attr]
         broadcast = asked is not None and (
@@ -133,12 +148,18 @@ def judge(seen: Observations) -> Verdicts:
         sent = b"".join(raw(e.data or "") for e in seen.events.every(CLIENT_SOCK, "sendall"))
         on_wire = wire.stream(on_target_net, here)
         reads = _server_reads(facts, here)
-        read = b"".join(reads)
+        count = sum(n for n, _, _ in reads)
+        at, shown_match = 0, True
+        for n, shown, cut in reads:  # strace shows each call's bytes, or its first ones
+            whole = len(shown) == n or (cut and 0 < len(shown) < n)
+            shown_match = shown_match and whole and on_wire[at : at + len(shown)] == shown
+            at += n
         return (
-            bool(sent) and on_wire == sent and bool(read) and on_wire.startswith(read),
+            bool(sent) and on_wire == sent and count == len(on_wire) and shown_match,
             f"the client sent {len(sent)} bytes; {len(on_wire)} crossed to {there} "
             f"({'the same' if on_wire == sent else 'not the same'}); the process read "
-            f"{len(read)} of them (strace shows a call's first bytes)",
+            f"{count} in {len(reads)} call{'' if len(reads) == 1 else 's'}"
+            + ("" if shown_match else ", not these bytes"),
         )
 
     @v.claim("process")
@@ -188,19 +209,37 @@ def _returned(call: dict[str, Any]) -> bool:
     return call["result"] is not None and int(call["result"]) >= 0
 
 
-def _server_reads(facts: dict[str, Any], peer: str) -> list[bytes]:
-    """What the target process read on the connection it accepted from ``peer``: from
-    that accept to the close of its descriptor (which the next accepted one may reuse)."""
-    out, fd = [], None
+def _server_reads(facts: dict[str, Any], peer: str) -> list[tuple[int, bytes, bool]]:
+    """What the target process read on the connection it accepted from ``peer`` (how
+    many bytes each call returned, the ones strace showed, and whether it showed only the
+    first ones). The descriptor
+    counts from that accept until an accept returns its number for another peer; a
+    thread or forked child that closed its copy reads no more on it, others still may."""
+    out: list[tuple[int, bytes, bool]] = []
+    tracked: set[int] = set()
+    closed: set[tuple[int | None, int]] = set()
     for c in facts["server"]["calls"]:
-        if c["name"] in ("accept", "accept4") and c["peer"] == peer and _returned(c):
-            fd = c["result"]
-        elif fd is not None and c["fd"] == fd:
-            if c["name"] == "close":
-                break
-            if c["name"] in ("read", "recvfrom", "recv", "recvmsg") and (c["result"] or 0) > 0:
-                out.append((c["data"] or "").encode("utf-8", "surrogateescape"))
+        if c["name"] in ("accept", "accept4") and _returned(c):
+            fd = int(c["result"])
+            if c["peer"] == peer:
+                tracked.add(fd)
+                closed = {(p, f) for p, f in closed if f != fd}
+            else:
+                tracked.discard(fd)
+            continue
+        if c["fd"] not in tracked or (c["pid"], c["fd"]) in closed:
+            continue
+        if c["name"] == "close":
+            closed.add((c["pid"], c["fd"]))
+        elif c["name"] in ("read", "recvfrom", "recv", "recvmsg") and (c["result"] or 0) > 0:
+            shown = (c["data"] or "").encode("utf-8", "surrogateescape")
+            out.append((int(c["result"]), shown, bool(c.get("truncated"))))
     return out
+
+
+def _addresses(facts: dict[str, Any], host: str) -> set[str]:
+    """A host's IPv4 addresses as its own kernel listed them, loopback aside."""
+    return {ip for ip in wire.macs(facts["links"].get(host, [])) if not ip.startswith("127.")}
 
 
 def _hops(
@@ -216,11 +255,11 @@ def _hops(
     syns = [s for s in segments if s.flags == "SYN" and s.src == here]
     if not syns:
         return False, "no SYN was captured on any network"
-    # The first SYN, as each network saw it (a retransmitted SYN is the same segment again,
-    # with a new IP id: it is not another hop).
+    # One IP packet, as each network saw it: the first SYN and its copies with the same IP
+    # id (a retransmitted SYN is another packet, with another id: not another hop).
     first: dict[str, wire.Segment] = {}
     for s in syns:
-        if s.seq == syns[0].seq:
+        if s.ip_id == syns[0].ip_id:
             first.setdefault(s.place, s)
     copies = sorted(first.values(), key=lambda s: -s.ttl)
     owner = {mac: ip for ip, mac in macs.items()}

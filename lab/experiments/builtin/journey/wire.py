@@ -172,9 +172,14 @@ def stream(segs: Iterable[Segment], src: str) -> bytes:
     return out
 
 
-def arp(frames: list[Captured], op: int, sender_ip: str, target_ip: str) -> Captured | None:
-    """The first ARP request (op 1) or reply (op 2) between those addresses."""
+def arp(
+    frames: list[Captured], op: int, sender_ip: str, target_ip: str, since: float = float("-inf")
+) -> Captured | None:
+    """The first ARP request (op 1) or reply (op 2) between those addresses, from
+    ``since`` on (seconds since the run began)."""
     for c in frames:
+        if c.t < since:
+            continue
         layer = c.frame.layer("ARP")
         if (
             layer is not None
