@@ -85,9 +85,12 @@ class Needs:
     processes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     hosts: tuple[str, ...] = ()
     client: bool = True
+    one_machine: bool = False  # it captures on the bridges of one Docker host
 
     def missing(self, topology: Topology) -> list[str]:
         lacking = []
+        if self.one_machine and len(set(topology.machines.values())) > 1:
+            lacking.append("its hosts on one machine (it captures on that Docker host's bridges)")
         if self.client and not any(h.role == "client" for h in topology.hosts.values()):
             lacking.append("a client host (socklab.role: client)")
         lacking += [f"host {h}" for h in self.hosts if h not in topology.hosts]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,15 @@ def test_an_experiment_says_what_the_topology_lacks() -> None:
     assert needs.missing(topo) == ["host edge", "process cache on 11211/tcp"]
     assert Needs(processes={"db": ("6379/udp",)}).missing(topo) == ["process db on 6379/udp"]
     assert Needs(processes={"db": ("6379/tcp",)}).missing(topo) == []
+
+
+def test_an_experiment_that_captures_on_one_docker_host_needs_its_hosts_on_one_machine() -> None:
+    topo = from_config(default())
+    needs = Needs(one_machine=True)
+    assert needs.missing(topo) == []  # one engine: no machines at all
+    spread = replace(topo, machines={"apphost": "m1", "shouthost": "m2", "client": "m1"})
+    assert needs.missing(spread) == [
+        "its hosts on one machine (it captures on that Docker host's bridges)"
+    ]
+    together = replace(topo, machines={"apphost": "m1", "shouthost": "m1", "client": "m1"})
+    assert needs.missing(together) == []

@@ -49,7 +49,11 @@ def register(commands: Any) -> None:
         "(path/to/experiment.py).",
     )
     run.add_argument("names", nargs="*", metavar="NAME|FILE", help="experiments to run")
-    run.add_argument("--all", action="store_true", help="run every built-in experiment")
+    run.add_argument(
+        "--all",
+        action="store_true",
+        help="run every built-in experiment this topology can run (the others are named, skipped)",
+    )
     run.add_argument(
         "--predict",
         action="append",
@@ -157,6 +161,13 @@ def cmd_run(s: Invocation, args: argparse.Namespace) -> int:
     lab.wait_healthy(timeout=30)
     failed = 0
     for experiment, path in experiments:
+        lacking = experiment.needs.missing(lab.topology)
+        if args.all and lacking:  # every experiment this topology can run; the rest named
+            print(
+                f"{s.prog}: skipped {experiment.name}: it needs {', '.join(lacking)}",
+                file=sys.stderr,
+            )
+            continue
         guess = loaded.get(experiment.name)
         if args.ask:
             guess = predictions.ask(

@@ -56,7 +56,7 @@ def target_of(topology: Topology) -> Target:
 class Journey(Experiment):
     name = "journey"
     question = "How does one request get from a name to a process, layer by layer?"
-    needs = Needs()
+    needs = Needs(one_machine=True)
     timeline = True
     claims = (
         Claim(
