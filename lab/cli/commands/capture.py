@@ -89,21 +89,21 @@ def _capture(s: Invocation, args: argparse.Namespace) -> int:
         ends = f" until {args.count} frames" if args.count else ""
         ends += f" for {args.seconds:g} s" if args.seconds else ""
         print(f"{s.prog}: capturing on {where.words}{ends}; Ctrl-C stops", file=note, flush=True)
-        cutter = RecordCutter()
+        cutter, copied = RecordCutter(), [0]
         if args.seconds:  # SIGTERM ends the helper's capture cleanly, and so its stream
             timer = threading.Timer(args.seconds, helper.stop, (3,))
             timer.daemon = True
             timer.start()
             stack.callback(timer.cancel)
         try:
-            _copy(helper.stream(), cutter, out, args.count, names)
+            _copy(helper.stream(), cutter, out, args.count, names, copied)
         except KeyboardInterrupt:
             pass  # the usual way to end a capture
         except BrokenPipeError:  # the reader (tshark, head) has gone: nothing more to say
             quiet_stdout()
             return 0
     target = f" to {args.write}" if args.write and args.write != "-" else ""
-    print(f"{s.prog}: {cutter.frames} frames{target}", file=note, flush=True)
+    print(f"{s.prog}: {copied[0]} frames{target}", file=note, flush=True)
     return 0
 
 
@@ -113,13 +113,16 @@ def _copy(
     out: IO[bytes] | None,
     count: int | None,
     names: dict[str, str],
+    copied: list[int],
 ) -> None:
-    """Whole records to ``out`` (or a line each to standard output), until ``count``."""
+    """Whole records to ``out`` (or a line each to standard output), until ``count``;
+    ``copied[0]``: how many so far (what an interrupted copy had done)."""
     start: float | None = None
     number = -1  # the file header comes first
     for chunk in chunks:
         for piece in cutter.feed(chunk):
             number += 1
+            copied[0] = max(number, 0)
             if out is not None:
                 out.write(piece)
             elif number:
