@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab import journal
+from lab.experiments import clocks
 from lab.errors import ExperimentError, NothingJudged, UsageError
 from lab.names import PROJECT
 from lab.services.probes.sockscript import Event, Step
@@ -175,6 +176,21 @@ class Context:
 
     def ip(self, host: str) -> str:
         return self.lab.topology.host_of(host).ip
+
+    def one_clock(self, what: str, hosts: list[str]) -> None:
+        """Refuse, in one line, ``what`` if it compares the driver's clock with a host's
+        that runs on another kernel; records each kernel's boot id in ``facts["kernels"]``."""
+        here = clocks.kernel_here()
+        there = {
+            h: self.lab.backend.run_in(h, ["cat", clocks.BOOT_ID]).decode().strip()
+            for h in dict.fromkeys(hosts)
+        }
+        self.facts["kernels"] = {"driver": here, **there}
+        apart = clocks.strangers(here, there)
+        if apart:
+            raise ExperimentError(
+                clocks.refusal(what, apart), "run it with these hosts on the driver's machine"
+            )
 
     @staticmethod
     def clock() -> float:
