@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab import journal
-from lab.experiments import clocks
 from lab.errors import ExperimentError, NothingJudged, UsageError
+from lab.experiments import clocks
 from lab.names import PROJECT
 from lab.services.probes.sockscript import Event, Step
 from lab.topology import Port, Topology
