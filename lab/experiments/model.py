@@ -54,6 +54,7 @@ class Verdict:
 
     held: bool
     observed: str
+    judged: bool = True  # False: the evidence to decide is missing (``observed`` says why)
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,8 @@ def judge_checks(
         held, observed = (
             (verdict.held, verdict.observed) if isinstance(verdict, Verdict) else verdict
         )
-        checks.append(Check(claim.id, claim.text, bool(held), str(observed)))
+        judged = verdict.judged if isinstance(verdict, Verdict) else True
+        checks.append(Check(claim.id, claim.text, bool(held) and judged, str(observed), judged))
     if not checks:
         raise NothingJudged(
             f"experiment {experiment.name} judged nothing: no claim was checked",

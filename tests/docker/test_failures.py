@@ -12,8 +12,9 @@ import lab as socklab
 from lab.backends.engine import Engine
 from lab.chaos.faults import restore
 from lab.experiments.builtin.failures import DEFAULT_ROWS, Failures, Row
-from lab.experiments.model import Context
+from lab.experiments.model import Context, Observations, judge_checks
 from lab.progress import silent
+from lab.traffic.script import Events
 from tests.docker.conftest import PROJECT, run_lab_cli, settled, start_lab_cli, wait_for
 
 
@@ -45,6 +46,33 @@ def test_the_seed_note_reproduced(net: socklab.Lab) -> None:
     assert tcp_restart["during"] == "eof-then-epipe"
     assert not tcp_restart["old_socket_works"]
     assert tcp_restart["new_socket_works"]
+
+
+def test_a_scheduled_restart_is_judged_whatever_the_gap_and_the_kernel_counts_it(
+    net: socklab.Lab,
+) -> None:
+    # The schedule the issue tried: udp-shout restarted with no ``at`` and no wait for
+    # health, so the clients' datagrams may fall before the new process binds its port.
+    experiment = Failures((Row("restart-udp", "", "restart", ("udp-shout",)),))
+    ctx = Context(net)
+    experiment.run(ctx)
+    seen = Observations(Events([]), ctx.facts, {})
+    claims = experiment.claims_for(net.topology)
+    checks = judge_checks(experiment, claims, seen)
+    assert {c.id for c in checks} == {"restart-udp.udp-shout", "restart-udp.udp-shout-connected"}
+    assert all(c.held for c in checks), [(c.id, c.observed) for c in checks]
+    assert ctx.facts["kernels"]["client"] == ctx.facts["kernels"]["driver"]
+    # Every refusal the connected client met is an ICMP the struck host's kernel counted.
+    (reading,) = ctx.facts["kernel"]
+    counted = {k: reading["after"]["counters"][k] - reading["before"]["counters"][k]
+               for k in ("OutDestUnreachs", "NoPorts")}  # fmt: skip
+    cell = next(c for c in ctx.facts["cells"] if c["client"] == "udp-shout-connected")
+    refused = sum(
+        e["outcome"] == "ECONNREFUSED" and cell["fault_at"] <= e["t"] < cell["recovered_at"]
+        for e in cell["events"]
+    )
+    assert counted["OutDestUnreachs"] >= refused
+    assert counted["NoPorts"] >= counted["OutDestUnreachs"]
 
 
 def test_chaos_by_hand_then_restore(lab: Engine) -> None:

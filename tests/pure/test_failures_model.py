@@ -57,6 +57,9 @@ def ev(op: str, outcome: str, nbytes: int | None = None, data: str | None = None
         ([ev("recv", "timeout"), ev("send", "ok", 3), ev("recv", "timeout")], "silent"),
         ([ev("sendto", "ok", 3), ev("recvfrom", "ok", 3, "X")], "answered"),
         ([ev("recv", "EHOSTUNREACH")], "other: recv EHOSTUNREACH"),
+        # Nothing received while the fault was in place: no outcome, not "silent".
+        ([], "unseen"),
+        ([ev("send", "ok", 3), ev("sendto", "ok", 3)], "unseen"),
     ],
 )
 def test_during_verdict(events: list[Event], verdict: str) -> None:
@@ -204,6 +207,8 @@ def test_bad_schedules_are_refused(tmp_path: Path) -> None:
         draw_targets((Row("r", "", "kill", ("client",)),), 0, TOPOLOGY)
     with pytest.raises(ScheduleError, match="cut takes a host"):
         draw_targets((Row("r", "", "cut", ("db",)),), 0, TOPOLOGY)
+    with pytest.raises(ScheduleError, match="cut takes a host"):  # it resolved to processes
+        draw_targets((Row("r", "", "cut", ("every-process",)),), 0, TOPOLOGY)
 
 
 def test_cell_round_trips_through_json_and_draws(tmp_path: Path) -> None:
@@ -290,7 +295,10 @@ def test_each_struck_host_probes_a_host_on_a_third_machine() -> None:
         # The severed machine could not reach the third one either: that was an isolate.
         ("sever", [ev("socket", "ok"), ev("connect", "timeout")], False),
         ("isolate", [ev("socket", "ok"), ev("connect", "timeout")], True),
-        ("isolate", [ev("socket", "ok"), ev("connect", "EHOSTUNREACH")], True),
+        # An error is an answer: ECONNREFUSED is an RST that crossed the cut, and
+        # EHOSTUNREACH an ICMP or a failed ARP; a lost machine sends nothing back.
+        ("isolate", [ev("socket", "ok"), ev("connect", "ECONNREFUSED")], False),
+        ("isolate", [ev("socket", "ok"), ev("connect", "EHOSTUNREACH")], False),
         # The isolated machine still reached a third one: it was not cut off from all.
         ("isolate", [ev("socket", "ok"), ev("connect", "ok")], False),
         ("isolate", [], False),  # no connect recorded: nothing observed, nothing held
@@ -300,3 +308,170 @@ def test_a_bystander_probe_is_judged_from_its_connect(
     fault: str, events: list[Event], held: bool
 ) -> None:
     assert judge_bystander(fault, events).held is held
+
+
+def test_a_cell_with_no_receive_during_the_fault_is_not_judged() -> None:
+    from lab.experiments.builtin.failures import derive, unjudged
+
+    column = COLUMNS["udp-shout-connected"]
+    sock = column.sock
+    before = Event(0.1, "client", sock, "udp", "send", "", "", "ok", 3, "x", dt=0.0)
+    after = Event(3.0, "client", sock, "udp", "recv", "", "", "ok", 3, "X", dt=0.0)
+    empty = derive("r", column, [before, after], 1.0, 2.0)
+    assert empty.during == "unseen"
+    assert "not judged" in (unjudged(empty) or "")
+    assert not judge(empty, EXPECTED[("kill", True, "udp-connected")])  # was "silent": held
+    timed_out = Event(1.5, "client", sock, "udp", "recv", "", "", "timeout", None, None, dt=1.0)
+    seen = derive("r", column, [before, timed_out, after], 1.0, 2.0)
+    assert seen.during == "silent"
+    assert unjudged(seen) is None
+
+
+def test_a_freeze_of_a_host_and_its_process_is_judged_as_the_process_frozen() -> None:
+    rows = resolved((Row("both", "", "pause", ("shouthost", "tcp-shout")),))
+    frozen = expectation(rows["both"], COLUMNS["tcp-shout"])
+    assert frozen is EXPECTED[("pause", False, "stream")]
+    assert not judge(cell(during="silent"), EXPECTED[("pause", True, "stream")])
+    # udp-shout is not frozen itself: its host's freeze leaves it answering.
+    assert expectation(rows["both"], COLUMNS["udp-shout"]) is EXPECTED[("pause", True, "udp")]
+
+
+def test_processes_are_struck_before_their_hosts() -> None:
+    rows = resolved((Row("r", "", "kill", ("shouthost", "tcp-shout", "random-process")),))
+    targets = rows["r"].targets
+    assert targets[-1] == "shouthost"
+    assert set(targets[:-1]) <= set(TOPOLOGY.processes)
+
+
+def test_a_restart_that_does_not_settle_admits_the_gap_and_nothing_else() -> None:
+    settled = Row("r", "", "restart", ("udp-shout",), settle=True)
+    unsettled = Row("r", "", "restart", ("udp-shout",))
+    refused = cell(during="refused", late=[], lost=["x"])
+    connected = COLUMNS["udp-shout-connected"]
+    # The schedule's row: a datagram in the gap drew ECONNREFUSED, then the same socket
+    # worked; it used to fail "the restarted server answers at once".
+    assert judge(refused, expectation(unsettled, connected))  # type: ignore[arg-type]
+    assert not judge(refused, expectation(settled, connected))  # type: ignore[arg-type]
+    gap = expectation(unsettled, connected)
+    assert gap is not None
+    assert not judge(replace(refused, old_socket_works=False), gap)
+    lost = cell(during="silent", late=[], lost=["x"])
+    assert judge(lost, expectation(unsettled, COLUMNS["udp-shout"]))  # type: ignore[arg-type]
+    assert not judge(lost, expectation(unsettled, connected))  # type: ignore[arg-type]
+    tcp = Row("r", "", "restart", ("tcp-shout",))
+    assert expectation(tcp, COLUMNS["tcp-shout"]) == EXPECTED[("restart", False, "stream")]
+
+
+SNMP = """Ip: Forwarding DefaultTTL
+Ip: 1 64
+Icmp: InMsgs OutMsgs OutRateLimitGlobal OutRateLimitHost OutDestUnreachs
+Icmp: 0 {out} 0 {limited} {unreach}
+IcmpMsg: OutType3
+IcmpMsg: {unreach}
+Udp: InDatagrams NoPorts InErrors OutDatagrams
+Udp: {delivered} {noports} 0 9
+UdpLite: InDatagrams NoPorts InErrors OutDatagrams
+UdpLite: 0 0 0 0
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+ 1: 00000000:{port} 00000000:0000 07 00000000:00000000 00:00000000 00000000 10001
+"""
+
+
+def snmp(unreach: int, limited: int, noports: int, delivered: int = 5, port: int = 0x1F90) -> str:
+    return SNMP.format(
+        out=unreach, unreach=unreach, limited=limited, noports=noports, delivered=delivered,
+        port=f"{port:04X}",
+    )  # fmt: skip
+
+
+def test_the_struck_hosts_counters_are_read_from_proc() -> None:
+    from lab.experiments.builtin.failures import kernel
+
+    reading = kernel.parse(snmp(unreach=3, limited=1, noports=4))
+    assert reading == {
+        "counters": {
+            "OutDestUnreachs": 3,
+            "OutRateLimitGlobal": 0,
+            "OutRateLimitHost": 1,
+            "InDatagrams": 5,
+            "NoPorts": 4,
+            "InErrors": 0,
+        },
+        "udp_ports": [8080],
+    }
+    old_kernel = "Icmp: InMsgs OutDestUnreachs\nIcmp: 1 2\n"
+    assert kernel.parse(old_kernel)["counters"] == {"OutDestUnreachs": 2}
+
+
+@pytest.mark.parametrize(
+    ("after", "says"),
+    [
+        (snmp(unreach=1, limited=1, noports=2, port=0x1F91), "1 ICMP held back by its rate"),
+        (snmp(unreach=0, limited=0, noports=0, delivered=6), "a socket was still bound to 8080"),
+        (snmp(unreach=2, limited=0, noports=2, port=0x1F91), "drew a port unreachable"),
+        (snmp(unreach=0, limited=0, noports=0, port=0x1F91), "no datagram reached the host"),
+    ],
+)
+def test_a_missed_refusal_cites_the_kernels_counters(after: str, says: str) -> None:
+    from lab.experiments.builtin.failures import kernel
+
+    before = kernel.parse(snmp(unreach=0, limited=0, noports=0))
+    assert says in kernel.evidence(before, kernel.parse(after), 8080)
+    assert "could not be read" in kernel.evidence(None, kernel.parse(after), 8080)
+
+
+def test_a_refusal_not_seen_is_judged_failed_with_the_kernels_evidence() -> None:
+    from lab.experiments.builtin.failures import kernel
+    from lab.experiments.model import judge_result
+
+    data = json.loads((ROOT / "tests/pure/fixtures/results/failures.json").read_text())
+    claim = "process-crash.udp-shout-connected"
+    target = next(c for c in data["facts"]["cells"] if f"{c['row']}.{c['client']}" == claim)
+    for e in target["events"]:
+        if e["outcome"] == "ECONNREFUSED":  # the ICMP never came: the receive timed out
+            e.update(outcome="timeout", dt=1.0)
+    data["facts"]["kernel"] = [
+        {
+            "row": "process-crash",
+            "host": "shouthost",
+            "before": kernel.parse(snmp(unreach=0, limited=0, noports=0)),
+            "after": kernel.parse(snmp(unreach=1, limited=1, noports=2, port=0x1F91)),
+        }
+    ]
+    check = next(c for c in judge_result(Failures(), data) if c.id == claim)
+    assert not check.held
+    assert "NoPorts+2" in check.observed
+    assert "OutRateLimitHost+1" in check.observed
+
+
+def test_the_matrix_refuses_a_client_on_another_kernel_before_sending_anything() -> None:
+    from types import SimpleNamespace
+
+    from lab.errors import ExperimentError
+    from lab.experiments.model import Context
+
+    asked: list[tuple[str, list[str]]] = []
+
+    def run_in(host: str, argv: list[str]) -> bytes:
+        asked.append((host, argv))
+        return b"a-boot-of-another-machine\n"
+
+    lab = SimpleNamespace(topology=TOPOLOGY, backend=SimpleNamespace(run_in=run_in))
+    ctx = Context(lab)  # type: ignore[arg-type]
+    with pytest.raises(ExperimentError, match="client's, which run on another kernel"):
+        Failures().run(ctx)
+    assert [host for host, _ in asked] == ["client"]  # nothing else was run
+    assert ctx.facts["kernels"]["client"] == "a-boot-of-another-machine"
+
+
+def test_a_saved_result_from_two_kernels_has_its_cells_not_judged() -> None:
+    from lab.experiments.model import judge_result
+
+    data = json.loads((ROOT / "tests/pure/fixtures/results/failures.json").read_text())
+    data["facts"]["kernels"] = {"driver": "boot-a", "client": "boot-a"}
+    assert all(c.judged and c.held for c in judge_result(Failures(), data))
+    data["facts"]["kernels"]["client"] = "boot-b"
+    checks = judge_result(Failures(), data)
+    assert checks
+    assert not any(c.judged or c.held for c in checks)
+    assert "another kernel" in checks[0].observed

@@ -7,6 +7,7 @@ One concept per module, in the order each builds on the last:
   steps         one client's conversation as socket-script steps
   expectations  what each cell should show: the claims
   probes        bystanders between two hosts, beside the clients
+  kernel        the struck host's ICMP/UDP counters around a row, read into words
   judgement     a cell from its events, and whether it holds (pure)
   runner        the clients' sessions, side by side, phase by phase
   schedule      rows from a YAML file; targets drawn with a seed
@@ -16,7 +17,7 @@ One concept per module, in the order each builds on the last:
 
 from lab.experiments.builtin.failures.expectations import EXPECTED, Expect, claims_of, expectation
 from lab.experiments.builtin.failures.experiment import Failures
-from lab.experiments.builtin.failures.judgement import derive, during_verdict, judge
+from lab.experiments.builtin.failures.judgement import derive, during_verdict, judge, unjudged
 from lab.experiments.builtin.failures.model import (
     DEFAULT_ROWS,
     FAULTS,
@@ -53,4 +54,5 @@ __all__ = [
     "judge",
     "judge_bystander",
     "load_schedule",
+    "unjudged",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lab.experiments.builtin.failures.model import Column, Row
 from lab.experiments.model import (
@@ -14,12 +14,18 @@ from lab.experiments.model import (
 class Expect:
     """What a cell should show. ``during``: see ``during_verdict``; ``old``: does the very
     socket work again after recovery; ``late``: are messages sent during the fault answered
-    after it (True), lost (False), or is there nothing to say (None)."""
+    after it (True), lost (False), or is there nothing to say (None). ``also``: other
+    outcomes the row's timing lets the kernel produce, each as right as ``during``."""
 
     during: str
     old: bool
     late: bool | None
     why: str
+    also: tuple[str, ...] = ()
+
+    @property
+    def admits(self) -> tuple[str, ...]:
+        return (self.during, *self.also)
 
 
 # The expected outcome of every kind of cell, as the Linux kernel behaves (Docker bridge
@@ -160,12 +166,39 @@ EXPECTED: dict[tuple[str, bool, str], Expect] = {
 }
 
 
+# A restart that does not wait for the lab to be healthy again (a schedule's row) lets the
+# clients' first messages reach the host before the new process has bound its port: what
+# the kernel does to a message in that gap is as right as the answer that comes after it.
+# TCP is not here: the old connection is gone either way (EOF, then RST and EPIPE).
+IN_THE_GAP: dict[str, tuple[tuple[str, ...], str]] = {
+    "udp": (
+        ("silent",),
+        "; or, probed before the new process bound its port, the datagrams fell in the gap "
+        "and were lost (an unconnected socket ignores the ICMP), and the same socket works "
+        "after",
+    ),
+    "udp-connected": (
+        ("refused",),
+        "; or, probed before the new process bound its port, a datagram fell in the gap and "
+        "drew ICMP port unreachable (ECONNREFUSED), and the same socket works after",
+    ),
+}
+
+
 def expectation(row: Row, column: Column) -> Expect | None:
     """What a client should see in a row; None when the row does not touch its server."""
     hits_host = column.host in row.targets
-    if column.process not in row.targets and not hits_host:
+    hits_process = column.process in row.targets
+    if not hits_process and not hits_host:
         return None
-    return EXPECTED.get((row.fault, hits_host, column.kind))
+    # Every fault on a host takes its processes with it, except a freeze: a frozen host
+    # leaves its processes running, so a frozen process decides the cell.
+    on_host = hits_host and not (row.fault == "pause" and hits_process)
+    expect = EXPECTED.get((row.fault, on_host, column.kind))
+    if expect is not None and row.fault == "restart" and not row.settle:
+        also, why = IN_THE_GAP.get(column.kind, ((), ""))
+        return replace(expect, also=also, why=expect.why + why)
+    return expect
 
 
 def claims_of(rows: tuple[Row, ...], columns: list[Column]) -> tuple[Claim, ...]:

@@ -29,8 +29,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lab.experiments import clocks
+from lab.experiments.builtin.failures import kernel
 from lab.experiments.builtin.failures.expectations import claims_of, expectation
-from lab.experiments.builtin.failures.judgement import derive, judge
+from lab.experiments.builtin.failures.judgement import derive, judge, unjudged, unrefused
 from lab.experiments.builtin.failures.model import (
     DEFAULT_ROWS,
     MACHINE_ROWS,
@@ -96,12 +98,18 @@ class Failures(Experiment):
         rows, columns = self.plan(ctx.lab.topology)
         cells: list[Cell] = []
         self.probed: list[dict[str, Any]] = []
+        self.readings: list[dict[str, Any]] = []
         if not columns:  # no port in a protocol the matrix reads: nothing to judge (exit 6)
             rows = ()
         # One socket session per client on the client host, for the whole matrix (opening
         # them is most of a row's first second); each row closes the sockets it opened.
-        t0 = ctx.clock()
         host = ctx.lab.topology.client.name
+        # Each cell is split at the driver's fault_at by times its client's socket script
+        # took: one clock only if the client host runs on the driver's kernel. The test
+        # cluster's machines are containers on one kernel, so there this always holds: it
+        # covers the overlay's paths between machines, never two kernels' clocks.
+        ctx.one_clock("the failure matrix's split of each client's events at the fault", [host])
+        t0 = ctx.clock()
         with (
             ThreadPoolExecutor(max_workers=max(1, len(columns))) as pool,
             sessions(ctx, host, t0, len(columns), pool) as steps,
@@ -115,10 +123,18 @@ class Failures(Experiment):
         ctx.facts["columns"] = [asdict(c) for c in columns]
         ctx.facts["cells"] = [asdict(c) for c in cells]
         ctx.facts["bystanders"] = self.probed
+        ctx.facts["kernel"] = self.readings
 
     def judge(self, seen: Observations) -> dict[str, Verdict]:
         rows = {r["name"]: Row(**{**r, "targets": tuple(r["targets"])}) for r in seen.facts["rows"]}
         columns = {c["name"]: Column(**c) for c in seen.facts["columns"]}
+        readings = {(k["row"], k["host"]): k for k in seen.facts.get("kernel", [])}
+        # A saved result whose client ran on another kernel than the driver: its cells'
+        # split at fault_at compared two clocks (results recorded before this check
+        # carry no kernels, and are judged as they were).
+        kernels = dict(seen.facts.get("kernels", {}))
+        here = kernels.pop("driver", None)
+        apart = clocks.strangers(here, kernels) if here is not None else []
         verdicts = {}
         for data in seen.facts["cells"]:
             # Judged from the cell's recorded socket events, not from the labels the run
@@ -131,9 +147,22 @@ class Failures(Experiment):
                 recorded.fault_at,
                 recorded.recovered_at,
             )
-            expect = expectation(rows[cell.row], columns[cell.client])
-            if expect is not None:
-                verdicts[f"{cell.row}.{cell.client}"] = Verdict(judge(cell, expect), cell.summary())
+            column = columns[cell.client]
+            expect = expectation(rows[cell.row], column)
+            if expect is None:
+                continue
+            why_not = clocks.refusal("this cell", apart) if apart else unjudged(cell)
+            if why_not is not None:
+                verdicts[f"{cell.row}.{cell.client}"] = Verdict(False, why_not, judged=False)
+                continue
+            observed = cell.summary()
+            missed = unrefused(cell, column.sock)
+            if expect.during == "refused" and missed:
+                # A datagram that drew no refusal: the struck host's kernel says why.
+                k = readings.get((cell.row, column.host), {})
+                said = kernel.evidence(k.get("before"), k.get("after"), column.port)
+                observed += f"; {missed} datagram(s) drew no refusal: {said}"
+            verdicts[f"{cell.row}.{cell.client}"] = Verdict(judge(cell, expect), observed)
         for probe in seen.facts.get("bystanders", []):
             events = [Event(**e) for e in probe["events"]]
             verdict = judge_bystander(probe["fault"], events)
@@ -192,9 +221,16 @@ class Failures(Experiment):
             done = pool.map(lambda c: phase(c, each[c.name]), clients)
             return dict(zip((c.name for c in clients), done, strict=True))
 
+        # The hosts whose UDP servers the row strikes: their kernels' counters around it.
+        struck = list(
+            dict.fromkeys(
+                c.host for c in columns if c.kind != "stream" and expectation(row, c) is not None
+            )
+        )
         # 1. connect, and one exchange each so every connection is known to work
         before = side_by_side(phase_before)
         ctx.wait(row.at)
+        counted = kernel.read(ctx, struck)
         # 2. the fault, undone however this block ends
         with lab.fault(row.fault, *row.targets):
             fault_at = ctx.clock() - t0
@@ -206,6 +242,10 @@ class Failures(Experiment):
                 probing = [beside.submit(run_probe, ctx, p) for p in probes]
                 during = side_by_side(phase_during)
                 self.probed += [f.result() for f in probing]
+            now = kernel.read(ctx, struck)  # the fault still in place
+            self.readings += [
+                {"row": row.name, "host": h, "before": counted[h], "after": now[h]} for h in struck
+            ]
         recovered_at = ctx.clock() - t0
         # 3. after recovery: the same socket, then a new one
         after = side_by_side(phase_after)

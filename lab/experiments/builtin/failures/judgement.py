@@ -10,6 +10,8 @@ from lab.experiments.builtin.failures.model import Cell, Column
 from lab.experiments.builtin.failures.steps import FRESH, Client, answered_tags
 from lab.services.probes.sockscript import Event, raw
 
+UNSEEN = "unseen"  # a during window with no receive in it: no outcome to name
+
 
 def sent_tags(events: list[Event], sock: str) -> list[str]:
     """The tags of the messages a socket sent, in order, read back from its send events
@@ -95,9 +97,12 @@ def during_verdict(events: list[Event]) -> str:
     reset            the connection was reset (RST) with no EOF first
     eof-then-silent  EOF, then sends succeeded and nothing more came
     silent           every send succeeded and every receive timed out
+    unseen           no receive was made while the fault was in place: nothing to judge
     """
     outcomes = [e.outcome for e in events]
     recvs = [e for e in events if e.op.startswith("recv")]
+    if not events:
+        return UNSEEN
     if any(e.outcome == "ok" and e.nbytes is not None for e in recvs):
         return "answered"
     if "ECONNREFUSED" in outcomes:
@@ -109,12 +114,37 @@ def during_verdict(events: list[Event]) -> str:
     if "eof" in outcomes and all(o in ("ok", "eof", "timeout") for o in outcomes):
         return "eof-then-silent"
     if all(o in ("ok", "timeout") for o in outcomes):
-        return "silent"
+        # Silence is a receive that waited and got nothing: sends alone prove none.
+        return "silent" if any(e.outcome == "timeout" for e in recvs) else UNSEEN
     return "other: " + ", ".join(f"{e.op} {e.outcome}" for e in events)
 
 
+def unjudged(cell: Cell) -> str | None:
+    """Why a cell cannot be judged, or None: a window with no receive in it proves no
+    outcome (``all`` over nothing would have called it silent)."""
+    if cell.during != UNSEEN:
+        return None
+    return (
+        f"not judged: no receive recorded between the fault ({cell.fault_at:.3f} s) and "
+        f"the recovery ({cell.recovered_at:.3f} s)"
+    )
+
+
+def unrefused(cell: Cell, sock: str) -> int:
+    """How many of the held socket's receives while the fault was in place timed out: each
+    a message that drew neither an answer nor an error."""
+    return sum(
+        1
+        for e in cell.events
+        if e.sock == sock
+        and e.op.startswith("recv")
+        and e.outcome == "timeout"
+        and cell.fault_at <= e.t < cell.recovered_at
+    )
+
+
 def judge(cell: Cell, expect: Expect) -> bool:
-    if cell.during != expect.during or cell.old_socket_works != expect.old:
+    if cell.during not in expect.admits or cell.old_socket_works != expect.old:
         return False
     if not cell.new_socket_works:
         return False

@@ -124,7 +124,12 @@ def resolve_rows(
             targets = [t for t in targets if machines.get(t, here) != here]
             if not targets:
                 continue
-        resolved.append(replace(row, targets=tuple(dict.fromkeys(targets))))
+        # Processes before hosts: a host's fault takes its processes with it, and a
+        # process already gone cannot be killed again (the engine refuses).
+        named = list(dict.fromkeys(targets))
+        on_host = set(topology.hosts) if topology is not None else set(hosts)
+        ordered = [t for t in named if t not in on_host] + [t for t in named if t in on_host]
+        resolved.append(replace(row, targets=tuple(ordered)))
     return tuple(resolved)
 
 

@@ -77,12 +77,15 @@ def bystanders(rows: tuple[Row, ...], topology: Topology) -> list[Bystander]:
 
 
 def judge_bystander(fault: str, events: list[Event]) -> Verdict:
-    """Whether the probe's connect did what the fault predicts, from its recorded events."""
+    """Whether the probe's connect did what the fault predicts, from its recorded events.
+
+    ``sever``: the connect succeeds. ``isolate``: it times out, and only that: a lost
+    machine sends nothing back, while an error (ECONNREFUSED is an RST, EHOSTUNREACH an
+    ICMP or a failed ARP) is an answer that crossed the cut, or came from this side of it."""
     connects = [e for e in events if e.op == "connect"]
     outcome = connects[0].outcome if connects else "no connect recorded"
-    reached = outcome == "ok"
-    return Verdict(reached if fault == "sever" else bool(connects) and not reached,
-                   f"connect {outcome}")  # fmt: skip
+    held = outcome == ("ok" if fault == "sever" else "timeout")
+    return Verdict(held, f"connect {outcome}")
 
 
 def run_probe(ctx: Context, probe: Bystander) -> dict[str, Any]:

@@ -62,10 +62,10 @@ def phase_during(c: Client, step: Step) -> list[Event]:
         probe += step(**send_step(c, f"{c.sock}-during2"))
         probe += step(**recv_step(c))
     else:
-        # Two datagrams, each waited on, as TCP sends two: in CI the first one after a
-        # process kill twice drew no ICMP within its second (cause not found; no ICMP rate
-        # limiting was counted), and a lesson judged from one datagram would rest on it.
-        # The cell still records that the first went unanswered.
+        # Two datagrams, each waited on, as TCP sends two: a lesson judged from one would
+        # rest on one ICMP, which the kernel may hold back (its rate limits). The cell
+        # records both; a refusal missed cites the struck host's counters (kernel.py,
+        # docs/experiments.md).
         probe += step(**send_step(c, f"{c.sock}-during1"))
         probe += step(**recv_step(c))
         probe += step(**send_step(c, f"{c.sock}-during2"))

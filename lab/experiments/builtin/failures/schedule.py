@@ -82,7 +82,8 @@ def draw_targets(rows: tuple[Row, ...], seed: int, topology: Topology) -> tuple[
                 raise ScheduleError(
                     f"row {row.name}: no host or process {target!r}", f"known: {topology.known()}"
                 )
-        if row.fault in ("cut", *MACHINE_FAULTS) and any(t in topology.processes for t in targets):
+        processes_named = [t for t in targets if t in topology.processes or t == EVERY_PROCESS]
+        if row.fault in ("cut", *MACHINE_FAULTS) and processes_named:
             raise ScheduleError(f"row {row.name}: {row.fault} takes a host, not a process")
         if row.fault in MACHINE_FAULTS and not topology.machines:
             raise ScheduleError(

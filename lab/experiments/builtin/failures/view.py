@@ -14,6 +14,7 @@ VERDICT_STYLE = {
     "refused": "red",
     "eof-then-epipe": "red",
     "eof-then-silent": "magenta",
+    "unseen": "dim",
 }
 
 
