@@ -111,9 +111,7 @@ def volatile_disk(project: str, parent: Path | None = None) -> Iterator[Volatile
         yield disk
     finally:
         with ctrl_c_ignored():
-            subprocess.run(
-                ["fusermount3", "-u", "-z", str(disk.mount)], check=False, capture_output=True
-            )
+            unmount(disk.mount)
             with suppress(ProcessLookupError):
                 daemon.send_signal(signal.SIGTERM)
             try:
@@ -122,6 +120,17 @@ def volatile_disk(project: str, parent: Path | None = None) -> Iterator[Volatile
                 daemon.kill()
                 daemon.wait(timeout=10)
             shutil.rmtree(root, ignore_errors=True)
+
+
+def unmount(mount: Path) -> bool:
+    """Detach a volatile disk lazily; False if fusermount3 failed or took over 30 s (a
+    wedged FUSE daemon must not hang the clean-up: the daemon is stopped after this)."""
+    with suppress(subprocess.TimeoutExpired):
+        done = subprocess.run(
+            ["fusermount3", "-u", "-z", str(mount)], check=False, capture_output=True, timeout=30
+        )
+        return done.returncode == 0
+    return False
 
 
 def sweep(project: str, parent: Path | None = None) -> list[str]:
@@ -135,10 +144,8 @@ def sweep(project: str, parent: Path | None = None) -> list[str]:
         return []
     for line in mounts:
         fields = line.split()
-        if len(fields) > 2 and fields[2].startswith("fuse") and prefix in fields[1]:
-            subprocess.run(
-                ["fusermount3", "-u", "-z", fields[1]], check=False, capture_output=True, timeout=30
-            )
+        ours = len(fields) > 2 and fields[2].startswith("fuse") and prefix in fields[1]
+        if ours and unmount(Path(fields[1])):
             shutil.rmtree(Path(fields[1]).parent, ignore_errors=True)
             removed.append(fields[1])
     for leftover in (parent or Path(tempfile.gettempdir())).glob(f"{project}-volatile-disk-*"):

@@ -1,5 +1,6 @@
 """db-kill: what an acknowledgement promises when db dies mid-write, or the power goes
-(experiment.py); its picture: picture.py."""
+(experiment.py); the pure reading of its evidence, shared with the tests: evidence.py;
+its picture: picture.py."""
 
 from lab.experiments.builtin.db_kill.experiment import DbKill
 

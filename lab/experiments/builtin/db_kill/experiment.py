@@ -4,18 +4,22 @@ A writer on the client host sets numbered keys as fast as one connection
 allows, counting only the writes db acknowledged. Two kinds of death, once per
 appendfsync policy (always, everysec, no):
 
-- **process kill**: the db process is SIGKILLed at seeded moments and started
-  again (replaying its append-only log). The kernel already holds every byte db
-  wrote, so nothing acknowledged is lost, whatever the policy.
+- **process kill**: the db process is SIGKILLed at seeded moments while the writer
+  writes, and started again (replaying its append-only log). The kernel already holds
+  every byte db wrote, so nothing acknowledged is lost, whatever the policy; and so a
+  kill cannot show whether db fsynced: only the power cut can.
 - **power loss**: a copy of db whose /data is a filesystem that can lose power
   (``lab.chaos.lazyfs``: unsynced writes live in memory until fsync) is killed
   and, at the same moment, every unsynced byte is thrown away, as a machine
   losing power would. Then fsync is what matters: `always` loses nothing,
   `everysec` at most about the last second, `no` everything since it last synced.
 
-Afterwards every acknowledged key is looked for. Then a torn record is appended
-to the log, as a death in the middle of a write would leave it, and db must drop
-it on start.
+Afterwards every acknowledged key is looked for. Each kill and cut counts only if
+it landed while the writer was writing (after an acknowledgement, and breaking its
+connection), which compares the driver's clock with the writer's: both must run on
+one kernel (``Context.one_clock``). Then a torn record is appended to the log, as a
+death in the middle of a write would leave it; the log's own bytes, read before and
+after db starts again, show what db cut off (``evidence.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -31,13 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 from lab.chaos import powerloss
 from lab.errors import ExperimentError, TimedOut
+from lab.experiments.builtin.db_kill.evidence import across_kernels, off_write, torn_tail
 from lab.experiments.model import (
     Claim,
     Context,
     Experiment,
+    Judgement,
     Needs,
     Observations,
     Result,
+    Verdict,
     Verdicts,
 )
 from lab.interrupts import ctrl_c_ignored
@@ -46,6 +54,7 @@ from lab.traffic import clients as send
 from lab.traffic.clients import received
 
 if TYPE_CHECKING:
+    from lab.engine.attached import AttachedExec
     from lab.packets.dissect import Frame
 
 POLICIES = ("always", "everysec", "no")
@@ -55,9 +64,28 @@ FSYNC_WAIT_S = 1.5  # longer than everysec's period: no fsync by then means none
 AFTER_FSYNC_S = 0.5  # the cut falls this long after an fsync (everysec: mid-period)
 # everysec's fsync runs once a second; its loss must stay within this
 EVERYSEC_BOUND_S = 1.5
-# The writer's run against it: on past the latest the power can go, so it is writing then.
+# The writer's run against it, from its first acknowledgement: on past the latest the power
+# can go, so it is writing then, and until the copy answers again, at the least.
 POWER_WRITE_S = POWER_CUT_AT + FSYNC_WAIT_S + AFTER_FSYNC_S + 1.0
+AFTER_RESTART_S = 0.25  # the writer reconnects every 50 ms: by then it writes again
+WRITER_LIMIT_S = 600.0  # a writer stops when the driver says; at the latest, then
 TORN = "*3\\r\\n$3\\r\\nSET\\r\\n$4\\r\\ntorn"  # printf text: a SET cut off mid-key
+AOF = "/data/appendonly.aof"  # the lab's db's log (DB_AOF_PATH in compose.yaml)
+# The log's size, and its bytes from an offset on, as hex: what the kernel has in the file.
+READ_FROM = (
+    "import os, sys; n = os.path.getsize(sys.argv[1]); f = open(sys.argv[1], 'rb'); "
+    "f.seek(min(n, int(sys.argv[2]))); print(n, f.read().hex())"
+)
+
+
+def _writing(report: dict[str, Any]) -> dict[str, Any]:
+    """When the writer wrote (its clock): its first and last acknowledgement, its breaks."""
+    times = [float(at) for _, at in report["acked_at"]]
+    return {
+        "first_ack_at": min(times, default=None),
+        "last_ack_at": max(times, default=None),
+        "broken_at": [float(at) for at in report["broken_at"]],
+    }
 
 
 def _unless(stop: threading.Event, wait: float = 0.0) -> bool:
@@ -91,27 +119,30 @@ class DbKill(Experiment):
         self.unsafe_always = unsafe_always
         self.policies = policies
         every = (
+            # A kill shows that the bytes reached the kernel, never that they were fsynced:
+            # a db that never fsyncs passes it. The fsync promise is power-always's.
             Claim(
                 "fsync-always",
-                f"appendfsync always: every acknowledged write survives {kills} SIGKILLs "
-                "(written and fsynced before the reply)",
+                f"appendfsync always: every acknowledged write survives {kills} SIGKILLs, "
+                "each landing mid-write: the bytes were handed to the kernel before the "
+                "reply (whether they were also on disk, only the power cut shows)",
             ),
             Claim(
                 "fsync-everysec",
-                "appendfsync everysec: a process kill loses no acknowledged write either: "
-                "the bytes were handed to the kernel before the reply; only a machine crash "
-                "could lose the last second",
+                "appendfsync everysec: a process kill mid-write loses no acknowledged write "
+                "either: the bytes were handed to the kernel before the reply; only a "
+                "machine crash could lose the last second",
             ),
             Claim(
                 "fsync-no",
-                "appendfsync no: the same for a process kill; without fsync the loss would "
-                "come with a power cut, which a container cannot simulate",
+                "appendfsync no: the same for a process kill mid-write; without fsync the "
+                "loss comes with a power cut (power-no)",
             ),
             Claim(
                 "power-always",
-                "After a power loss (db killed, every unsynced byte dropped), appendfsync "
-                "always has lost no acknowledged write: each was fsynced before its reply "
-                "(the filesystem counted the fsyncs)",
+                "After a power loss mid-write (db killed, every unsynced byte dropped), "
+                "appendfsync always has lost no acknowledged write: each was fsynced before "
+                "its reply (the filesystem counted the fsyncs)",
             ),
             Claim(
                 "power-everysec",
@@ -125,8 +156,9 @@ class DbKill(Experiment):
             ),
             Claim(
                 "torn-record",
-                "A record torn by a crash mid-write is detected on start and dropped, "
-                "never replayed as garbage",
+                "A record torn by a crash mid-write (the log's last record unfinished, as "
+                "its bytes show) is cut off the file on start, never replayed as garbage: "
+                "the log ends where its last whole record did, and no key appears",
             ),
         )
         self.claims = tuple(
@@ -137,6 +169,10 @@ class DbKill(Experiment):
         rng = random.Random(self.seed)
         # before any kill, not after the kill rows have run
         powerloss.check_possible(ctx.lab.backend)
+        # Kill and cut times (the driver's clock) are compared with the writer's (the
+        # client host's). On one Docker Engine, and on the test cluster, whose machines
+        # are containers on one kernel, this passes; hosts on other machines are refused.
+        ctx.one_clock("db-kill's kill and power-cut times", [ctx.lab.topology.client.name])
         ctx.facts["kills_planned"] = self.kills
         # The power-loss rows use copies of db of their own (their own port, their own
         # disk), so they run beside the kills of the lab's db rather than after them: the
@@ -160,85 +196,113 @@ class DbKill(Experiment):
             ctx.facts["power"] = power.result()
 
     def judge(self, seen: Observations) -> Verdicts:
-        runs, planned = seen.facts["runs"], seen.facts["kills_planned"]
+        facts = seen.facts
         v = Verdicts()
-        for policy in runs:
+        apart = across_kernels(facts.get("kernels"))
 
-            @v.claim(f"fsync-{policy}")
+        def timed(claim_id: str) -> Callable[[Judgement], Judgement]:
+            """A claim that compares the driver's clock with the writer's: not judged when
+            the two were taken on different kernels."""
+            if apart is None:
+                return v.claim(claim_id)
+
+            def not_judged(judgement: Judgement) -> Judgement:
+                v[claim_id] = Verdict(False, f"not judged: {apart}", judged=False)
+                return judgement
+
+            return not_judged
+
+        def missed(row: dict[str, Any], kills_at: list[float]) -> list[str]:
+            return off_write(kills_at, row["first_ack_at"], row["last_ack_at"], row["broken_at"])
+
+        for policy in POLICIES:  # those a result lacks are not in its claims either
+
+            @timed(f"fsync-{policy}")
             def _(policy: str = policy) -> tuple[bool, str]:
-                outcome = runs[policy]
+                outcome = facts["runs"][policy]
+                off = missed(outcome, outcome["kills_at"])
                 return (
-                    outcome["lost"] == 0 and outcome["acked"] > 0 and outcome["kills"] == planned,
+                    outcome["lost"] == 0
+                    and outcome["acked"] > 0
+                    and outcome["kills"] == facts["kills_planned"]
+                    and not off,
                     f"{outcome['acked']} writes acknowledged through {outcome['kills']} kills "
-                    f"({outcome['broken']} broken connections); {outcome['lost']} of them "
-                    f"missing afterwards",
+                    f"({outcome['broken']} broken connections"
+                    + (f"; {'; '.join(off)}" if off else "; every kill landed mid-write")
+                    + f"); {outcome['lost']} of them missing afterwards",
                 )
 
-        power = seen.facts["power"]
-
-        def loss(policy: str) -> str:
-            p = power[policy]
+        def loss(policy: str) -> tuple[bool, str]:
+            """Whether the cut landed mid-write, and what it took."""
+            p = facts["power"][policy]
+            off = missed(p, [p["cut_at"]])
             window = f", acknowledged up to {p['window_s']:.2f} s before it" if p["lost"] else ""
-            return (
+            return not off, (
                 f"{policy}: {p['lost']} of {p['acked_before']} acknowledged writes lost to the "
                 f"power cut{window}; {p['fsyncs']} fsyncs reached the disk"
+                + (f"; the cut missed the writing: {off[0]}" if off else "")
             )
 
-        @v.claim("power-always")
+        @timed("power-always")
         def _() -> tuple[bool, str]:
-            p = power["always"]
-            return p["acked_before"] > 0 and p["lost"] == 0 and p["fsyncs"] > 0, loss("always")
+            p = facts["power"]["always"]
+            mid, said = loss("always")
+            return mid and p["acked_before"] > 0 and p["lost"] == 0 and p["fsyncs"] > 0, said
 
-        @v.claim("power-everysec")
+        @timed("power-everysec")
         def _() -> tuple[bool, str]:
-            p = power["everysec"]
-            return (
-                p["acked_before"] > 0 and p["window_s"] < EVERYSEC_BOUND_S,
-                loss("everysec"),
-            )
+            p = facts["power"]["everysec"]
+            mid, said = loss("everysec")
+            return mid and p["acked_before"] > 0 and p["window_s"] < EVERYSEC_BOUND_S, said
 
-        @v.claim("power-no")
+        @timed("power-no")
         def _() -> tuple[bool, str]:
-            p = power["no"]
-            return p["lost"] > 0 and p["window_s"] >= EVERYSEC_BOUND_S, loss("no")
+            p = facts["power"]["no"]
+            mid, said = loss("no")
+            return mid and p["lost"] > 0 and p["window_s"] >= EVERYSEC_BOUND_S, said
 
         @v.claim("torn-record")
         def _() -> tuple[bool, str]:
-            torn = seen.facts["torn"]
-            dropped = "dropped a torn tail of" in torn["said"]
+            # The file's bytes, not db's word for what it did: the tail past the intact log
+            # before the restart, and the file's length after it.
+            torn = facts["torn"]
+            tail = bytes.fromhex(torn["tail"])
+            wrong = torn_tail(tail)
+            found = wrong or f"an unfinished record of {len(tail)} bytes"
+            intact, after = torn["log_bytes"], torn["log_bytes_after"]
             return (
-                dropped and torn["before"] == torn["after"],
-                f"keys before {torn['before']}, after the restart {torn['after']}; db said: "
-                f"{torn['said'] or 'nothing about its log'}",
+                wrong is None and after == intact and torn["before"] == torn["after"],
+                f"past the intact log ({intact} bytes): {found}"
+                f"; after the restart the log was {after} bytes; keys before {torn['before']}, "
+                f"after {torn['after']}",
             )
 
         return v
 
     def _writes_through_kills(
         self, ctx: Context, policy: str, rng: random.Random
-    ) -> dict[str, int]:
+    ) -> dict[str, Any]:
         lab = ctx.lab
         db = lab.process("db")
         prefix = f"dbkill:{policy}:{int(time.time() * 1000)}"
         self._set_policy(ctx, policy)
-        seconds = self.seconds_per_kill * (self.kills + 1)
-        writer = lab.backend.attach(
-            lab.topology.client.name,
-            ["python3", "-m", "services.probes.writer", "db", "6379", prefix, str(seconds)],
-        )
-        started = time.monotonic()
-        kills = 0
+        writer = self._writer(ctx, "db", 6379, prefix)
+        kills_at: list[float] = []
+        started = time.monotonic()  # the writer's first acknowledgement
         try:
             for k in range(self.kills):
-                # A moment inside this kill's slice of the writing window, drawn with the seed.
-                at = self.seconds_per_kill * (k + rng.uniform(0.4, 0.9))
-                ctx.wait(at - (time.monotonic() - started))
+                # A moment inside this kill's slice of the writing, drawn with the seed; if
+                # the last restart ran past it, shortly after db took writes again.
+                at = started + self.seconds_per_kill * (k + rng.uniform(0.4, 0.9))
+                ctx.wait(max(at - time.monotonic(), AFTER_RESTART_S))
+                kills_at.append(round(time.monotonic(), 4))
                 db.kill()
-                kills += 1
                 db.start()
                 lab.wait_healthy()
                 self._set_policy(ctx, policy)  # a restart reads the default from its environment
-            report = json.loads(writer.read_to_end())
+            end = started + self.seconds_per_kill * (self.kills + 1)
+            ctx.wait(max(end - time.monotonic(), AFTER_RESTART_S))  # writes after it, too
+            report = self._written(writer)
         finally:
             writer.close()
         acked = {n for first, last in report["acked"] for n in range(first, last + 1)}
@@ -246,9 +310,11 @@ class DbKill(Experiment):
         return {
             "acked": len(acked),
             "lost": len(acked - present),
-            "kills": kills,
+            "kills": len(kills_at),
             "broken": int(report["broken"]),
             "attempted": int(report["attempted"]),
+            **_writing(report),
+            "kills_at": kills_at,
         }
 
     def pictures(
@@ -289,27 +355,20 @@ class DbKill(Experiment):
             self._until_answering(ctx, address, stop)
             fsyncs_before = disk.stats()["fsyncs"]
             prefix = f"power:{policy}:{int(time.time() * 1000)}"
-            writer = lab.backend.attach(
-                lab.topology.client.name,
-                [
-                    "python3",
-                    "-m",
-                    "services.probes.writer",
-                    address,
-                    str(VOLATILE_PORT),
-                    prefix,
-                    str(POWER_WRITE_S),
-                ],
-            )
+            # The cut is timed from the writer's first acknowledgement, not from its start:
+            # a busy machine can take seconds to start it (seen: a cut before any write).
+            writer = self._writer(ctx, address, VOLATILE_PORT, prefix)
             try:
+                writing = time.monotonic()
                 _unless(stop, wait=POWER_CUT_AT)
                 self._between_fsyncs(disk, stop)
                 fsyncs = disk.stats()["fsyncs"] - fsyncs_before
-                cut_at = time.monotonic()
+                cut_at = round(time.monotonic(), 4)
                 lost_bytes = powerloss.power_cut(container, disk)
                 container.start()
                 self._until_answering(ctx, address, stop)
-                report = json.loads(writer.read_to_end())
+                _unless(stop, wait=POWER_WRITE_S - (time.monotonic() - writing))
+                report = self._written(writer)
             finally:
                 writer.close()
             acked_at = {int(n): float(at) for n, at in report["acked_at"]}
@@ -323,9 +382,34 @@ class DbKill(Experiment):
                 "fsyncs": fsyncs,
                 "unsynced_bytes_dropped": lost_bytes,
                 "unsafe": unsafe,
+                "cut_at": cut_at,
+                **_writing(report),
             }
         finally:
             container.remove()
+
+    @staticmethod
+    def _writer(ctx: Context, host: str, port: int, prefix: str) -> AttachedExec:
+        """The writer on the client host, once its first write was acknowledged. It goes
+        on until its input ends (``_written``): a replay that grows with the log, or a busy
+        machine, must not push a kill past the end of the writing. Its limit is only for
+        a driver that vanished without ending it."""
+        argv = ["python3", "-m", "services.probes.writer", host, str(port), prefix]
+        argv += [str(WRITER_LIMIT_S), "--until-input-ends"]
+        writer = ctx.lab.backend.attach(ctx.lab.topology.client.name, argv)
+        try:
+            writer.read_line()  # "writing"
+        except BaseException:
+            writer.close()
+            raise
+        return writer
+
+    @staticmethod
+    def _written(writer: AttachedExec) -> dict[str, Any]:
+        """The writer's report, once told to stop."""
+        writer.end_input()
+        report: dict[str, Any] = json.loads(writer.read_to_end())
+        return report
 
     @staticmethod
     def _between_fsyncs(disk: powerloss.VolatileDisk, stop: threading.Event) -> None:
@@ -377,15 +461,32 @@ class DbKill(Experiment):
     def _dbsize(ctx: Context) -> str:
         return send.reply_text("resp", ctx.lab.run(send.db_script("db", 6379, ["DBSIZE"])))
 
-    def _torn_record(self, ctx: Context) -> dict[str, str]:
+    def _torn_record(self, ctx: Context) -> dict[str, Any]:
+        """A torn tail appended to the log, db killed and started: the file's bytes past
+        its intact length before the restart, and its length after (what db cut off)."""
         lab = ctx.lab
         db = lab.process("db")
         before = self._dbsize(ctx)
-        db.exec(["sh", "-c", f"printf '{TORN}' >> /data/appendonly.aof"])
+        intact, _ = self._log_from(ctx)
+        db.exec(["sh", "-c", f"printf '{TORN}' >> {AOF}"])
+        _, tail = self._log_from(ctx, intact)  # the kill below leaves the file as it is
         db.kill()
         db.start()
         lab.wait_healthy()
         after = self._dbsize(ctx)
-        startup = [line for line in db.logs().splitlines() if "replayed" in line][-1:]
-        said = startup[0].split("] ", 1)[-1] if startup else ""
-        return {"before": before, "after": after, "said": said}
+        length_after, _ = self._log_from(ctx)
+        return {
+            "before": before,
+            "after": after,
+            "log_bytes": intact,
+            "tail": tail.hex(),
+            "log_bytes_after": length_after,
+        }
+
+    @staticmethod
+    def _log_from(ctx: Context, offset: int | None = None) -> tuple[int, bytes]:
+        """The lab's db's log: its length, and its bytes from ``offset`` on (none without)."""
+        offset = (1 << 62) if offset is None else offset  # past the end: nothing read
+        out = ctx.lab.process("db").exec(["python3", "-c", READ_FROM, AOF, str(offset)])
+        length, _, data = out.decode().strip().partition(" ")
+        return int(length), bytes.fromhex(data)
