@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import errno
 import socket
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
-from lab.services.probes.porttable import Entry
+from lab.services.probes.porttable import Entry, HostSocket, RunningProcess
 from lab.topology import Host, Interface, Network, PublishedPort
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -94,6 +95,26 @@ class Removed:
 
     def __bool__(self) -> bool:
         return bool(self.containers or self.networks or self.volumes)
+
+
+Owned = TypeVar("Owned", Entry, HostSocket, RunningProcess)
+
+
+def by_container(
+    rows: list[Owned], containers: list[dict[str, Any]], processes: Collection[str]
+) -> list[Owned]:
+    """Rows whose owner no LAB_SERVICE named, named by the Compose service of its container
+    when that is one of the topology's ``processes`` (``containers``: the engine's list,
+    each with its Id and Labels). The host's own container is not one: what runs in it (a
+    shell, a script the driver started) is named by its command."""
+    labels = {c["Id"]: (c.get("Labels") or {}).get(SERVICE_LABEL, "") for c in containers}
+    services = {i: s for i, s in labels.items() if s in processes}
+    return [
+        replace(r, service=services[r.container])
+        if not r.service and r.container in services
+        else r
+        for r in rows
+    ]
 
 
 def dns_names(host: Host, interface: Interface) -> list[str]:

@@ -8,6 +8,11 @@ owners by matching socket inode numbers against ``/proc/<pid>/fd`` links
 descriptor: ``/proc/<pid>/fd/6 -> socket:[2962618]`` says that fd 6 of that
 process is the socket the kernel's table lists under inode 2962618.
 
+Each owner is named by what the kernel knows: its cgroup (``/proc/<pid>/cgroup``)
+names the container it runs in, which the driver maps to its Compose service. A
+``LAB_SERVICE`` in its environment overrides that (a helper container of the
+driver's, which no Compose service names).
+
 The socket table (``--all``) is every TCP and UDP socket in any state, the way
 ``ss -tanup`` reads it: connections with their TCP state and queues, sockets the
 kernel keeps for no process (TIME_WAIT), and sockets a process holds that no
@@ -32,6 +37,10 @@ from typing import Any
 TCP_LISTEN = "0A"
 TCP_CLOSE = "07"  # what an unconnected, bound UDP socket shows
 SOCKET_LINK = re.compile(r"^socket:\[(\d+)\]$")
+# A container id anywhere in a cgroup path: Docker's cgroupfs "/docker/ID", systemd's
+# ".../docker-ID.scope", or "/../ID" as seen from another container's cgroup namespace.
+CONTAINER_ID = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+OWN = "."  # the container the probe runs in (the host's own), as container_of names it
 # include/net/tcp_states.h; /proc/net/tcp prints the number in hex.
 TCP_STATES = {
     "01": "ESTABLISHED",
@@ -67,6 +76,7 @@ class Owner:
     command: str
     service: str  # LAB_SERVICE of the process, "" when it has none
     fd: int | None = None  # which of its file descriptors the socket is
+    container: str = ""  # container_of its cgroup
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,9 @@ class Entry:
     port: int
     pid: int | None
     command: str
-    service: str
+    service: str  # LAB_SERVICE, else (filled in by the driver) its container's service
     fd: int | None = None  # the owner's file descriptor (None: no owner, or older records)
+    container: str = ""  # the owner's container_of ("" in older records)
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ class HostSocket:
     fd: int | None
     command: str
     service: str
+    container: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,7 @@ class RunningProcess:
     service: str
     command: str
     started: int  # clock ticks after boot (/proc/<pid>/stat field 22): orders processes
+    container: str = ""  # container_of its cgroup
 
 
 def decode_address(hex_address: str) -> tuple[str, int]:
@@ -236,6 +249,21 @@ def service_of(environ: bytes) -> str:
     return ""
 
 
+def container_of(cgroup: bytes) -> str:
+    """The container a process runs in, from its /proc/<pid>/cgroup (cgroup v1 or v2).
+
+    The 64-hex id that any line's path names; OWN when every path is "/" (under cgroup
+    v2 Docker gives each container a private cgroup namespace, so the reader's own
+    container is its root, while another container's reads as "/../ID"); "" when the
+    paths name no container (not under Docker, or a cgroup made inside the container).
+    """
+    found = CONTAINER_ID.search(cgroup)
+    if found:
+        return found.group().decode("ascii")
+    paths = [line.split(b":", 2)[2] for line in cgroup.splitlines() if line.count(b":") >= 2]
+    return OWN if paths and all(p == b"/" for p in paths) else ""
+
+
 def join(sockets: list[Socket], owners: dict[int, Owner]) -> list[Entry]:
     """One row per socket; a socket owned by several processes (after fork) shows the first."""
     rows = []
@@ -250,6 +278,7 @@ def join(sockets: list[Socket], owners: dict[int, Owner]) -> list[Entry]:
                 owner.command if owner else "",
                 owner.service if owner else "",
                 owner.fd if owner else None,
+                owner.container if owner else "",
             )
         )
     return sorted(rows, key=lambda e: (e.port, e.protocol, e.address))
@@ -279,6 +308,7 @@ def _held(s: KernelSocket, owner: Owner | None) -> HostSocket:
         fd=owner.fd if owner else None,
         command=owner.command if owner else "",
         service=owner.service if owner else "",
+        container=owner.container if owner else "",
     )
 
 
@@ -321,12 +351,19 @@ def _pids(proc: str) -> list[int]:
     return sorted(int(name) for name in os.listdir(proc) if name.isdigit())
 
 
-def _identity(proc: str, pid: int) -> tuple[str, str]:
+def _identity(proc: str, pid: int) -> tuple[str, str, str]:
+    """Its command line, LAB_SERVICE and container_of. cmdline and cgroup are readable for
+    every process; environ only for one's own user's (else no LAB_SERVICE)."""
     with open(f"{proc}/{pid}/cmdline", "rb") as f:
         command = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    with open(f"{proc}/{pid}/environ", "rb") as f:
-        service = service_of(f.read())
-    return command, service
+    with open(f"{proc}/{pid}/cgroup", "rb") as f:
+        container = container_of(f.read())
+    try:
+        with open(f"{proc}/{pid}/environ", "rb") as f:
+            service = service_of(f.read())
+    except PermissionError:
+        service = ""
+    return command, service, container
 
 
 def read_owners(proc: str = "/proc") -> dict[int, Owner]:
@@ -339,11 +376,11 @@ def read_owners(proc: str = "/proc") -> dict[int, Owner]:
             for name in os.listdir(fd_dir):
                 with contextlib.suppress(FileNotFoundError):  # closed while we looked
                     links[int(name)] = os.readlink(f"{fd_dir}/{name}")
-            command, service = _identity(proc, pid)
+            command, service, container = _identity(proc, pid)
         except OSError:
             continue  # the process ended, or is not ours to read
         for fd, inode in sorted(socket_fds(links).items()):
-            owners.setdefault(inode, Owner(pid, command, service, fd))
+            owners.setdefault(inode, Owner(pid, command, service, fd, container))
     return owners
 
 
@@ -351,12 +388,12 @@ def read_processes(proc: str = "/proc") -> list[RunningProcess]:
     found = []
     for pid in _pids(proc):
         try:
-            command, service = _identity(proc, pid)
+            command, service, container = _identity(proc, pid)
             with open(f"{proc}/{pid}/stat") as f:
                 started = start_time(f.read())
         except OSError:
             continue
-        found.append(RunningProcess(pid, service, command, started))
+        found.append(RunningProcess(pid, service, command, started, container))
     return found
 
 

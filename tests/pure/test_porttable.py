@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pytest
+from docker.models.containers import Container
+
+from lab.backends.engine import Engine
+from lab.backends.model import by_container
+from lab.engine.compose import Compose
+from lab.errors import NotRunning
 from lab.services.probes.porttable import (
+    OWN,
     Entry,
     HostSocket,
     KernelSocket,
     Owner,
+    RunningProcess,
     Socket,
+    container_of,
     decode_address,
     join,
     join_all,
@@ -22,6 +35,9 @@ from lab.services.probes.porttable import (
     start_time,
     timer_text,
 )
+from lab.topology import from_config
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 # Captured from /proc/net/tcp and /proc/net/udp inside shouthost (inodes shortened).
 PROC_NET_TCP = """\
@@ -240,3 +256,113 @@ def test_socket_fds_keep_the_descriptor_numbers() -> None:
 )
 def test_start_time(stat: str, started: int) -> None:
     assert start_time(stat) == started
+
+
+# --- owners named by their cgroup, not by LAB_SERVICE --------------------------------
+
+HTTP_ID = "7a1c9407c0eb1aaf8cffe7977271f49e0fcd269f5744da54c61f1ca131c35d7c"
+HOST_ID = "261354695d2ba891023f3793d404396c7154964dc8fef78ad491a52d99032134"
+V1_LINES = ("name=systemd", "pids", "blkio", "freezer", "devices", "memory", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "container"),
+    [
+        # cgroup v2, private cgroup namespaces: the reader's own container is its root...
+        (b"0::/\n", OWN),
+        # ...and another container's process (through a shared PID namespace) lies above it
+        (b"0::/../" + HTTP_ID.encode() + b"\n", HTTP_ID),
+        (b"0::/../../docker/" + HTTP_ID.encode() + b"\n", HTTP_ID),
+        # the systemd cgroup driver names a scope
+        (b"0::/system.slice/docker-" + HTTP_ID.encode() + b".scope\n", HTTP_ID),
+        # cgroup v1 with the host's cgroup namespace, as this lab's engine showed it
+        (
+            b"".join(f"{9 - i}:{c}:/docker/{HTTP_ID}\n".encode() for i, c in enumerate(V1_LINES))
+            + f"0::/docker/{HTTP_ID}\n".encode(),
+            HTTP_ID,
+        ),
+        # a hybrid whose every hierarchy is the reader's root: its own container
+        (b"9:name=systemd:/\n4:memory:/\n0::/\n", OWN),
+        # not under Docker: a 32-hex name is no container id, and not every path is "/"
+        (b"4:memory:/process_api/e90c3b368d1311fbd5e2818bd5d1d974\n1:cpu:/\n0::/\n", ""),
+        (b"0::/init.scope\n", ""),  # a cgroup made inside the container
+        (b"0::/../" + HTTP_ID.encode() + b"0\n", ""),  # 65 hex digits: not an id
+        (b"0::/\xff\xfe/../" + HTTP_ID.encode() + b"\n", HTTP_ID),  # paths are bytes
+        (b"", ""),  # no cgroup file to speak of
+    ],
+)
+def test_container_of_a_cgroup(cgroup: bytes, container: str) -> None:
+    assert container_of(cgroup) == container
+
+
+def listed(service: str, container_id: str) -> dict[str, Any]:
+    """A container as the engine's list shows it."""
+    return {"Id": container_id, "Labels": {"com.docker.compose.service": service}}
+
+
+def test_an_owner_without_lab_service_is_named_by_its_container() -> None:
+    # The override's case: a server that carries no LAB_SERVICE used to have no name.
+    rows = [
+        Entry("tcp", "0.0.0.0", 80, 31, "python3 server.py", "", 3, HTTP_ID),
+        Entry("tcp", "0.0.0.0", 81, 32, "nc -l 81", "", 3, HOST_ID),  # exec'd into the host
+        Entry("tcp", "0.0.0.0", 82, 33, "python3 -c ...", "check:mine.py", 3, "f" * 64),
+        Entry("tcp", "0.0.0.0", 83, 34, "sleep", "", None, OWN),
+        Entry("tcp", "0.0.0.0", 84, 35, "python3 helper.py", "", 3, "e" * 64),  # not the lab's
+    ]
+    containers = [listed("http", HTTP_ID), listed("apphost", HOST_ID), listed("db", "f" * 64)]
+    named = by_container(rows, containers, processes={"http", "db"})
+    assert [r.service for r in named] == ["http", "", "check:mine.py", "", ""]
+
+
+def test_by_container_names_sockets_and_processes_alike() -> None:
+    socket_row = HostSocket("tcp", "LISTEN", "0.0.0.0:80", "0.0.0.0:0", 0, 0, "", 9, 31, 3, "x", "", HTTP_ID)  # fmt: skip
+    process = RunningProcess(31, "", "python3 server.py", 100, HTTP_ID)
+    containers = [listed("http", HTTP_ID)]
+    assert by_container([socket_row], containers, {"http"})[0].service == "http"
+    assert by_container([process], containers, {"http"})[0].service == "http"
+    assert by_container([process], containers, {"db"})[0].service == ""
+
+
+def test_older_records_have_no_container() -> None:
+    row: dict[str, Any] = {"protocol": "tcp", "address": "0.0.0.0", "port": 80, "pid": 1, "command": "x", "service": "http", "fd": 3}  # fmt: skip
+    assert Entry(**row).container == ""
+
+
+class Stubbed(Engine):
+    """pid_of with its two readings given: the host's processes and the container's id."""
+
+    def __init__(self, processes: list[RunningProcess]) -> None:
+        super().__init__(None, from_config(default_topology()), cast(Compose, None), Path())
+        self.running = processes
+
+    def container(self, service: str) -> Container:
+        return cast(Container, SimpleNamespace(id=HTTP_ID, short_id=HTTP_ID[:12]))
+
+    def processes_on(self, host: str) -> list[RunningProcess]:
+        return self.running
+
+    def port_table(self, host: str) -> list[Entry]:
+        raise AssertionError("pid_of must not take the port table's owner")
+
+
+def default_topology() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "compose" / "default.json").read_text())
+    return data
+
+
+def test_pid_of_is_the_oldest_process_in_the_container() -> None:
+    running = [
+        RunningProcess(1, "", "sleep infinity", 10, OWN),
+        RunningProcess(40, "http", "python3 -m services.runtime.healthcheck", 90, HTTP_ID),
+        RunningProcess(7, "", "python3 -m services.servers.http_server", 20, HTTP_ID),
+        RunningProcess(8, "http", "python3 -m services.servers.db", 15, "d" * 64),  # a wrong label
+    ]
+    assert Stubbed(running).pid_of("http") == 7
+
+
+def test_pid_of_refuses_when_no_process_is_in_the_container() -> None:
+    # It used to fall back to the owner of a declared port: the very reading the journey
+    # then compared it with, so that its `process` claim held by construction.
+    running = [RunningProcess(8, "http", "python3 -m services.servers.http_server", 15, "")]
+    with pytest.raises(NotRunning):
+        Stubbed(running).pid_of("http")
