@@ -27,12 +27,13 @@ from lab.backends.model import (
     SERVICE_LABEL,
     SIGNALS,
     HostStatus,
+    Owned,
     Removed,
     ServiceState,
+    by_container,
     default_gateway,
     dns_names,
     port_is_free,
-    unlike_promised,
 )
 from lab.engine import base_image, build
 from lab.engine.attached import AttachedExec, AttachedScript
@@ -59,6 +60,7 @@ from lab.topology import PublishedPort, Topology
 IMAGE_LABEL = f"org.opencontainers.image.title={PROJECT} services"  # set in services/Dockerfile
 EXEC_TIMEOUT = 60.0  # the longest any command the driver runs in a container may take
 KILLED = 128 + 9  # the exit status of a command coreutils' timeout ended with SIGKILL
+CONFLICT = 409  # Docker's answer to an exec in a container that is stopped or paused
 CGROUP_V1 = Path("/sys/fs/cgroup/memory/docker")
 
 
@@ -97,6 +99,10 @@ class Engine:
 
     def clients(self) -> list[docker.DockerClient]:
         """Every engine the lab runs on (helpers are looked for on each)."""
+        return [self.client]
+
+    def lab_clients(self) -> list[docker.DockerClient]:
+        """The engines that run the topology's own containers."""
         return [self.client]
 
     def machine_of(self, service: str) -> str:
@@ -143,9 +149,9 @@ class Engine:
     def published_port(self, service: str, container_port: int, protocol: str = "tcp") -> int:
         """The port on 127.0.0.1 where a service's port is published, as Docker bound it."""
         host = self.topology.host_of(service)
-        ports = self.container(host.name).attrs["NetworkSettings"].get("Ports") or {}
-        for binding in ports.get(f"{container_port}/{protocol}") or []:
-            return int(binding["HostPort"])
+        bound = health.bound_port(self.container(host.name).attrs, container_port, protocol)
+        if bound is not None:
+            return bound
         raise NotRunning(f"a published {container_port}/{protocol} on {host.name}")
 
     def port_table(self, host: str) -> list[Entry]:
@@ -155,32 +161,36 @@ class Engine:
         only decodes its JSON into the same Entry rows.
         """
         out = self.run_in(host, ["python3", "-m", "services.probes.porttable"])
-        return [Entry(**row) for row in json.loads(out or b"[]")]
+        return self._named(host, [Entry(**row) for row in json.loads(out or b"[]")])
 
     def sockets(self, host: str) -> list[HostSocket]:
         """Every TCP and UDP socket of a host in any state, with its owner and fd, like
         ``ss -tanup`` (read inside the host by services/probes/porttable.py --all)."""
         out = self.run_in(host, ["python3", "-m", "services.probes.porttable", "--all"])
-        return [HostSocket(**row) for row in json.loads(out or b"[]")]
+        return self._named(host, [HostSocket(**row) for row in json.loads(out or b"[]")])
 
     def processes_on(self, host: str) -> list[RunningProcess]:
         """The processes of a host's PID namespace, as its /proc shows them."""
         out = self.run_in(host, ["python3", "-m", "services.probes.porttable", "--processes"])
-        return [RunningProcess(**row) for row in json.loads(out or b"[]")]
+        return self._named(host, [RunningProcess(**row) for row in json.loads(out or b"[]")])
+
+    def _named(self, host: str, rows: list[Owned]) -> list[Owned]:
+        """Owners named by their container's Compose service (model.by_container); the
+        containers are listed only when an owner needs it (one call, not inspected)."""
+        if all(r.service or len(r.container) != 64 for r in rows):
+            return rows
+        listed = self.client_for(host).api.containers(all=True, filters={"label": self._labels()})
+        return by_container(rows, listed, self.topology.processes)
 
     def pid_of(self, process: str) -> int:
-        """A lab process's pid in its host's PID namespace: the oldest process carrying its
-        LAB_SERVICE (a healthcheck run inside it carries it too, and is younger), else the
-        owner of a port it declares. NotRunning when neither is found."""
-        spec = self.topology.processes[process]
-        mine = [p for p in self.processes_on(spec.host) if p.service == process]
-        if mine:
-            return min(mine, key=lambda p: (p.started, p.pid)).pid
-        declared = {(p.number, p.transport) for p in spec.ports}
-        for row in self.port_table(spec.host):
-            if (row.port, row.protocol.rstrip("6")) in declared and row.pid is not None:
-                return row.pid
-        raise NotRunning(f"process {process}")
+        """A lab process's pid in its host's PID namespace: the oldest process whose cgroup
+        names the process's container (a healthcheck run inside it is younger). Not the
+        port table's owner: the journey judges the one against the other."""
+        spec, container = self.topology.processes[process], self.container(process)
+        mine = [p for p in self.processes_on(spec.host) if p.container == container.id]
+        if not mine:
+            raise NotRunning(f"process {process} (no process in container {container.short_id})")
+        return min(mine, key=lambda p: (p.started, p.pid)).pid
 
     def run_in(self, service: str, argv: list[str], timeout: float = EXEC_TIMEOUT) -> bytes:
         """Run a command inside a service's container; its stdout, or LabError with its stderr.
@@ -196,7 +206,12 @@ class Engine:
     ) -> tuple[bytes, bytes]:
         """``run_in``, with what the command wrote to stderr too (a wrapping strace's trace)."""
         bounded = ["timeout", "-s", "KILL", f"{timeout:g}", *argv]
-        code, output = self.container(service).exec_run(bounded, demux=True)
+        try:
+            code, output = self.container(service).exec_run(bounded, demux=True)
+        except docker.errors.APIError as exc:
+            if exc.status_code == CONFLICT:  # stopped or paused since it was listed
+                raise NotRunning(service) from exc
+            raise
         # With demux=True and no stream, the SDK returns (stdout, stderr), each bytes or None.
         out, err = cast(tuple[bytes | None, bytes | None], output)
         if code == KILLED:
@@ -207,33 +222,8 @@ class Engine:
         return out or b"", err or b""
 
     def status(self) -> list[HostStatus]:
-        states = self.states()
-        if not states:
-            raise NotRunning(f"the lab (project {self.topology.project})")
-        report = []
-        for host in self.topology.hosts.values():
-            state = states.get(host.name)
-            running = state is not None and state.status == "running"
-            report.append(
-                HostStatus(
-                    host=host,
-                    state=state,
-                    processes=[states[p] for p in host.processes if p in states],
-                    ports=self.port_table(host.name) if running else None,
-                    published=[
-                        (p, self._bound_port(host.name, p) if running else None)
-                        for p in host.published
-                    ],
-                    differs=unlike_promised(host, state.attached) if running and state else [],
-                )
-            )
-        return report
-
-    def _bound_port(self, host: str, published: PublishedPort) -> int | None:
-        try:
-            return self.published_port(host, published.container_port, published.protocol)
-        except NotRunning:
-            return None
+        """Each host: state, processes, port table, published ports (read side by side)."""
+        return health.status(self)
 
     def logs(self, service: str, since: float | None = None) -> str:
         """What a service's process has written to its standard output and error

@@ -3,6 +3,10 @@
 Each group of commands is a module under ``lab.cli.commands`` that registers its
 parsers and handlers. This module is the one boundary where errors become a
 line of text and an exit code (``lab.errors.ExitCode``).
+
+Building the parser imports no Docker SDK, HTTP client or experiment: each command
+imports what it uses when it runs, so that ``--help`` and a quick command start fast
+(tests/pure/test_lazy_imports.py holds this).
 """
 
 from __future__ import annotations
@@ -15,12 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import requests
-
 from lab.cli.commands import GROUPS
 from lab.cli.context import Invocation
-from lab.engine.docker_client import EngineError
-from lab.engine.named import NAME_ENV
 from lab.errors import ExitCode, LabError
 from lab.interrupts import ctrl_c_ignored
 
@@ -91,6 +91,9 @@ examples:
 """
 
 log = logging.getLogger("lab")
+# lab.engine.named.NAME_ENV, written out: that module loads the Docker SDK (a pure test
+# holds the two equal)
+NAME_ENV = "LAB_NAME"
 # commands no --name applies to
 WITHOUT_A_LAB = ("list", "packets", "ls", "grade", "cluster", "init", "class")
 
@@ -197,19 +200,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as exc:
         log.debug("failed", exc_info=True)
         return fail(exc.line(), exc.exit_code, prog)
-    except EngineError as exc:
-        return fail(f"Docker said: {' '.join(str(exc).split())}", ExitCode.ERROR, prog)
-    except requests.RequestException as exc:  # an engine lost or slow mid-command
-        what = " ".join(str(exc).split())[:300]
-        return fail(f"a Docker Engine stopped answering: {what}", ExitCode.NO_DOCKER, prog)
     except KeyboardInterrupt:
         # `up` has already removed what it started; faults, links and captures are
         # undone by their own blocks; a helper caught half-started is removed below.
         return fail("interrupted", ExitCode.INTERRUPTED, prog)
+    except Exception as exc:
+        said = engine_failure(exc)
+        if said is None:
+            raise  # a bug in the lab itself: its traceback is wanted
+        return fail(*said, prog)
     finally:
         if invocation.opened is not None:
+            from lab.engine.docker_client import EngineError  # a lab was opened: loaded
+
             with ctrl_c_ignored(), contextlib.suppress(EngineError):
                 invocation.opened.remove_my_helpers()
+
+
+def engine_failure(exc: Exception) -> tuple[str, int] | None:
+    """The line and exit code for an error the Docker SDK or its HTTP client raised; None
+    for any other. A library never imported raised nothing, so neither is imported here
+    unless a command already did."""
+    if "docker" in sys.modules:
+        from lab.engine.docker_client import EngineError
+
+        if isinstance(exc, EngineError):
+            return f"Docker said: {' '.join(str(exc).split())}", ExitCode.ERROR
+    if "requests" in sys.modules:
+        import requests
+
+        if isinstance(exc, requests.RequestException):  # an engine lost or slow mid-command
+            what = " ".join(str(exc).split())[:300]
+            return f"a Docker Engine stopped answering: {what}", ExitCode.NO_DOCKER
+    return None
 
 
 def fail(line: str, code: int, prog: str = "lab") -> int:

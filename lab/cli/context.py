@@ -1,4 +1,8 @@
-"""What every command gets: its arguments, the console, and the lab (opened on first use)."""
+"""What every command gets: its arguments, the console, and the lab (opened on first use).
+
+The console and the lab are made on first use, and their modules imported then: a
+command that needs no lab (``--help``, ``list``) never loads the Docker SDK.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,15 @@ import argparse
 import os
 import sys
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from lab.api import Lab
-from lab.api import open as open_lab
-from lab.engine.named import NAME_ENV
 from lab.errors import UsageError
-from lab.views.render import Reporter
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lab.api import Lab
+    from lab.views.render import Reporter
 
 
 class Invocation:
@@ -22,11 +27,16 @@ class Invocation:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        # Piped output (CI logs, files) gets room for the timeline rather than rich's 80 columns.
-        width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "150"))
-        self.console = Console(width=width)
         self.opened: Lab | None = None
         self.prog: str = getattr(args, "prog", "lab")  # socklab or lab: as the user typed it
+
+    @cached_property
+    def console(self) -> Console:
+        from rich.console import Console
+
+        # Piped output (CI logs, files) gets room for the timeline rather than rich's 80 columns.
+        width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "150"))
+        return Console(width=width)
 
     @property
     def names(self) -> list[str]:
@@ -35,6 +45,8 @@ class Invocation:
         given: list[str] = getattr(self.args, "lab_names", None) or []
         if given:
             return given
+        from lab.engine.named import NAME_ENV  # what names a lab opens it anyway
+
         return [os.environ[NAME_ENV]] if os.environ.get(NAME_ENV) else []
 
     @cached_property
@@ -49,6 +61,8 @@ class Invocation:
 
     def open(self, name: str | None) -> Lab:
         """A lab by name (None: the Compose files' own project), as the global options say."""
+        from lab.api import open as open_lab
+
         self.opened = open_lab(
             self.args.project_dir,
             files=self.args.file or (),
@@ -59,6 +73,8 @@ class Invocation:
         return self.opened
 
     def reporter(self) -> Reporter:
+        from lab.views.render import Reporter
+
         return Reporter(self.console)
 
     def print(self, *things: object, plain: bool = False) -> None:

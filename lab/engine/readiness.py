@@ -13,14 +13,18 @@ so a topology of one's own is judged by its own checks:
   over the lab network, when this machine reaches the host's address directly (the
   same code, the same request; no Python start-up inside the container, which takes
   longer than the check);
-- anything else is run in the container, as Docker would run it.
+- anything else is run in the container, as Docker would run it, but at most once in
+  INSIDE_EVERY per container while the lab waits: each run is a process started there
+  (a Python start: tens of milliseconds of CPU), and a poll every quarter second over tens of
+  containers would take the CPU the services themselves need to start.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +34,7 @@ from lab.services.runtime import healthcheck
 
 OURS = ["python3", "-m", "services.runtime.healthcheck"]
 DIRECT_TIMEOUT = 0.25  # a check that fails is run again at the next poll: it need not wait
+INSIDE_EVERY = 1.0  # Docker's own default interval: no sooner than Docker would run it again
 
 
 def probe_argv(test: Sequence[str] | None, timeout: float) -> list[str] | None:
@@ -70,14 +75,27 @@ def reachable(address: str, subnet: str) -> bool:
     return ipaddress.ip_address(local) in network and local != address
 
 
+def _from_here(argv: Sequence[str], address: str, subnet: str) -> tuple[str, int] | None:
+    """(KIND, PORT) when the check can run from this machine, else None (it runs inside)."""
+    direct = direct_check(argv[4:])
+    return direct if direct is not None and address and reachable(address, subnet) else None
+
+
+def runs_inside(container: Any, address: str, subnet: str) -> bool:
+    """Whether answering for ``container`` starts a process in it (not from here, not none)."""
+    check = (container.attrs.get("Config") or {}).get("Healthcheck") or {}
+    argv = probe_argv(check.get("Test"), 3.0)
+    return argv is not None and _from_here(argv, address, subnet) is None
+
+
 def answers(container: Any, address: str, subnet: str, timeout: float = 3.0) -> bool:
     """Whether the container's declared healthcheck passes when run now."""
     check = (container.attrs.get("Config") or {}).get("Healthcheck") or {}
     argv = probe_argv(check.get("Test"), timeout)
     if argv is None:
         return True
-    direct = direct_check(argv[4:])
-    if direct is not None and address and reachable(address, subnet):
+    direct = _from_here(argv, address, subnet)
+    if direct is not None:
         kind, port = direct
         try:
             return bool(healthcheck.CHECKS[kind](port, address, DIRECT_TIMEOUT))
@@ -90,9 +108,25 @@ def answers(container: Any, address: str, subnet: str, timeout: float = 3.0) -> 
     return bool(code == 0)
 
 
-def answering(containers: dict[str, tuple[Any, str, str]], timeout: float = 3.0) -> set[str]:
+def answering(
+    containers: dict[str, tuple[Any, str, str]],
+    timeout: float = 3.0,
+    inside_at: MutableMapping[str, float] | None = None,
+) -> set[str]:
     """The names, among ``containers`` (name: (container, its host's address, that
-    network's subnet)), whose checks pass now, run side by side."""
+    network's subnet)), whose checks pass now, run side by side. ``inside_at``: when each
+    check run inside its container last ran (kept here); one run less than INSIDE_EVERY
+    ago is not run again yet, and its container does not answer this time."""
+    if inside_at is not None:
+        now = time.monotonic()
+        due = {}
+        for name, (container, address, subnet) in containers.items():
+            if runs_inside(container, address, subnet):
+                if now - inside_at.get(name, -INSIDE_EVERY) < INSIDE_EVERY:
+                    continue
+                inside_at[name] = now
+            due[name] = (container, address, subnet)
+        containers = due
     if not containers:
         return set()
     with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:

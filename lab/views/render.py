@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from lab.backends.model import HostStatus, Removed, ServiceState
-from lab.experiments.model import Result
 from lab.services.probes.porttable import Entry
 from lab.services.probes.sockscript import Event, printable
+
+if TYPE_CHECKING:  # for a type only: importing it loads every experiment
+    from lab.experiments.model import Result
 
 STATE_STYLE = {"healthy": "green", "none": "green", "starting": "yellow", "unhealthy": "red"}
 

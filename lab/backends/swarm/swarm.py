@@ -146,6 +146,9 @@ class Swarm(Engine):
         # The driver's engine too: captures and Docker-host scripts run their helpers there.
         return [self.client, *(self.engine(m) for m in self.machines)]
 
+    def lab_clients(self) -> list[docker.DockerClient]:
+        return [self.engine(m) for m in self.machines]
+
     def machine_of(self, service: str) -> str:
         return self.placement.get(service, "")
 

@@ -14,8 +14,6 @@ from lab.cli.console import quiet_stdout
 from lab.cli.context import Invocation
 from lab.errors import UsageError
 from lab.interrupts import ended_as_ctrl_c
-from lab.packets import dissect
-from lab.packets.capture import place, streaming
 from lab.packets.pcap import RecordCutter
 
 
@@ -63,6 +61,8 @@ def cmd_capture(s: Invocation, args: argparse.Namespace) -> int:
 
 
 def _capture(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.packets.capture import place, streaming
+
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be 1 or more")
     if args.seconds is not None and args.seconds <= 0:
@@ -117,6 +117,8 @@ def _copy(
 ) -> None:
     """Whole records to ``out`` (or a line each to standard output), until ``count``;
     ``copied[0]``: how many so far (what an interrupted copy had done)."""
+    from lab.packets import dissect
+
     start: float | None = None
     number = -1  # the file header comes first
     for chunk in chunks:

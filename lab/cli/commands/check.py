@@ -7,13 +7,13 @@ import getpass
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lab.check import ROLES, Assignment, resolve
-from lab.check.server import ServerFailed
-from lab.check.view import lines, summary
 from lab.cli.context import Invocation
 from lab.errors import ExitCode, LabError, UsageError
+
+if TYPE_CHECKING:
+    from lab.check import Assignment
 
 WATCH_POLL = 0.5
 OUTPUT_LINES = 20  # of a server that never listened: its traceback's end
@@ -36,7 +36,10 @@ def register(commands: Any) -> None:
         dest="role",
         default="tcp-shout",
         metavar="ROLE",
-        help=f"what it must do: {' or '.join(ROLES)}, or an assignment file (default tcp-shout)",
+        # lab.check.ROLES, not listed: importing it loads the Docker SDK (a wrong name
+        # is answered with the list)
+        help="what it must do: a built-in role (default tcp-shout; a wrong name lists them), "
+        "or an assignment file",
     )
     check.add_argument(
         "--port", type=int, default=None, help="where it listens (default: the role's)"
@@ -61,6 +64,8 @@ def register(commands: Any) -> None:
 
 
 def cmd_check(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.check import resolve
+
     if not args.server.is_file():
         raise UsageError(f"{args.server}: no such file")
     assignment = resolve(args.role).with_port(args.port)
@@ -84,6 +89,8 @@ def cmd_check(s: Invocation, args: argparse.Namespace) -> int:
 
 def _once(s: Invocation, args: argparse.Namespace, assignment: Assignment) -> int:
     from lab.check import check
+    from lab.check.server import ServerFailed
+    from lab.check.view import lines, summary
 
     reporter = s.reporter()
     try:

@@ -8,9 +8,6 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from rich.table import Table
-
-from lab.backends.swarm import machines
 from lab.cli.context import Invocation
 
 
@@ -25,7 +22,10 @@ def register(commands: Any) -> None:
     )
     actions = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
     make = actions.add_parser("make", help="make N machines and form one swarm of them")
-    make.add_argument("count", type=int, help=f"how many machines (1 to {machines.MAX_MACHINES})")
+    # The limit is not named: it lives beside the Docker SDK, which the parser must not load.
+    make.add_argument(
+        "count", type=int, help="how many machines (a count out of range says the range)"
+    )
     make.set_defaults(handler=cmd_make)
     remove = actions.add_parser(
         "remove", help="remove every machine, its disk and the underlay (the image stays)"
@@ -43,6 +43,8 @@ def _client() -> Any:
 
 
 def cmd_make(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.backends.swarm import machines
+
     reporter = s.reporter()
     client = _client()
     with reporter.running(f"making a test cluster of {args.count} machines"):
@@ -55,12 +57,18 @@ def cmd_make(s: Invocation, args: argparse.Namespace) -> int:
 
 
 def cmd_remove(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.backends.swarm import machines
+
     removed = machines.remove(_client(), s.reporter())
     s.print(f"removed: {', '.join(removed)}" if removed else "there was no test cluster")
     return 0
 
 
 def cmd_status(s: Invocation, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from lab.backends.swarm import machines
+
     report = machines.status(_client())
     if args.json:
         print(json.dumps([asdict(r) for r in report], indent=2))

@@ -7,10 +7,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-from rich.prompt import Confirm
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from lab.cli.context import Invocation
 from lab.errors import (
@@ -21,13 +18,15 @@ from lab.errors import (
     PicturesMissing,
     UsageError,
 )
-from lab.experiments import EXPERIMENTS, files, predictions
-from lab.experiments.builtin.failures import Failures, load_schedule
-from lab.experiments.model import Experiment, Result, run_experiment
-from lab.packets import dissect
-from lab.packets import report as packet_report
-from lab.packets.dissect import Frame
-from lab.views.results import show_capture, show_result
+
+if TYPE_CHECKING:
+    from lab.experiments import predictions
+    from lab.experiments.model import Experiment, Result
+    from lab.packets.dissect import Frame
+
+# lab.experiments.files.DEFAULT_FOLDER and FOLDER_ENV, written out: importing that module
+# loads every built-in experiment (a pure test holds them equal)
+FOLDER, FOLDER_ENV = "experiments", "LAB_EXPERIMENTS"
 
 
 def register(commands: Any) -> None:
@@ -35,7 +34,7 @@ def register(commands: Any) -> None:
         "list",
         help="the experiments and the question each answers",
         description="The built-in experiments, and the experiment files in the experiments "
-        f"folder of this directory (./{files.DEFAULT_FOLDER}, or the folder ${files.FOLDER_ENV} "
+        f"folder of this directory (./{FOLDER}, or the folder ${FOLDER_ENV} "
         "names). Needs no Docker.",
     )
     listing.set_defaults(handler=cmd_list, needs_docker=False)
@@ -96,6 +95,10 @@ def register(commands: Any) -> None:
 
 
 def cmd_list(s: Invocation, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from lab.experiments import EXPERIMENTS, files
+
     table = Table(title="built-in experiments", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("question")
@@ -126,6 +129,9 @@ def cmd_list(s: Invocation, args: argparse.Namespace) -> int:
 
 def chosen(args: argparse.Namespace) -> list[tuple[Experiment, Path | None]]:
     """The experiments asked for, each with the file it came from (None: built in)."""
+    from lab.experiments import EXPERIMENTS, files
+    from lab.experiments.builtin.failures import Failures, load_schedule
+
     if not args.names and not args.all:
         raise UsageError("name an experiment (see `lab list`), a file, or give --all")
     wanted = [*EXPERIMENTS] if args.all else args.names
@@ -151,6 +157,8 @@ def chosen(args: argparse.Namespace) -> list[tuple[Experiment, Path | None]]:
 def cmd_run(s: Invocation, args: argparse.Namespace) -> int:
     if args.offload and not args.capture:
         raise UsageError("--offload says how to capture: give --capture too")
+    from lab.experiments import predictions
+
     experiments = chosen(args)
     lab = s.lab
     claims = {e.name: e.claims_for(lab.topology) for e, _ in experiments}
@@ -191,6 +199,12 @@ def run_one(
     path: Path | None,
     guess: predictions.Predictions | None,
 ) -> tuple[Result, list[Frame]]:
+    from lab.experiments import files
+    from lab.experiments.model import run_experiment
+    from lab.packets import dissect
+    from lab.packets import report as packet_report
+    from lab.views.results import show_capture, show_result
+
     lab = s.lab
     reporter = s.reporter()
     pcap = args.results / f"{experiment.name}.capturing.pcap"
@@ -241,4 +255,6 @@ def run_one(
 
 
 def _confirm(s: Invocation, claim: str) -> bool:
+    from rich.prompt import Confirm
+
     return Confirm.ask(f"[bold]Will this hold?[/] {claim}", console=s.console)

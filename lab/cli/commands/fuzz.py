@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lab import fuzz as fuzzer
 from lab.cli.context import Invocation
 from lab.errors import ExitCode
 
@@ -31,6 +30,8 @@ def register(commands: Any) -> None:
 
 
 def cmd_fuzz(s: Invocation, args: argparse.Namespace) -> int:
+    from lab import fuzz as fuzzer
+
     failed = 0
     for endpoint in fuzzer.targets(s.lab.topology, args.services):
         reporter = s.reporter()

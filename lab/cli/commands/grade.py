@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from lab.cli.context import Invocation
-from lab.grading import aggregate, checks, collect, report
 
 
 def register(commands: Any) -> None:
@@ -35,6 +34,8 @@ def register(commands: Any) -> None:
 
 
 def cmd_grade(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.grading import aggregate, checks, collect, report  # jsonschema: only here
+
     collected = collect.collect(args.folders)
     students = aggregate.students(collected.submissions)
     claims = aggregate.claims(collected.submissions)

@@ -11,9 +11,6 @@ from typing import Any
 
 from lab.cli.context import Invocation
 from lab.errors import UsageError
-from lab.packets import dissect
-from lab.packets import report as packet_report
-from lab.packets import view as packet_view
 
 
 def register(commands: Any) -> None:
@@ -61,6 +58,10 @@ def cmd_packets(s: Invocation, args: argparse.Namespace) -> int:
 
 
 def _packets(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.packets import dissect
+    from lab.packets import report as packet_report
+    from lab.packets import view as packet_view
+
     frames = dissect.read(args.file)
     result = packet_report.result_beside(args.file)
     names = ((result or {}).get("capture") or {}).get("names", {})

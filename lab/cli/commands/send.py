@@ -7,11 +7,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from lab.api import DOCKER_HOST
 from lab.cli.context import Invocation
 from lab.errors import NotRunning
-from lab.views import render
-from lab.views.sockets import calls_table
 
 
 def register(commands: Any) -> None:
@@ -56,6 +53,8 @@ def register(commands: Any) -> None:
 
 
 def origin_of(s: Invocation, target: str, asked: str, traced: bool = False) -> str:
+    from lab.api import DOCKER_HOST
+
     if asked in ("host", DOCKER_HOST):
         return DOCKER_HOST
     if asked:
@@ -87,6 +86,9 @@ def cmd_send(s: Invocation, args: argparse.Namespace) -> int:
             data["syscalls"] = [asdict(c) for c in sent.syscalls]
         print(json.dumps(data, indent=2))
         return 1 if sent.error else 0
+    from lab.views import render
+    from lab.views.sockets import calls_table
+
     if args.syscalls:
         s.print(calls_table(sent.syscalls, sent.events, f"{title}  (from {origin}, traced)"))
     else:

@@ -8,11 +8,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from rich.text import Text
-
 from lab.cli.context import Invocation
 from lab.errors import UsageError
-from lab.views import sockets as view
 
 DEFAULT_SECONDS = 10.0
 
@@ -64,6 +61,10 @@ def cmd_sockets(s: Invocation, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
+    from rich.text import Text
+
+    from lab.views import sockets as view
+
     title = Text.assemble((host, "bold"), f"  {s.lab.host(host).ip}  every TCP and UDP socket")
     s.print(view.socket_table(title, rows, folded=not args.all))
     return 0
@@ -103,6 +104,8 @@ def cmd_trace(s: Invocation, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(trace.to_json(), indent=2))
         return 0
+    from lab.views import sockets as view
+
     title = f"{process} (pid {trace.pid} on {trace.host}): system calls, and the lab's sends"
     s.print(view.calls_table([*trace.calls, *trace.others], trace.events, title))
     if trace.ended:

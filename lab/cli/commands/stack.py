@@ -9,14 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from lab import bundle
-from lab.chaos import powerloss
 from lab.cli.context import Invocation
-from lab.engine import named
 from lab.errors import UsageError
-from lab.views import render
 
 
 def register(commands: Any) -> None:
@@ -63,6 +58,8 @@ def register(commands: Any) -> None:
 
 
 def cmd_up(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.views import render
+
     names = s.names
     if len(names) > 1:
         return up_several(s, names, args.timeout)
@@ -92,6 +89,8 @@ def cmd_init(s: Invocation, args: argparse.Namespace) -> int:
 
 def up_several(s: Invocation, names: list[str], timeout: float) -> int:
     """One after another (the image built once); each its own subnet and ports."""
+    from lab.engine import named
+
     for name in names:
         named.check_name(name)
     if len(set(names)) < len(names):
@@ -106,6 +105,8 @@ def up_several(s: Invocation, names: list[str], timeout: float) -> int:
 
 
 def named_line(s: Invocation, name: str) -> str:
+    from lab.engine import named
+
     record = named.find(s.lab.backend.client if s.opened is None else s.opened.backend.client, name)
     if record is None:
         return f"lab {name}: no record"
@@ -117,6 +118,8 @@ def named_line(s: Invocation, name: str) -> str:
 
 
 def cmd_down(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.views import render
+
     if args.all:
         if s.names:
             raise UsageError("--all removes every named lab: give it without --name")
@@ -130,7 +133,10 @@ def cmd_down(s: Invocation, args: argparse.Namespace) -> int:
 
 
 def down_all(s: Invocation) -> int:
+    from lab.chaos import powerloss
+    from lab.engine import named
     from lab.engine.docker_client import connect
+    from lab.views import render
 
     client = connect()
     projects = named.projects(client)
@@ -146,6 +152,8 @@ def down_all(s: Invocation) -> int:
 
 
 def cmd_status(s: Invocation, args: argparse.Namespace) -> int:
+    from lab.views import render
+
     report = s.lab.status()
     if args.json:
         print(json.dumps(render.status_json(report), indent=2))
@@ -157,6 +165,9 @@ def cmd_status(s: Invocation, args: argparse.Namespace) -> int:
 
 
 def cmd_ls(s: Invocation, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from lab.engine import named
     from lab.engine.docker_client import connect
 
     rows = named.listing(connect(), datetime.datetime.now(datetime.UTC))
