@@ -207,3 +207,18 @@ class NothingJudged(LabError):
     """An experiment ended with no check at all: that is never a pass."""
 
     exit_code = ExitCode.CLAIM_FAILED
+
+
+class DirtyTree(LabError):
+    """A page of benchmarks would name a commit whose code did not produce its rows."""
+
+    def __init__(self, changed: list[str] | None) -> None:
+        if changed is None:
+            what = "no commit to name (not a git checkout, or git did not answer)"
+        else:
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            what = f"the tree has uncommitted changes ({', '.join(changed[:3])}{more})"
+        super().__init__(
+            f"refusing --markdown: {what}",
+            "commit or set the changes aside, then run `socklab bench --markdown` again",
+        )

@@ -13,23 +13,26 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lab.api import Lab
 from lab.backends.engine import Engine
-from lab.bench.model import Bench, Sizes
+from lab.bench.model import Bench, BenchError, Sizes
 from lab.engine import base_image
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
 from lab.experiments.model import run_experiment
 from lab.progress import Progress, silent
 
-TARGET = "30 labs each passing dispatch, under 100 MB and 2% of a core per idle lab"
+TARGET = (
+    "30 labs each passing dispatch, under 100 MB and 2% of a core per idle lab "
+    "(its containers and the containerd shims that run their healthchecks)"
+)
 
 
 def why(last: dict[str, Any], stopped: str) -> str:
     """What the last checkpoint says about a missed target (the figures are its own)."""
-    mean, anon = last["memory_mib_mean"], last.get("anon_mib_mean", 0.0)
+    mean, anon = last["memory_mib_mean"], last["anon_mib_mean"]
     return (
         f"At K = {last['k']} ({stopped}): {mean:.0f} MiB per lab, of which {anon:.0f} MiB "
         "is its processes' own (anonymous memory: four Python servers; the hosts' init and "
@@ -44,6 +47,7 @@ def why(last: dict[str, Any], stopped: str) -> str:
     )
 
 
+T = TypeVar("T", int, float)
 DENSITY_PREFIX = "density-"
 MIN_AVAILABLE = 1024  # MiB: below this, starting one more lab would be the machine's end
 
@@ -69,6 +73,17 @@ class LabUsage:
     shims: dict[str, float]  # lab name -> share of one core, its containers' shims
 
 
+def read(value: T | None, what: str, container: str) -> T:
+    """A cgroup or /proc reading, or BenchError: a reading that is missing is not a 0."""
+    if value is None:
+        raise BenchError(
+            f"no {what} reading for container {container[:12]} (its cgroup or /proc entry "
+            "is not where this driver looks)",
+            "run the benchmark on the Docker host itself",
+        )
+    return value
+
+
 def lab_usage(client: Any, names: list[str], seconds: float) -> LabUsage:
     """Memory now, and CPU over ``seconds`` of idling, for each named lab."""
     from lab.engine import named, usage
@@ -78,12 +93,20 @@ def lab_usage(client: Any, names: list[str], seconds: float) -> LabUsage:
         name = (c.get("Labels") or {}).get(named.NAME_LABEL, "")
         if name in ids:
             ids[name].append(str(c["Id"]))
+    empty = [name for name, cids in ids.items() if not cids]
+    if empty:
+        raise BenchError(f"no containers found for lab {empty[0]}: nothing to read its usage from")
     every = {cid for cids in ids.values() for cid in cids}
     shim_pids = usage.shims(every)
+    unshimmed = sorted(every - set(shim_pids))
+    if unshimmed:  # its CPU would count as none: an error, never a 0
+        raise BenchError(f"no containerd shim found for container {unshimmed[0][:12]}")
 
     def sample() -> tuple[dict[str, float], dict[str, float]]:
-        cpu = {cid: usage.cpu_seconds(cid) or 0.0 for cid in every}
-        shim = {cid: usage.shim_seconds(pid) or 0.0 for cid, pid in shim_pids.items()}
+        cpu = {cid: read(usage.cpu_seconds(cid), "CPU", cid) for cid in every}
+        shim = {
+            cid: read(usage.shim_seconds(pid), "shim CPU", cid) for cid, pid in shim_pids.items()
+        }
         return cpu, shim
 
     cpu0, shim0 = sample()
@@ -92,13 +115,16 @@ def lab_usage(client: Any, names: list[str], seconds: float) -> LabUsage:
     cpu1, shim1 = sample()
     elapsed = time.monotonic() - t0
     return LabUsage(
-        memory={n: sum(usage.memory_bytes(cid) or 0 for cid in cids) for n, cids in ids.items()},
-        anon={n: sum(usage.anon_bytes(cid) or 0 for cid in cids) for n, cids in ids.items()},
-        cpu={n: sum(cpu1[c] - cpu0[c] for c in cids) / elapsed for n, cids in ids.items()},
-        shims={
-            n: sum(shim1.get(c, 0) - shim0.get(c, 0) for c in cids) / elapsed
+        memory={
+            n: sum(read(usage.memory_bytes(c), "memory", c) for c in cids)
             for n, cids in ids.items()
         },
+        anon={
+            n: sum(read(usage.anon_bytes(c), "anonymous memory", c) for c in cids)
+            for n, cids in ids.items()
+        },
+        cpu={n: sum(cpu1[c] - cpu0[c] for c in cids) / elapsed for n, cids in ids.items()},
+        shims={n: sum(shim1[c] - shim0[c] for c in cids) / elapsed for n, cids in ids.items()},
     )
 
 
@@ -158,12 +184,7 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
                 named.forget(name)
     largest = max((p["k"] for p in points if p["dispatch_passed"] == p["k"]), default=0)
     last = points[-1] if points else None
-    met = (
-        last is not None
-        and largest >= 30
-        and last["memory_mib_max"] < 100 / 1.048576
-        and last["cpu_pct_per_lab"] < 2
-    )
+    met = judged(last, largest)
     summary = (
         f"{largest} labs all passing dispatch ({stopped}); at K = {last['k']}: "
         f"{last['memory_mib_mean']:.0f} MiB per lab (max {last['memory_mib_max']:.0f}), "
@@ -180,6 +201,17 @@ def run(net: Lab, sizes: Sizes, progress: Progress = silent) -> Bench:
         summary,
         {"points": points, "stopped": stopped, "largest_k": largest},
         why="" if met or last is None else why(last, stopped),
+    )
+
+
+def judged(last: dict[str, Any] | None, largest: int) -> bool:
+    """The target at the last checkpoint: 30 labs passing, 100 MB (MiB here) and 2% of a
+    core per idle lab, the containerd shims' CPU counted as the target says. Pure."""
+    return (
+        last is not None
+        and largest >= 30
+        and last["memory_mib_max"] < 100 / 1.048576
+        and last["cpu_with_shims_pct_per_lab"] < 2
     )
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lab.backends.engine import Engine
-from lab.engine import helpers
 from lab.errors import LabError
 from lab.names import label
 from lab.waiting import wait_until
+
+if TYPE_CHECKING:  # the Docker side is imported when a benchmark runs, not by the parser
+    from lab.backends.engine import Engine
+    from lab.engine import helpers
 
 PURPOSE = "bench"  # the label of every container a benchmark starts (removed at the end)
 
@@ -44,6 +46,9 @@ class Sizes:
     rounds: int = 100
     rates: tuple[int, ...] = (2_000, 5_000, 10_000, 20_000, 40_000, 80_000)
     curves: int = 2  # the UDP curve is drawn this many times: its onset must agree
+    bisections: int = 5  # rates measured between the grid's two around each onset
+    added_hosts: tuple[int, ...] = (0, 10, 30)  # scale: hosts added, one UDP process each
+    starts: int = 10  # start: runs of each command timed
     frames: int = 100_000
     labs: int = 30  # density: the largest K
     idle_seconds: float = 60.0  # density: the window idle CPU is measured over (2 intervals)
@@ -61,6 +66,9 @@ class Sizes:
             rounds=5,
             rates=(500, 1_000),
             curves=1,
+            bisections=1,
+            added_hosts=(0, 2),
+            starts=3,
             frames=2_000,
             labs=2,
             idle_seconds=5.0,
@@ -91,6 +99,19 @@ class Spread:
         return {"median": self.median, "low": self.low, "high": self.high, "n": self.n}
 
 
+MET, CROSSES, MISSED = "met", "median met, spread crosses", "missed"
+
+
+def verdict(spread: Spread, goal: float, *, at_least: bool) -> str:
+    """A goal is met only when the whole spread meets it (``at_least``: the lowest
+    repetition; otherwise the highest); a median that meets it with a repetition that does
+    not is "median met, spread crosses", never "met". Pure."""
+    worst = spread.low if at_least else spread.high
+    if (worst >= goal) if at_least else (worst <= goal):
+        return MET
+    return CROSSES if ((spread.median >= goal) if at_least else (spread.median <= goal)) else MISSED
+
+
 def companion(
     backend: Engine,
     name: str,
@@ -102,6 +123,8 @@ def companion(
 ) -> helpers.Helper:
     """A process of the lab's image in ``host``'s namespaces, hardened like every lab
     process, labelled so that the end of the benchmark, or `lab down`, removes it."""
+    from lab.engine import helpers
+
     return helpers.start_process(
         backend,
         host,
@@ -120,6 +143,8 @@ def remove(processes: Iterable[helpers.Helper]) -> None:
 
 def cleanup(backend: Engine) -> None:
     """Every container a benchmark started, whoever started it (an interrupted run's too)."""
+    from lab.engine import helpers
+
     helpers.remove_all(backend, [f"{label('purpose')}={PURPOSE}"])
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.bench import stamp
+
 MET = {True: "yes", False: "**no**", None: "-"}
 
 
@@ -29,8 +31,10 @@ def render(run: dict[str, Any]) -> str:
         f"[`{run['json']}`]({run['json']}): do not edit by hand, run the command again. "
         "Every ratio is measured side by side "
         "with its peer in one run, repeated, as a median with its spread (lowest-highest, "
-        "n runs). The last column says which run measured each row (a run of some "
-        "benchmarks keeps the others' rows). These are one machine's figures "
+        "n runs); a target is met only when the whole spread meets it. The last column "
+        "says which run measured each row (a run of some benchmarks keeps the others' "
+        "rows) and at which commit (marked when the tree held uncommitted changes: the "
+        "page itself is refused from such a tree). These are one machine's figures "
         f"({'; '.join(machines)}); `socklab bench --help` says what each measures.",
         "",
         "| benchmark | target | met | measured | run |",
@@ -40,7 +44,7 @@ def render(run: dict[str, Any]) -> str:
         m = b["measured"]
         lines.append(
             f"| {b['name']} | {b['target']} | {MET[b['met']]} | {b['summary']} | "
-            f"`{m['command']}`, {m['date']}, {m['commit']} |"
+            f"`{m['command']}`, {m['date']}, {stamp.text(m)} |"
         )
     missed = [b for b in benches if b.get("why")]
     if missed:
@@ -61,8 +65,10 @@ def _redis(b: dict[str, Any]) -> list[str]:
     out = [
         "## db against Redis",
         "",
-        "Requests per second, median of the repetitions (db / Redis), and the ratio with "
-        "the spread of the per-repetition ratios.",
+        "Requests per second, median of the repetitions (db / Redis), then the ratio: the "
+        "median and spread (lowest-highest) of the per-repetition ratios, each repetition "
+        "measuring db and Redis back to back. A goal is met only when the whole spread "
+        "meets it.",
         "",
         "| persistence | " + " | ".join(keys) + " |",
         "|---|" + "---|" * len(keys),
@@ -71,9 +77,11 @@ def _redis(b: dict[str, Any]) -> list[str]:
         cells = []
         for k in keys:
             ratio = r["ratios"][k]
+            said = b["data"].get("verdicts", {}).get(f"{r['config']} / {k}", "")
             cells.append(
                 f"{r['db'][k]['median']:,.0f} / {r['redis'][k]['median']:,.0f}: "
                 f"**{ratio['median']:.2f}x** ({ratio['low']:.2f}-{ratio['high']:.2f})"
+                + (f", {said}" if said and said != "met" else "")
             )
         out.append(f"| {r['config']} | " + " | ".join(cells) + " |")
     return out
@@ -88,7 +96,8 @@ def _udp(b: dict[str, Any]) -> list[str]:
         "",
         "Offered is the rate asked for; sent and answered are the rates the load generator "
         "really reached; drops are counted on each server's own socket (and on the "
-        "sender's, for its answers).",
+        "sender's, for its answers). Rates off the grid were measured by bisection "
+        "around each onset; each onset is the pair of rates that brackets a loss of 1%.",
         "",
         "| curve | peer | offered /s | sent /s | answered /s | lost | server drops | "
         "sender drops |",
@@ -101,9 +110,25 @@ def _udp(b: dict[str, Any]) -> list[str]:
                     f"| {i} | {peer} | {p['rate']} | {p['sent_rate']} | {p['received_rate']} | "
                     f"{100 * p['loss']:.1f}% | {p['server_drops']} | {p['client_drops']} |"
                 )
+    for i, curve in enumerate(curves, 1):
+        onsets = curve.get("onset", {})
+        if all(isinstance(o, list) or o is None for o in onsets.values()):
+            out.append("")
+            out.append(
+                f"Curve {i}, 1% loss: "
+                + "; ".join(f"{peer} {onset_text(o)}" for peer, o in onsets.items())
+            )
     if b["data"].get("plot"):
         out += ["", f"![offered against answered datagrams]({b['data']['plot']})"]
     return out
+
+
+def onset_text(onset: list[int] | None) -> str:
+    """Where a UDP curve's loss passes 1%: the two rates that bracket it."""
+    if onset is None:
+        return "not reached at the rates offered"
+    below, above = onset
+    return f"at or under {above}/s" if below == 0 else f"between {below} and {above}/s"
 
 
 def _curriculum(b: dict[str, Any]) -> list[str]:
@@ -136,11 +161,47 @@ def _density(b: dict[str, Any]) -> list[str]:
         *(
             f"| {p['k']} | {p['dispatch_passed']}/{p['k']} | {p['up_s_mean']:.1f} | "
             f"{p['memory_mib_mean']:.0f} / {p['memory_mib_max']:.0f} | "
-            f"{p.get('anon_mib_mean', 0):.0f} | {p['cpu_pct_per_lab']:.2f} | "
+            f"{_mib(p.get('anon_mib_mean'))} | {p['cpu_pct_per_lab']:.2f} | "
             f"{p['cpu_with_shims_pct_per_lab']:.2f} | {p['available_mib']} |"
             for p in points
         ),
     ]
 
 
-DETAILS = {"redis": _redis, "udp": _udp, "curriculum": _curriculum, "density": _density}
+def _scale(b: dict[str, Any]) -> list[str]:
+    rows = b["data"].get("sizes", [])
+    if not rows:
+        return []
+
+    def s(d: dict[str, Any], unit: str = " s") -> str:
+        return f"{d['median']:.2f}{unit} ({d['low']:.2f}-{d['high']:.2f})"
+
+    return [
+        "## Cost with topology size",
+        "",
+        f"N hosts added by an override, one UDP process each; {b['data']['repeats']} "
+        "interleaved repetitions, each from nothing running (images built), the whole "
+        "command timed; the ratio is per repetition.",
+        "",
+        "| hosts added | `lab up` | `docker compose up -d --wait` | lab / compose | "
+        "`lab status` | `docker compose ps` |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r['added']} | {s(r['lab_up'])} | {s(r['compose_up'])} | {s(r['ratio'], 'x')} "
+            f"| {s(r['status'])} | {s(r['compose_ps'])} |"
+            for r in rows
+        ),
+    ]
+
+
+def _mib(value: float | None) -> str:
+    return "not read" if value is None else f"{value:.0f}"
+
+
+DETAILS = {
+    "redis": _redis,
+    "udp": _udp,
+    "curriculum": _curriculum,
+    "density": _density,
+    "scale": _scale,
+}

@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,9 @@ from lab.progress import Progress
 log = logging.getLogger("lab")
 OFFICIAL = "python:3.12-slim"
 SUITE = "bookworm"
+# debootstrap takes a minute or two; a stalled download must end with a reason, not hang.
+DEBOOTSTRAP_TIMEOUT = 1800.0  # seconds in all
+DEBOOTSTRAP_SILENCE = 300.0  # seconds without a line of output
 # python3 for the services; the rest are real clients and tools for the
 # workbench (curl, redis-cli, nc, ss, ip, ping, tcpdump).
 PACKAGES = (
@@ -229,11 +235,17 @@ def build_debian_image(
         ]
         progress(f"building {tag} from Debian packages (debootstrap, a minute or more)")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
         lines: list[str] = []
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-            progress(f"debootstrap: {line.strip()[:70]}", detail=True)
+        try:
+            for line in lines_until(proc, DEBOOTSTRAP_TIMEOUT, DEBOOTSTRAP_SILENCE):
+                lines.append(line.rstrip())
+                progress(f"debootstrap: {line.strip()[:70]}", detail=True)
+        except TimeoutError as exc:
+            raise BaseImageError(
+                f"debootstrap {exc} (last: {lines[-1] if lines else 'no output'})",
+                "check that this machine reaches Debian's package archive, or set "
+                "LAB_DEBIAN_MIRROR to a nearer one",
+            ) from None
         if proc.wait() != 0:
             raise BaseImageError(
                 f"debootstrap failed: {lines[-1] if lines else 'no output'}",
@@ -254,6 +266,37 @@ def build_debian_image(
         )
     if not _present(client, tag):
         raise BaseImageError(f"importing {tag} into Docker left no image")
+
+
+def lines_until(proc: subprocess.Popen[str], deadline: float, silence: float) -> Iterator[str]:
+    """A child's output lines as they come, to a deadline: TimeoutError (the child killed)
+    when it runs past ``deadline`` seconds in all or says nothing for ``silence``. A
+    plain ``for line in proc.stdout`` would wait for ever on a child that hangs."""
+    assert proc.stdout is not None
+    stream = proc.stdout
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    end = time.monotonic() + deadline
+    while True:
+        wait = min(silence, end - time.monotonic())
+        try:
+            line = lines.get(timeout=max(0.0, wait))
+        except queue.Empty:
+            proc.kill()
+            proc.wait()
+            said = (
+                f"ran past {deadline:g} s" if wait < silence else f"said nothing for {silence:g} s"
+            )
+            raise TimeoutError(said) from None
+        if line is None:
+            return
+        yield line
 
 
 def write_env(path: Path, key: str, value: str) -> None:

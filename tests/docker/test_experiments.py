@@ -1,4 +1,5 @@
-"""Every experiment on the real stack: each claim holds, three runs in a row, and results validate.
+"""Every experiment on the real stack: each claim holds (three runs in a row, the slow ones
+once here and once more in `run --all`), and results validate.
 
 The claims are checked by the experiments against observed events; this test
 asserts the observations agree with the textbook, run after run.

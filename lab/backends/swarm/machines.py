@@ -52,6 +52,7 @@ SHARED = SOCKETS / "shared"
 SWARM_PORT = 2377
 MAX_MACHINES = 9
 ENGINE_TIMEOUT = 90.0  # a fresh dockerd on vfs answers in a few seconds; CI is slower
+MOUNT_TIMEOUT = 30.0  # a local bind mount is instant; a hung one must not hang the driver
 PACKAGES = (
     "docker.io", "iproute2", "iptables", "ca-certificates", "procps", "tcpdump", "fuse-overlayfs",
 )  # fmt: skip
@@ -227,7 +228,12 @@ def mounted(path: Path) -> bool:
 
 
 def _mount(args: list[str]) -> None:
-    done = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(
+            ["mount", *args], capture_output=True, text=True, check=False, timeout=MOUNT_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise TimedOut(f"`mount {' '.join(args)}`", MOUNT_TIMEOUT, "run as root") from None
     if done.returncode != 0:
         raise LabError(f"mount {' '.join(args)} failed: {done.stderr.strip()}", "run as root")
 
@@ -358,7 +364,17 @@ def remove(client: docker.DockerClient, progress: Progress) -> list[str]:
     for _ in range(1000):  # a shared mount may be stacked (its own propagated copies)
         if not mounted(SOCKETS):
             break
-        subprocess.run(["umount", "-l", str(SOCKETS)], capture_output=True, check=False)
+        try:
+            subprocess.run(
+                ["umount", "-l", str(SOCKETS)],
+                capture_output=True,
+                check=False,
+                timeout=MOUNT_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            raise TimedOut(
+                f"`umount -l {SOCKETS}`", MOUNT_TIMEOUT, f"unmount it by hand: umount -l {SOCKETS}"
+            ) from None
     shutil.rmtree(SOCKETS, ignore_errors=True)
     remove_cgroups()
     return removed

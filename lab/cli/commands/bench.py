@@ -10,17 +10,14 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from lab import bench as bench_module
-from lab.bench import report
+from lab.bench import report, stamp
 from lab.cli.context import Invocation
 from lab.errors import NotRunning, UsageError
 from lab.names import PROJECT
@@ -29,8 +26,9 @@ from lab.names import PROJECT
 def register(commands: Any) -> None:
     bench = commands.add_parser(
         "bench",
-        help="benchmarks against real peers: redis, c10k, udp, packets, up, curriculum; "
-        "cold (deletes images) and density (labs per machine) on request",
+        help="benchmarks against real peers: redis, c10k, udp, packets, up, curriculum, "
+        "check, scale, start; cold (deletes images), density (labs per machine) and class "
+        "on request",
         description=bench_module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -66,7 +64,8 @@ def register(commands: Any) -> None:
         "--markdown",
         type=Path,
         metavar="FILE",
-        help="also write the page (BENCHMARKS.md) rendered from the JSON",
+        help="also write the page (BENCHMARKS.md) rendered from the JSON (refused from a "
+        "tree with uncommitted changes: each row names the commit that made it)",
     )
     bench.set_defaults(handler=cmd_bench)
 
@@ -78,6 +77,8 @@ def cmd_bench(s: Invocation, args: argparse.Namespace) -> int:
         raise UsageError(
             f"no benchmark {', '.join(unknown)}", f"one of: {', '.join(bench_module.BENCHES)}"
         )
+    from rich.table import Table
+
     sizes = bench_module.Sizes.tiny() if args.tiny else bench_module.Sizes()
     if args.out is None:
         tiny = Path(tempfile.gettempdir()) / f"{PROJECT}-bench-tiny"
@@ -88,6 +89,11 @@ def cmd_bench(s: Invocation, args: argparse.Namespace) -> int:
         sizes = dataclasses.replace(sizes, keep=True)
     if args.budget is not None:
         sizes = dataclasses.replace(sizes, budget_seconds=args.budget)
+    # Before anything runs: a page must name the commit whose code made its rows.
+    outputs = [args.out, *([args.markdown] if args.markdown else [])]
+    code = stamp.of_code(outputs)
+    if args.markdown:
+        stamp.check_page(code)
     lab = s.lab
     if any(n not in bench_module.NEED_NO_LAB for n in names):
         if not lab.is_running():
@@ -99,7 +105,7 @@ def cmd_bench(s: Invocation, args: argparse.Namespace) -> int:
         for name in names:
             with reporter.running(f"benchmark {name}"):
                 extra = {"plot": args.out / "udp-loss.png"} if name == "udp" else {}
-                results.append(bench_module.BENCHES[name](lab, sizes, reporter, **extra))
+                results.append(bench_module.load(name)(lab, sizes, reporter, **extra))
     finally:
         bench_module.cleanup(lab.backend)
     table = Table(title="benchmarks", title_justify="left", show_lines=True)
@@ -110,12 +116,14 @@ def cmd_bench(s: Invocation, args: argparse.Namespace) -> int:
             b.name, b.target, {True: "[green]yes", False: "[red]no", None: "-"}[b.met], b.summary
         )
     s.print(table)
+    code = stamp.across(code, stamp.of_code(outputs))  # the tree may change during a run
     command = shlex.join(["lab", *sys.argv[1:]])  # exactly as typed: options included
     measured = {
         "command": command,
         "machine": machine_line(),
         "date": datetime.date.today().isoformat(),
-        "commit": commit(),
+        "commit": code.commit,
+        "dirty": code.dirty,
     }
     out = args.out / "latest.json"
     previous = None
@@ -131,6 +139,7 @@ def cmd_bench(s: Invocation, args: argparse.Namespace) -> int:
     out.write_text(json.dumps(run, indent=2) + "\n")
     s.print(f"JSON in {out} (the other benchmarks' latest rows kept)")
     if args.markdown:
+        stamp.check_page(code)
         args.markdown.write_text(report.render(run))
         s.print(f"page written to {args.markdown}")
     return 0
@@ -146,13 +155,3 @@ def machine_line() -> str:
         f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs{memory}, "
         f"Python {platform.python_version()}"
     )
-
-
-def commit() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        if done.returncode == 0:
-            return done.stdout.strip()
-    return "unknown"
