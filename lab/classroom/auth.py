@@ -59,8 +59,9 @@ class Gate:
         origins = {f"http://{h}" for h in hosts}
         if public_url:
             parts = urlsplit(public_url.lower())  # as browsers send Host and Origin
-            hosts.add(parts.netloc)
-            origins.add(f"{parts.scheme}://{parts.netloc}")
+            netloc = without_default_port(parts.scheme, parts.netloc)
+            hosts.add(netloc)
+            origins.add(f"{parts.scheme}://{netloc}")
         return cls(store, hosts, origins, key)
 
     # --- where from ---
@@ -144,3 +145,10 @@ class Gate:
             self.teacher_sessions.pop(hashed, None)
         else:
             self.store.close_session(hashed)
+
+
+def without_default_port(scheme: str, netloc: str) -> str:
+    """``x:80`` for http and ``x:443`` for https as browsers write them in Host and
+    Origin: without the port (a public URL that spells it out must still match)."""
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    return netloc.removesuffix(default) if default else netloc

@@ -32,6 +32,7 @@ from lab.classroom.labs import Labs
 from lab.classroom.server import ClassServer
 from lab.classroom.store import Store
 from lab.errors import UsageError
+from lab.web.guard import literal
 
 LINKS = "sign-in.csv"
 DATABASE = "class.db"
@@ -135,7 +136,7 @@ def serve(settings: Settings, say: Callable[[str], None]) -> None:
     sock = listen(settings.bind, settings.port)
     port = int(sock.getsockname()[1])
     shown = "127.0.0.1" if settings.bind in ("127.0.0.1", "0.0.0.0", "::") else settings.bind
-    base = settings.public_url.rstrip("/") or f"http://{shown}:{port}"
+    base = settings.public_url.rstrip("/") or f"http://{literal(shown)}:{port}"
     (settings.data / ADDRESS).write_text(base + "\n", encoding="utf-8")  # for `class tokens`
     if missing:
         path = issue(store, missing, settings.data, base)

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 
 TOKEN_HEADER = "X-Lab-Token"
+WILDCARDS = ("0.0.0.0", "::")  # addresses that bind every interface
 
 
 @dataclass(frozen=True)
@@ -21,14 +22,24 @@ class Guard:
     port: int
     bind: str = "127.0.0.1"
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Bound to a wildcard, the server is reached through any of this machine's addresses
+    # and names (`lab.web.server.own_names`, the address to open first): it answers to
+    # those, and to no other name, so a DNS-rebinding page is still refused.
+    own: tuple[str, ...] = ()
+
+    @property
+    def wildcard(self) -> bool:
+        return self.bind in WILDCARDS
 
     @property
     def hosts(self) -> set[str]:
         """The Host header values that name this server."""
         names = {"127.0.0.1", "localhost", "[::1]"}
-        if self.bind not in ("127.0.0.1", "localhost", "0.0.0.0", "::"):
-            names.add(f"[{self.bind}]" if ":" in self.bind else self.bind)
-        return {f"{name}:{self.port}" for name in names}
+        if self.wildcard:
+            names.update(literal(name) for name in self.own)
+        elif self.bind != "localhost":
+            names.add(literal(self.bind))
+        return {f"{name.lower()}:{self.port}" for name in names}
 
     def host_ok(self, host: str | None) -> bool:
         return host is not None and host.lower() in self.hosts
@@ -50,6 +61,32 @@ class Guard:
         except ValueError:
             return self.bind == "localhost"
 
+    def addresses(self) -> list[str]:
+        """Where to open the page: the address bound to; bound to a wildcard, each of this
+        machine's addresses that another machine may reach (never 0.0.0.0 or ::, which
+        name no machine), or 127.0.0.1 when it has none."""
+        if self.bind == "localhost":
+            shown = ["127.0.0.1"]
+        elif self.wildcard:
+            shown = [name for name in self.own if reachable(name)] or ["127.0.0.1"]
+        else:
+            shown = [self.bind]
+        return [f"http://{literal(name)}:{self.port}/?token={self.token}" for name in shown]
+
     def address(self) -> str:
-        shown = "127.0.0.1" if self.loopback_only else self.bind
-        return f"http://{shown}:{self.port}/?token={self.token}"
+        return self.addresses()[0]
+
+
+def literal(name: str) -> str:
+    """A name or an address as a Host header writes it: IPv6 in brackets."""
+    return f"[{name}]" if ":" in name else name
+
+
+def reachable(name: str) -> bool:
+    """An address another machine may open: not loopback, not link-local (whose URL would
+    need the interface's zone), and not a host name."""
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_link_local or address.is_unspecified)

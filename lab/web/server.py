@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from lab.errors import LabError
 from lab.web import replay
-from lab.web.guard import TOKEN_HEADER, Guard
+from lab.web.guard import TOKEN_HEADER, WILDCARDS, Guard
 from lab.web.live import Live, tail_journal
 
 STATIC = Path(__file__).parent / "static"
@@ -274,3 +276,78 @@ def frame_decided(live: Live, number: int) -> dict[str, Any]:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
+
+
+# --- this machine's own names, for a server bound to a wildcard ---------------------------
+#
+# Read from the kernel's own tables in /proc, of the network namespace the server listens
+# in: every address of every interface, secondary ones included, with no program to run
+# (`ip -j` is missing from minimal images and old iproute2) and nothing to install.
+# SIOCGIFCONF would give one IPv4 address per interface and no IPv6. What the resolver
+# says of the host name (getaddrinfo) is added: it names the host's canonical name, and
+# stands in where /proc is not Linux's.
+
+FIB_TRIE = Path("/proc/net/fib_trie")
+IF_INET6 = Path("/proc/net/if_inet6")
+# Documentation addresses (RFC 5737, RFC 3849): a UDP connect() to one only asks the
+# routing table which source address the default route would use; no packet leaves.
+ROUTE_PROBE = {socket.AF_INET: "203.0.113.1", socket.AF_INET6: "2001:db8::1"}
+FAMILIES = dict(zip(WILDCARDS, (socket.AF_INET, socket.AF_INET6), strict=True))
+
+
+def local_ipv4(fib_trie: str) -> set[str]:
+    """The addresses /proc/net/fib_trie lists as this machine's own (pure): each leaf
+    ("|-- 10.0.0.5") followed by a "/32 host LOCAL" route."""
+    found: set[str] = set()
+    leaf = ""
+    for line in fib_trie.splitlines():
+        text = line.strip()
+        if text.startswith("|--"):
+            leaf = text[3:].strip()
+        elif text.split() == ["/32", "host", "LOCAL"] and leaf:
+            found.add(leaf)
+    return found
+
+
+def local_ipv6(if_inet6: str) -> set[str]:
+    """The addresses of /proc/net/if_inet6 (pure): 32 hex digits, then the interface's
+    index, prefix length, scope, flags and name."""
+    found: set[str] = set()
+    for line in if_inet6.splitlines():
+        fields = line.split()
+        if fields and len(fields[0]) == 32:
+            found.add(str(ipaddress.IPv6Address(bytes.fromhex(fields[0]))))
+    return found
+
+
+def own_names(bind: str) -> tuple[str, ...]:
+    """For a wildcard ``bind``, this machine's addresses in its family (the one its default
+    route uses first, as the one to open) and its host names; () for any other bind."""
+    family = FAMILIES.get(bind)
+    if family is None:
+        return ()
+    table, parse = (FIB_TRIE, local_ipv4) if family == socket.AF_INET else (IF_INET6, local_ipv6)
+    addresses: set[str] = set()
+    with contextlib.suppress(OSError):
+        addresses = parse(table.read_text())
+    names = [socket.gethostname().lower()]
+    with contextlib.suppress(OSError):  # socket.gaierror: a name DNS does not know
+        for *_, canonical, sockaddr in socket.getaddrinfo(
+            names[0], None, family, socket.SOCK_STREAM, flags=socket.AI_CANONNAME
+        ):
+            addresses.add(str(sockaddr[0]))
+            if canonical:
+                names.append(canonical.lower())
+    routed = _routed(family)
+    first = [routed] if routed in addresses else []
+    rest = sorted(addresses - set(first), key=ipaddress.ip_address)
+    return tuple(dict.fromkeys([*first, *rest, *names]))
+
+
+def _routed(family: socket.AddressFamily) -> str | None:
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((ROUTE_PROBE[family], 9))
+        except OSError:  # no default route
+            return None
+        return str(probe.getsockname()[0])

@@ -10,10 +10,12 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -305,6 +307,54 @@ def test_no_token_or_a_foreign_host_is_refused() -> None:
         assert status("/api/state", {"X-Lab-Token": token, "Host": f"evil.example:{port}"}) == 421
     finally:
         stop_web(proc)
+
+
+def own_ipv4() -> set[str]:
+    """This machine's IPv4 addresses but loopback ones, as `ip` lists them."""
+    done = subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True, check=True)
+    return {
+        a["local"]
+        for link in json.loads(done.stdout)
+        for a in link.get("addr_info", [])
+        if not a["local"].startswith("127.")
+    }
+
+
+def test_bound_to_every_address_it_opens_through_this_machines_own() -> None:
+    """`--bind 0.0.0.0`: it prints each of this machine's addresses (never 0.0.0.0), the
+    page opens through each, and a foreign Host is still refused (421)."""
+    before = own_ipv4()
+    proc, address = start_web("--replay-only", "--bind", "0.0.0.0")
+    try:
+        after = own_ipv4()  # other labs' bridges may come and go meanwhile
+        assert proc.stdout is not None
+        printed = [address]
+        for line in iter(proc.stdout.readline, ""):  # the lines that follow the first
+            if line.startswith("  or http://"):
+                printed.append(line.split()[1])
+            if "Ctrl-C" in line:
+                break
+        base, token = address.split("/?token=")
+        port = base.rsplit(":", 1)[1]
+
+        def status(url: str, headers: dict[str, str]) -> int:
+            request = urllib.request.Request(url, headers={"X-Lab-Token": token, **headers})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        for url in printed:
+            assert status(url, {}) == 200, url
+        assert status(address, {"Host": f"{socket.gethostname()}:{port}"}) == 200
+        assert status(address, {"Host": f"evil.example:{port}"}) == 421
+        assert status(f"http://127.0.0.1:{port}/", {}) == 200
+    finally:
+        stop_web(proc)
+    hosts = {urllib.parse.urlsplit(url).hostname for url in printed}
+    assert before & after <= hosts <= before | after, (printed, before, after)
+    assert all(url.endswith(f":{port}/?token={token}") for url in printed), printed
 
 
 def test_the_page_loads_nothing_from_elsewhere() -> None:

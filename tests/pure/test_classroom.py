@@ -738,6 +738,27 @@ def test_a_public_url_in_capitals_accepts_what_a_browser_sends(store: Store) -> 
     assert gate.host_ok("class.example.org")
 
 
+@pytest.mark.parametrize(
+    ("public_url", "host", "origin"),
+    [
+        ("http://class.example.org:80", "class.example.org", "http://class.example.org"),
+        ("https://class.example.org:443/", "class.example.org", "https://class.example.org"),
+        (
+            "https://class.example.org:8443",
+            "class.example.org:8443",
+            "https://class.example.org:8443",
+        ),
+    ],
+)
+def test_a_public_url_spelling_out_its_default_port_matches_what_a_browser_sends(
+    store: Store, public_url: str, host: str, origin: str
+) -> None:
+    """Browsers leave :80 (http) and :443 (https) out of Host and Origin."""
+    gate = Gate.for_address(store, "127.0.0.1", 8800, KEY, public_url)
+    assert gate.host_ok(host)
+    assert gate.origin_ok(origin, required=True)
+
+
 @pytest.fixture
 def issued(store: Store) -> dict[str, str]:
     """Tokens for ada and bob, as sign-in.csv would hand them out."""

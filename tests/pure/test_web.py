@@ -13,6 +13,7 @@ import pytest
 
 from lab.web.guard import Guard
 from lab.web.replay import replayable, timeline, topology_of
+from lab.web.server import local_ipv4, local_ipv6, own_names
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results"
 
@@ -52,6 +53,72 @@ def test_binding_beyond_loopback_is_named_in_the_address_and_the_allowed_hosts()
     assert not wide.loopback_only
     assert wide.address() == "http://10.1.2.3:8765/?token=t"
     assert wide.host_ok("10.1.2.3:8765")
+
+
+def test_bound_to_every_address_it_answers_to_this_machines_names_and_no_other() -> None:
+    own = ("192.0.2.2", "172.17.0.1", "127.0.1.1", "vm", "vm.example.org")
+    guard = Guard(8765, bind="0.0.0.0", token="t", own=own)
+    for host in ("192.0.2.2:8765", "172.17.0.1:8765", "VM:8765", "vm.example.org:8765"):
+        assert guard.host_ok(host), host
+    assert guard.host_ok("127.0.0.1:8765")  # this machine's own browser, as before
+    for host in ("evil.example:8765", "192.0.2.3:8765", "192.0.2.2:9999", "0.0.0.0:8765"):
+        assert not guard.host_ok(host), host  # a rebinding page still names itself
+    assert guard.origin_ok("http://192.0.2.2:8765")
+    # What to open: each address another machine can reach, never 0.0.0.0 or loopback.
+    assert guard.addresses() == [
+        "http://192.0.2.2:8765/?token=t",
+        "http://172.17.0.1:8765/?token=t",
+    ]
+    # Knowing none of its names, a wildcard server answers to loopback names only, and
+    # shows 127.0.0.1 (it once showed http://0.0.0.0:8765/).
+    bare = Guard(8765, bind="0.0.0.0", token="t")
+    assert not bare.host_ok("192.0.2.2:8765")
+    assert bare.address() == "http://127.0.0.1:8765/?token=t"
+    six = Guard(8765, bind="::", token="t", own=("fd00::2", "fe80::1", "::1", "vm"))
+    assert six.host_ok("[fd00::2]:8765")
+    assert six.host_ok("vm:8765")
+    assert not six.host_ok("fd00::2:8765")  # a Host names an IPv6 address in brackets
+    assert six.addresses() == ["http://[fd00::2]:8765/?token=t"]  # link-local needs a zone
+    assert Guard(8765, bind="::1", token="t").address() == "http://[::1]:8765/?token=t"
+
+
+FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 4
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 10.215.0.0/24 2 0 2
+        |-- 10.215.0.0
+           /24 link UNICAST
+        |-- 10.215.0.1
+           /32 host LOCAL
+        |-- 10.215.0.7
+           /32 host LOCAL
+        |-- 10.215.0.255
+           /32 link BROADCAST
+     +-- 127.0.0.0/8 2 0 2
+        |-- 127.0.0.0
+           /8 host LOCAL
+        |-- 127.0.0.1
+           /32 host LOCAL
+Local:
+  +-- 0.0.0.0/0 3 0 4
+     |-- 10.215.0.1
+        /32 host LOCAL
+"""
+
+IF_INET6 = """fd000000000000000000000000000002 04 40 00 82     eth0
+fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+00000000000000000000000000000001 01 80 10 80       lo
+"""
+
+
+def test_this_machines_addresses_are_read_from_the_kernels_tables() -> None:
+    # A secondary address (10.215.0.7) counts; a network, a broadcast address, 127/8's
+    # route, are no address of an interface.
+    assert local_ipv4(FIB_TRIE) == {"10.215.0.1", "10.215.0.7", "127.0.0.1"}
+    assert local_ipv6(IF_INET6) == {"fd00::2", "fe80::fc:ff:fe00:1", "::1"}
+    assert own_names("127.0.0.1") == ()
+    assert own_names("10.1.2.3") == ()
 
 
 def test_a_recorded_result_replays_without_docker() -> None:

@@ -35,7 +35,8 @@ def register(commands: Any) -> None:
         default="127.0.0.1",
         metavar="ADDRESS",
         help="where to listen (default 127.0.0.1: this machine only). Anything else lets "
-        "other machines reach the page, token in hand",
+        "other machines reach the page, token in hand; 0.0.0.0 (or ::) listens on every "
+        "interface and prints an address to open for each",
     )
     web.add_argument("--replay-only", action="store_true", help="do not look for a running lab")
     web.set_defaults(handler=cmd_web)
@@ -65,14 +66,15 @@ def free_port(bind: str, port: int) -> int:
 
 def cmd_web(s: Invocation, args: argparse.Namespace) -> int:
     from aiohttp import web  # loads slowly: only this command needs it
+    from rich.markup import escape
 
     from lab.web.guard import Guard
     from lab.web.live import Live
-    from lab.web.server import Server
+    from lab.web.server import Server, own_names
 
     results = chosen_results(args.results)
     port = free_port(args.bind, args.port)
-    guard = Guard(port, args.bind)
+    guard = Guard(port, args.bind, own=own_names(args.bind))
     server = Server(guard, None, results)
     live = None
     if not args.replay_only:
@@ -91,9 +93,10 @@ def cmd_web(s: Invocation, args: argparse.Namespace) -> int:
     what = f"project {s.lab.project}, live" if live else "replays only"
 
     def listening(_: str) -> None:  # printed once the server accepts connections
-        s.print(
-            f"lab web ({what}; {len(results)} results to replay): open [bold]{guard.address()}[/]"
-        )
+        first, *others = (escape(a) for a in guard.addresses())  # "[fd00::2]" is no markup
+        s.print(f"lab web ({what}; {len(results)} results to replay): open [bold]{first}[/]")
+        for other in others:  # a wildcard bind: every address of this machine's
+            s.print(f"  or {other}")
         s.print("Ctrl-C stops it, and undoes every fault and impairment set from the page.")
         sys.stdout.flush()
 

@@ -21,14 +21,35 @@ host of tcp-shout:
   dead peer     a connection to tcp-shout; tcp-shout is killed (its host lives on):
                 recv, snapshot, send, send, snapshot; then, tcp-shout back (snapshot),
                 a send on the old socket, and a new socket.
+
+A step that waits for the kernel reads the tables until the state awaited shows, to a
+deadline, never for a fixed time (``sockets_facts.until_shown``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from lab.experiments.builtin.sockets_facts import (
+    Reading,
+    Shown,
+    calls_of,
+    close_wait_shown,
+    first,
+    last_before,
+    listed,
+    ms,
+    one,
+    restart_shown,
+    resting_on,
+    reuse_set,
+    rows_of,
+    snapshot_time,
+    time_wait_shown,
+    until_shown,
+    waited,
+)
 from lab.experiments.model import (
     Claim,
     Context,
@@ -45,8 +66,6 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
 SCRIPT_PORT = 9090  # the server script's port on tcp-shout's host (nothing else uses it)
-SETTLE = 0.3  # seconds for a FIN or an RST to cross the bridge before a snapshot
-PEER_DEATH = 0.5  # seconds for the killed process's kernel to close its sockets (FIN)
 CONNECTIONS = ("a", "b", "c")
 ACCEPTS = ("accept", "accept4")
 SCRIPT = "services.probes.sockscript"  # the lab's socket scripts, in the hosts' /proc
@@ -119,14 +138,21 @@ class Sockets(Experiment):
         )
         traces: dict[str, list[dict[str, Any]]] = {}
         snapshots: dict[str, dict[str, Any]] = {}
+        waits: dict[str, dict[str, Any]] = {}
         ctx.facts["traces"] = traces
         ctx.facts["snapshots"] = snapshots
+        ctx.facts["waits"] = waits
 
-        def snapshot(name: str, *hosts: str) -> None:
+        def read(*hosts: str) -> dict[str, Any]:
             taken: dict[str, Any] = {"t": round(ctx.clock() - ctx.t0, 6)}
             for host in hosts:
                 taken[host] = [asdict(r) for r in lab.host(host).sockets()]
-            snapshots[name] = taken
+            return taken
+
+        def settle(name: str, want: str, shown: Shown, *hosts: str) -> Reading:
+            """The last reading of ``hosts`` until ``want`` shows; how the wait ended kept."""
+            taken, waits[name] = until_shown(lambda: read(*hosts), shown, want, ctx)
+            return taken
 
         with (
             ctx.session(client, traced=True) as c,
@@ -137,9 +163,10 @@ class Sockets(Experiment):
                 lab.tracing("udp-shout", ctx.t0) as udp_trace,
             ):
                 c.step(op="socket", sock="fresh", type="tcp")
+                local: dict[str, str] = {}  # each connection's address, as connect() saw it
                 for name in CONNECTIONS:
                     c.step(op="socket", sock=name, type="tcp")
-                    c.step(op="connect", sock=name, host=tcp_ip, port=8080)
+                    local[name] = c.step(op="connect", sock=name, host=tcp_ip, port=8080)[0].local
                 for name in CONNECTIONS:
                     c.step(op="sendall", sock=name, data=f"hello {name}")
                     c.step(op="recv", sock=name)
@@ -147,10 +174,15 @@ class Sockets(Experiment):
                     c.step(op="socket", sock=name, type="udp")
                     c.step(op="sendto", sock=name, host=udp_ip, port=8080, data=f"hi {name}")
                     c.step(op="recvfrom", sock=name)
-                snapshot("held", client, server)
+                snapshots["held"] = read(client, server)
                 c.step(op="close", sock="a")  # the client closes first
-                ctx.wait(SETTLE)
-                snapshot("closed-first", client, server)
+                snapshots["closed-first"] = settle(
+                    "closed-first",
+                    f"{client}'s {local['a']} in TIME_WAIT, and no entry for it on {server}",
+                    lambda t: time_wait_shown(t, client, server, local["a"]),
+                    client,
+                    server,
+                )
             traces["tcp-shout"] = [asdict(x) for x in tcp_trace.calls]
             traces["udp-shout"] = [asdict(x) for x in udp_trace.calls]
 
@@ -159,23 +191,32 @@ class Sockets(Experiment):
             srv.step(op="bind", sock="old", host="0.0.0.0", port=SCRIPT_PORT)
             srv.step(op="listen", sock="old")
             c.step(op="socket", sock="d", type="tcp")
-            c.step(op="connect", sock="d", host=server_ip, port=SCRIPT_PORT)
+            local["d"] = c.step(op="connect", sock="d", host=server_ip, port=SCRIPT_PORT)[0].local
             srv.step(op="accept", sock="old", **{"as": "d"})
             c.step(op="close", sock="d")
-            ctx.wait(SETTLE)
-            snapshot("close-wait", client, server)
+            snapshots["close-wait"] = settle(
+                "close-wait",
+                f"the server script's end of {local['d']} in CLOSE_WAIT, {client}'s in FIN_WAIT2",
+                lambda t: close_wait_shown(t, client, server, local["d"]),
+                client,
+                server,
+            )
             srv.step(op="close", sock="d")
 
             # restart: the server closes first, its listener goes; its port is in TIME_WAIT.
             c.step(op="socket", sock="e", type="tcp")
-            c.step(op="connect", sock="e", host=server_ip, port=SCRIPT_PORT)
+            local["e"] = c.step(op="connect", sock="e", host=server_ip, port=SCRIPT_PORT)[0].local
             srv.step(op="accept", sock="old", **{"as": "e"})
             srv.step(op="close", sock="e")
             c.step(op="recv", sock="e")
             c.step(op="close", sock="e")
             srv.step(op="close", sock="old")
-            ctx.wait(SETTLE)
-            snapshot("restart", server)
+            snapshots["restart"] = settle(
+                "restart",
+                f"{server}'s end of {local['e']} in TIME_WAIT, and no listener on :{SCRIPT_PORT}",
+                lambda t: restart_shown(t, server, local["e"], SCRIPT_PORT),
+                server,
+            )
             srv.step(op="socket", sock="plain", type="tcp")
             srv.step(op="bind", sock="plain", host="0.0.0.0", port=SCRIPT_PORT)
             srv.step(op="socket", sock="reuse", type="tcp", reuseaddr=True)
@@ -186,18 +227,28 @@ class Sockets(Experiment):
 
             # dead peer: the seed's BrokenPipeError, seen as system calls and states.
             c.step(op="socket", sock="f", type="tcp")
-            c.step(op="connect", sock="f", host=tcp_ip, port=8080)
+            local["f"] = c.step(op="connect", sock="f", host=tcp_ip, port=8080)[0].local
             c.step(op="sendall", sock="f", data="before")
             c.step(op="recv", sock="f")
             with lab.fault("kill", "tcp-shout"):
-                ctx.wait(PEER_DEATH)
+                settle(
+                    "fin",
+                    f"{client}'s {local['f']} in CLOSE_WAIT (a FIN from the killed tcp-shout)",
+                    lambda t: bool(listed(t, client, local=local["f"], state="CLOSE_WAIT")),
+                    client,
+                )
                 c.step(op="recv", sock="f")
-                snapshot("peer-dead", client)
+                snapshots["peer-dead"] = read(client)
                 c.step(op="send", sock="f", data="after")
-                ctx.wait(SETTLE)
+                settle(
+                    "reset",
+                    f"{client}'s {local['f']} in no table (tcp-shout's kernel answered RST)",
+                    lambda t: not listed(t, client, local=local["f"]),
+                    client,
+                )
                 c.step(op="send", sock="f", data="again")
-                snapshot("after-epipe", client)
-            snapshot("server-back", server)  # tcp-shout restarted, healthy
+                snapshots["after-epipe"] = read(client)
+            snapshots["server-back"] = read(server)  # tcp-shout restarted, healthy
             c.step(op="send", sock="f", data="still there?")
             c.step(op="socket", sock="g", type="tcp")
             c.step(op="connect", sock="g", host=tcp_ip, port=8080)
@@ -327,6 +378,7 @@ class Sockets(Experiment):
             )
 
         @v.claim("time-wait")
+        @resting_on(facts, "closed-first")
         def _() -> tuple[bool, str]:
             by_fd = {r.fd: r for r in connections()}
             closed = first(
@@ -364,6 +416,7 @@ class Sockets(Experiment):
             )
 
         @v.claim("close-wait")
+        @resting_on(facts, "close-wait")
         def _() -> tuple[bool, str]:
             at = snapshot_time(facts, "close-wait")
             accept = first(
@@ -401,6 +454,7 @@ class Sockets(Experiment):
             )
 
         @v.claim("dead-peer-fd")
+        @resting_on(facts, "fin", "reset")
         def _() -> tuple[bool, str]:
             at = snapshot_time(facts, "peer-dead")
             connects = [
@@ -500,6 +554,7 @@ class Sockets(Experiment):
             )
 
         @v.claim("reuseaddr")
+        @resting_on(facts, "restart")
         def _() -> tuple[bool, str]:
             at = snapshot_time(facts, "restart")
             rows = [r for r in rows_of(facts, "restart", server) if r.local.endswith(f":{port}")]
@@ -538,59 +593,8 @@ class Sockets(Experiment):
             snap = facts["snapshots"].get(name, {})
             for host in hosts or [h for h in snap if h != "t"]:
                 rows = [HostSocket(**r) for r in snap[host] if not r["local"].startswith("127.")]
-                title = f"{host} at {ms(float(snap['t']))} ({name})"
+                title = f"{host} at {ms(float(snap['t']))} ({name}{waited(facts, name)})"
                 tables.append(view.socket_table(title, rows))
         calls = [Syscall(**c) for trace in facts["traces"].values() for c in trace]
         tables.append(view.calls_table(calls, result.events, "system calls and socket events"))
         return tables
-
-
-# --- reading the facts (pure) ------------------------------------------------------------
-
-
-def calls_of(facts: dict[str, Any], name: str) -> list[Syscall]:
-    return [Syscall(**c) for c in facts["traces"][name]]
-
-
-def snapshot_time(facts: dict[str, Any], name: str) -> float:
-    return float(facts["snapshots"][name]["t"])
-
-
-def rows_of(facts: dict[str, Any], snapshot: str, host: str) -> list[HostSocket]:
-    return [HostSocket(**r) for r in facts["snapshots"][snapshot][host]]
-
-
-def last_before(calls: list[Syscall], t: float, name: str, new_fd: int | None) -> Syscall:
-    """The last ``name`` call before ``t`` that returned ``new_fd``."""
-    found = [c for c in calls if c.name == name and c.new_fd == new_fd and c.t < t]
-    if not found:
-        raise LookupError(f"no {name}() returned fd {new_fd} before {ms(t)}")
-    return found[-1]
-
-
-def reuse_set(calls: list[Syscall], bind: Syscall) -> bool:
-    """Whether SO_REUSEADDR was set on ``bind``'s fd after the socket() that made it."""
-    made = last_before(calls, bind.t, "socket", bind.fd)
-    return any(
-        c.name == "setsockopt" and c.fd == bind.fd and "SO_REUSEADDR, [1]" in c.args
-        for c in calls
-        if made.t < c.t < bind.t
-    )
-
-
-def first(items: Iterable[Any], what: str) -> Any:
-    """The first of ``items``; LookupError (a claim not observed) when there is none."""
-    for item in items:
-        return item
-    raise LookupError(f"no {what}")
-
-
-def one(rows: Iterable[Any], what: str) -> Any:
-    found = list(rows)
-    if len(found) != 1:
-        raise LookupError(f"{len(found)} of {what}, not one")
-    return found[0]
-
-
-def ms(t: float) -> str:
-    return f"{t * 1000:.1f} ms"
