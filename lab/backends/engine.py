@@ -183,14 +183,18 @@ class Engine:
         return by_container(rows, listed, self.topology.processes)
 
     def pid_of(self, process: str) -> int:
-        """A lab process's pid in its host's PID namespace: the oldest process whose cgroup
-        names the process's container (a healthcheck run inside it is younger). Not the
-        port table's owner: the journey judges the one against the other."""
+        """A lab process's pid in its host's PID namespace, among those whose cgroup names
+        the process's container: the owner of a port it declares (its first process may be
+        tini or a shell that started it), else the oldest (a healthcheck is younger)."""
         spec, container = self.topology.processes[process], self.container(process)
-        mine = [p for p in self.processes_on(spec.host) if p.container == container.id]
+        mine = {p.pid: p for p in self.processes_on(spec.host) if p.container == container.id}
         if not mine:
             raise NotRunning(f"process {process} (no process in container {container.short_id})")
-        return min(mine, key=lambda p: (p.started, p.pid)).pid
+        declared = {(p.number, p.transport) for p in spec.ports}
+        for row in self.port_table(spec.host) if declared else []:
+            if (row.port, row.protocol.rstrip("6")) in declared and row.pid in mine:
+                return row.pid
+        return min(mine.values(), key=lambda p: (p.started, p.pid)).pid
 
     def run_in(self, service: str, argv: list[str], timeout: float = EXEC_TIMEOUT) -> bytes:
         """Run a command inside a service's container; its stdout, or LabError with its stderr.

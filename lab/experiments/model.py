@@ -68,6 +68,15 @@ class Check:
     judged: bool = True
 
 
+def _mark(c: Check) -> str:
+    return "x" if c.held else (" " if c.judged else "?")
+
+
+def _word(c: Check, no: str = "NO") -> str:
+    """A check's verdict in a word: one the run could not judge is not a "no"."""
+    return "yes" if c.held else (no if c.judged else "not judged")
+
+
 def passed(checks: list[Check] | list[dict[str, Any]]) -> bool:
     """A result passes when something was judged and every judged check held."""
     rows = [c if isinstance(c, dict) else asdict(c) for c in checks]
@@ -181,7 +190,12 @@ class Context:
     def one_clock(self, what: str, hosts: list[str]) -> None:
         """Refuse, in one line, ``what`` if it compares the driver's clock with a host's
         that runs on another kernel; records each kernel's boot id in ``facts["kernels"]``."""
-        here = clocks.kernel_here()
+        try:
+            here = clocks.kernel_here()
+        except OSError:  # no /proc here (macOS, Windows): the driver is on a kernel of its own
+            raise ExperimentError(
+                clocks.refusal(what, hosts), "run it from a Linux machine running the lab"
+            ) from None
         there = {
             h: self.lab.backend.run_in(h, ["cat", clocks.BOOT_ID]).decode().strip()
             for h in dict.fromkeys(hosts)
@@ -282,9 +296,12 @@ class Score:
 def score(predictions: Mapping[str, bool], checks: list[Check]) -> Score:
     """Compare predictions (claim id -> expected to hold) with what held.
 
-    A claim without a prediction is not counted.
+    A claim without a prediction is not counted, nor one the run could not judge (its
+    ``held`` is False, but nothing was seen to fail: "predicted it fails" is not right).
     """
-    by_claim = {c.id: predictions[c.id] == c.held for c in checks if c.id in predictions}
+    by_claim = {
+        c.id: predictions[c.id] == c.held for c in checks if c.id in predictions and c.judged
+    }
     return Score(sum(by_claim.values()), len(by_claim), by_claim)
 
 
@@ -338,14 +355,14 @@ class Result:
             f"{self.experiment}: {held} of {len(self.checks)} claims held "
             f"({'passed' if self.passed else 'FAILED'}, {self.duration_s:.1f} s)"
         ]
-        lines += [f"  [{'x' if c.held else ' '}] {c.id}: {c.observed}" for c in self.checks]
+        lines += [f"  [{_mark(c)}] {c.id}: {c.observed}" for c in self.checks]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         from html import escape
 
         rows = "".join(
-            f"<tr><td>{escape(c.claim)}</td><td>{'yes' if c.held else '<b>no</b>'}</td>"
+            f"<tr><td>{escape(c.claim)}</td><td>{_word(c, '<b>no</b>')}</td>"
             f"<td>{escape(c.observed)}</td></tr>"
             for c in self.checks
         )

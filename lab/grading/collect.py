@@ -112,7 +112,8 @@ def inconsistent(data: Mapping[str, Any]) -> str | None:
     unknown = sorted(set(answers) - set(held))
     if unknown:
         return f"edited: predictions for claims it did not check ({', '.join(unknown)})"
-    by_claim = {claim: answers[claim] == held[claim] for claim in answers}
+    judged = {c["id"] for c in data["checks"] if c.get("judged", True)}
+    by_claim = {claim: answers[claim] == held[claim] for claim in answers if claim in judged}
     if predictions["by_claim"] != by_claim:
         return "edited: predictions.by_claim does not follow from its answers and checks"
     right = sum(by_claim.values())

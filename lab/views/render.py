@@ -317,7 +317,10 @@ def checks_table(result: Result) -> Table:
     for c in result.checks:
         row: list[str | Text] = [
             Text(c.claim),
-            Text("yes" if c.held else "NO", style="green" if c.held else "bold red"),
+            Text(
+                "yes" if c.held else "NO" if c.judged else "not judged",
+                style="green" if c.held else "bold red" if c.judged else "yellow",
+            ),
             Text(c.observed),
         ]
         if predicted:

@@ -252,14 +252,14 @@ def service_of(environ: bytes) -> str:
 def container_of(cgroup: bytes) -> str:
     """The container a process runs in, from its /proc/<pid>/cgroup (cgroup v1 or v2).
 
-    The 64-hex id that any line's path names; OWN when every path is "/" (under cgroup
+    The last 64-hex id the paths name; OWN when every path is "/" (under cgroup
     v2 Docker gives each container a private cgroup namespace, so the reader's own
     container is its root, while another container's reads as "/../ID"); "" when the
     paths name no container (not under Docker, or a cgroup made inside the container).
     """
-    found = CONTAINER_ID.search(cgroup)
-    if found:
-        return found.group().decode("ascii")
+    found = CONTAINER_ID.findall(cgroup)
+    if found:  # the innermost: Docker in Docker nests one engine's ids under another's
+        return bytes(found[-1]).decode("ascii")
     paths = [line.split(b":", 2)[2] for line in cgroup.splitlines() if line.count(b":") >= 2]
     return OWN if paths and all(p == b"/" for p in paths) else ""
 

@@ -151,6 +151,11 @@ def test_a_tcp_charge_that_read_zero_before_and_after_is_not_accounted() -> None
     text = c10k_bench.charge_text(per, 6_500.0)
     assert "TCP buffers apart not accounted (0 before and after)" in text
     assert "0.0 KB" not in text
+    # Memory unread is not memory met: with TCP buffers not accounted, no verdict.
+    assert c10k_bench.verdict(True, per) is None
+    assert c10k_bench.verdict(True, {"usage": 8000.0, "tcp": 100.0}) is True
+    assert c10k_bench.verdict(True, {"usage": 10_300.0, "tcp": 0.0}) is False
+    assert c10k_bench.verdict(False, {"usage": 10.0, "tcp": 0.0}) is False
     # A charge that moved is measured, even when it ends where it began at zero.
     assert c10k_bench.per_connection({"tcp": 4096}, {"tcp": 0}, 1) == {"tcp": -4096.0}
 

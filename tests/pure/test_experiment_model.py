@@ -69,6 +69,15 @@ def test_score_counts_only_predicted_claims() -> None:
     assert s.text == "1 of 2 predictions right"
 
 
+def test_a_claim_the_run_could_not_judge_scores_no_prediction() -> None:
+    """Predicting "fails" is not right about a claim nothing was seen to fail."""
+    checks = [Check("a", "A", False, "no receive in the window", judged=False)]
+    s = score({"a": False}, checks)
+    assert (s.right, s.total) == (0, 0)
+    shown = repr(Result("x", "q?", "2026-01-01T00:00:00+00:00", 0.1, {}, checks, [], {}))
+    assert "[?] a" in shown
+
+
 def test_result_passes_only_when_every_check_held() -> None:
     held = Result(
         "x", "q?", "2026-01-01T00:00:00+00:00", 0.1, {}, [Check("a", "A", True, "")], [], {}

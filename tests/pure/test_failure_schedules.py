@@ -73,6 +73,11 @@ GONE: dict[str, set[Outcome]] = {
     "udp-connected": {LOST_DATAGRAM["udp-connected"]},
 }
 SILENT_LOST = {("silent", True, True, "lost")}
+KERNEL_SETTLED: dict[str, set[Outcome]] = {
+    "stream": GONE["stream"],
+    "udp": {("answered", True, True, "none")},
+    "udp-connected": {("answered", True, True, "none")},
+}
 KERNEL: dict[tuple[str, str, str], set[Outcome]] = {
     **{("process-gone", kind, "any"): GONE[kind] for kind in GONE},
     ("host-gone", "stream", "any"): {("eof-then-silent", False, True, "lost")},
@@ -83,10 +88,8 @@ KERNEL: dict[tuple[str, str, str], set[Outcome]] = {
     ("cut", "stream", "any"): {("silent", True, True, "late")},
     ("cut", "udp", "any"): SILENT_LOST,
     ("cut", "udp-connected", "any"): SILENT_LOST,
-    ("restarted", "stream", "settled"): GONE["stream"],
     ("restarted", "stream", "gap"): GONE["stream"],
-    ("restarted", "udp", "settled"): {("answered", True, True, "none")},
-    ("restarted", "udp-connected", "settled"): {("answered", True, True, "none")},
+    **{("restarted", kind, "settled"): KERNEL_SETTLED[kind] for kind in GONE},
     # In the gap the first datagram finds no socket (lost, or refused on a connected
     # socket); the second may already be answered; or the new process was up in time.
     **{
@@ -97,6 +100,19 @@ KERNEL: dict[tuple[str, str, str], set[Outcome]] = {
         }
         for kind in ("udp", "udp-connected")
     },
+    # A host restarted may come back with a new MAC: the client's datagrams go to the old
+    # one, unanswered, until its kernel resolves the address again.
+    **{
+        ("host-restarted", kind, "gap"): {
+            ("answered", True, True, "none"),
+            ("answered", True, True, "lost"),
+            LOST_DATAGRAM[kind],
+            ("silent", True, True, "lost"),
+        }
+        for kind in ("udp", "udp-connected")
+    },
+    ("host-restarted", "stream", "gap"): GONE["stream"],
+    **{("host-restarted", kind, "settled"): KERNEL_SETTLED[kind] for kind in GONE},
 }
 
 
@@ -107,6 +123,8 @@ def effect(row: Row, column: Column) -> str | None:
         return None
     if row.fault == "pause":
         return "frozen" if on_process else "untouched"
+    if row.fault == "restart" and on_host:
+        return "host-restarted"
     return {"kill": "gone", "stop": "gone", "cut": "cut", "restart": "restarted"}[
         row.fault
     ].replace("gone", "host-gone" if on_host else "process-gone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -273,6 +274,12 @@ V1_LINES = ("name=systemd", "pids", "blkio", "freezer", "devices", "memory", "cp
         # ...and another container's process (through a shared PID namespace) lies above it
         (b"0::/../" + HTTP_ID.encode() + b"\n", HTTP_ID),
         (b"0::/../../docker/" + HTTP_ID.encode() + b"\n", HTTP_ID),
+        # Docker in Docker: the inner engine's container under the outer one's
+        (b"0::/docker/" + b"e" * 64 + b"/docker/" + HTTP_ID.encode() + b"\n", HTTP_ID),
+        (
+            b"0::/system.slice/docker-" + b"e" * 64 + b".scope/docker/" + HTTP_ID.encode() + b"\n",
+            HTTP_ID,
+        ),
         # the systemd cgroup driver names a scope
         (b"0::/system.slice/docker-" + HTTP_ID.encode() + b".scope\n", HTTP_ID),
         # cgroup v1 with the host's cgroup namespace, as this lab's engine showed it
@@ -331,9 +338,10 @@ def test_older_records_have_no_container() -> None:
 class Stubbed(Engine):
     """pid_of with its two readings given: the host's processes and the container's id."""
 
-    def __init__(self, processes: list[RunningProcess]) -> None:
+    def __init__(self, processes: list[RunningProcess], table: Sequence[Entry] = ()) -> None:
         super().__init__(None, from_config(default_topology()), cast(Compose, None), Path())
         self.running = processes
+        self.table = list(table)
 
     def container(self, service: str) -> Container:
         return cast(Container, SimpleNamespace(id=HTTP_ID, short_id=HTTP_ID[:12]))
@@ -342,7 +350,7 @@ class Stubbed(Engine):
         return self.running
 
     def port_table(self, host: str) -> list[Entry]:
-        raise AssertionError("pid_of must not take the port table's owner")
+        return self.table
 
 
 def default_topology() -> dict[str, Any]:
@@ -360,9 +368,29 @@ def test_pid_of_is_the_oldest_process_in_the_container() -> None:
     assert Stubbed(running).pid_of("http") == 7
 
 
+def listening(pid: int, port: int = 80) -> Entry:
+    return Entry("tcp", "0.0.0.0", port, pid, "python3", "", 3)
+
+
+def test_pid_of_is_the_declared_ports_owner_when_a_shell_started_it() -> None:
+    running = [
+        RunningProcess(5, "", "sh -c python3 -m services.servers.http_server", 10, HTTP_ID),
+        RunningProcess(7, "", "python3 -m services.servers.http_server", 20, HTTP_ID),
+    ]
+    assert Stubbed(running, [listening(7)]).pid_of("http") == 7
+
+
+def test_pid_of_never_takes_an_owner_from_another_container() -> None:
+    running = [
+        RunningProcess(5, "", "sh -c server", 10, HTTP_ID),
+        RunningProcess(8, "", "python3 -m services.servers.db", 5, "d" * 64),
+    ]
+    assert Stubbed(running, [listening(8)]).pid_of("http") == 5
+
+
 def test_pid_of_refuses_when_no_process_is_in_the_container() -> None:
     # It used to fall back to the owner of a declared port: the very reading the journey
     # then compared it with, so that its `process` claim held by construction.
     running = [RunningProcess(8, "http", "python3 -m services.servers.http_server", 15, "")]
     with pytest.raises(NotRunning):
-        Stubbed(running).pid_of("http")
+        Stubbed(running, [listening(8)]).pid_of("http")

@@ -30,9 +30,9 @@ class CrossHost(Experiment):
     claims = (
         Claim(
             "distinct-ips",
-            "Every host has an IP address of its own on the lab network: http's accept() "
-            "sees each host's connection come from a different address in the network's "
-            "subnet, the one Docker gave that host",
+            "The client, apphost and shouthost each have an IP address of their own on the "
+            "lab network: http's accept() sees each one's connection come from a different "
+            "address in the network's subnet, the one Docker gave that host",
         ),
         Claim(
             "dns-by-name",

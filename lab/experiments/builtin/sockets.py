@@ -127,8 +127,8 @@ class Sockets(Experiment):
         lab = ctx.lab
         client = lab.topology.client.name
         server = lab.topology.processes["tcp-shout"].host
-        server_ip = ctx.ip(server)
-        tcp_ip, udp_ip = ctx.ip("tcp-shout"), ctx.ip("udp-shout")
+        server_ip, tcp_ip, udp_ip = ctx.ip(server), ctx.ip("tcp-shout"), ctx.ip("udp-shout")
+        ctx.one_clock("the snapshots' times against the traced calls'", [client, server])
         ctx.facts.update(
             client=client,
             server=server,

@@ -23,7 +23,9 @@ def across_kernels(kernels: Mapping[str, str] | None) -> str | None:
     """Why the driver's times and the hosts' cannot be compared, or None if every host ran
     on the driver's kernel (``Context.one_clock`` records them): on other kernels their
     monotonic clocks count from other boots."""
-    if not kernels or "driver" not in kernels:
+    if kernels is None:  # a result from before kernels were recorded: judged as then
+        return None
+    if "driver" not in kernels:
         return "the kernels the times were taken on were not recorded"
     apart = sorted(h for h, boot in kernels.items() if boot != kernels["driver"])
     if apart:

@@ -185,6 +185,15 @@ IN_THE_GAP: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# A restarted host may come back with a new MAC address (newer Docker draws one at
+# random): until the client's kernel resolves the address again, its datagrams go to the
+# old one and are dropped, so a connected socket may hear nothing rather than a refusal.
+HOST_GAP = (
+    "; or, the host back with a new MAC address, the datagrams sent before the client "
+    "resolved it again were lost (silent)"
+)
+
+
 def expectation(row: Row, column: Column) -> Expect | None:
     """What a client should see in a row; None when the row does not touch its server."""
     hits_host = column.host in row.targets
@@ -197,6 +206,8 @@ def expectation(row: Row, column: Column) -> Expect | None:
     expect = EXPECTED.get((row.fault, on_host, column.kind))
     if expect is not None and row.fault == "restart" and not row.settle:
         also, why = IN_THE_GAP.get(column.kind, ((), ""))
+        if on_host and also and "silent" not in also:
+            also, why = (*also, "silent"), why + HOST_GAP
         return replace(expect, also=also, why=expect.why + why)
     return expect
 
