@@ -53,7 +53,7 @@ BIN = Path(sys.executable).parent  # where socklab is installed beside this Pyth
 DOCS_PROJECT = f"{PROJECT}-docs"
 DOCS_ENV = {
     **ENV,
-    "LAB_NET_PREFIX": os.environ.get("LAB_TEST_DOCS_NET_PREFIX", "10.203.81"),
+    "LAB_NET_PREFIX": os.environ.get("LAB_TEST_DOCS_NET_PREFIX", "10.203.86"),
     "COMPOSE_PROJECT_NAME": DOCS_PROJECT,
 }
 # Lines of the pages' sh blocks that are not run here, and why.

@@ -21,7 +21,7 @@ from lab.services.probes.porttable import OWN
 from tests.docker.conftest import ENV, PROJECT, ROOT, open_lab, run_lab_cli
 
 OWN_PROJECT = f"{PROJECT}-owners"
-OWN_ENV = {**ENV, "LAB_NET_PREFIX": os.environ.get("LAB_TEST_OWNERS_NET_PREFIX", "10.203.81")}
+OWN_ENV = {**ENV, "LAB_NET_PREFIX": os.environ.get("LAB_TEST_OWNERS_NET_PREFIX", "10.203.85")}
 PROCESS = """
   own-{proto}:
     image: ${{LAB_SERVICES_IMAGE:-socklab-services:latest}}
