@@ -67,8 +67,8 @@ DEFAULT = (
     "udp",
     "packets",
     "up",
+    "check",  # before curriculum: its sockets experiment leaves TIME_WAITs on 8080
     "curriculum",
-    "check",
     "scale",
     "start",
 )  # not cold (it deletes

@@ -221,7 +221,16 @@ def check(
     with InPlaceOf(lab, assignment.in_place_of, progress):
         try:
             progress(f"starting {path.name} on {host} ({assignment.port}/{assignment.protocol})")
-            listening = server.start()
+            try:
+                listening = server.start()
+            except ServerFailed as exc:
+                # An earlier run's connections in TIME_WAIT hold the port against a server
+                # without SO_REUSEADDR: the check judges the server, not what ran before it.
+                if "Address already in use" not in exc.output or not server.wait_port_free(
+                    progress
+                ):
+                    raise
+                listening = server.start()
             local = "127.0.0.1" if listening.address in ("0.0.0.0", "::", "") else listening.address
             run.target = f"{local}:{assignment.port}"
             run.battery = Battery(assignment, local, assignment.port)

@@ -22,12 +22,14 @@ from lab.engine.docker_client import EngineError
 from lab.errors import ExitCode, LabError, UsageError
 from lab.interrupts import ctrl_c_ignored
 from lab.progress import Progress, silent
+from lab.services.probes.porttable import HostSocket
 
 if TYPE_CHECKING:
     from lab.api import Lab
 
 PURPOSE = "check"
 READY_TIMEOUT = 10.0
+TIME_WAIT_S = 65.0  # Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN)
 POLL = 0.2
 MAX_SOURCE = 100_000  # bytes: the kernel takes at most 128 KiB in one environment string
 
@@ -117,6 +119,24 @@ class Server:
         self.listening = self._wait_listening(timeout)
         return self.listening
 
+    def wait_port_free(self, progress: Progress = silent) -> int:
+        """Wait (at most TIME_WAIT_S) until no connection of an earlier run lingers in
+        TIME_WAIT on the port (a server without SO_REUSEADDR cannot bind it meanwhile).
+        How many there were: 0, and nothing was waited for."""
+        if self.protocol != "tcp":
+            return 0
+        first = lingering = time_waits(self.lab.backend.sockets(self.host), self.port)
+        deadline = time.monotonic() + TIME_WAIT_S
+        if lingering:
+            progress(
+                f"waiting for {lingering} connection(s) of an earlier run in TIME_WAIT on "
+                f"{self.port} to expire (at most {TIME_WAIT_S:g} s)"
+            )
+        while lingering and time.monotonic() < deadline:
+            time.sleep(1.0)
+            lingering = time_waits(self.lab.backend.sockets(self.host), self.port)
+        return first
+
     def _wait_listening(self, timeout: float) -> Listening:
         deadline = time.monotonic() + timeout
         while True:
@@ -182,6 +202,17 @@ class Server:
                 self.helper.remove()
             self.helper = None
             self.listening = None
+
+
+def time_waits(sockets: list[HostSocket], port: int) -> int:
+    """Connections in TIME_WAIT whose local end is ``port``. Pure."""
+    return sum(
+        1
+        for row in sockets
+        if row.protocol.startswith("tcp")
+        and row.state == "TIME_WAIT"
+        and row.local.rsplit(":", 1)[-1] == str(port)
+    )
 
 
 class InPlaceOf:

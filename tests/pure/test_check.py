@@ -442,3 +442,26 @@ def test_an_assignment_file_that_is_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"name: \xff\n")
     with pytest.raises(UsageError, match="not UTF-8"):
         load(path)
+
+
+def test_only_time_waits_on_the_servers_own_port_are_counted() -> None:
+    from lab.check.server import time_waits
+    from lab.services.probes.porttable import HostSocket
+
+    def row(state: str, local: str, protocol: str = "tcp") -> HostSocket:
+        return HostSocket(
+            protocol, state, local, "10.203.0.100:40220", 0, 0, "", 0, None, None, "", ""
+        )
+
+    rows = [
+        row("TIME_WAIT", "10.203.0.20:8080"),
+        row("TIME_WAIT", "[::ffff:10.203.0.20]:8080", "tcp6"),
+        row("TIME_WAIT", "127.0.0.1:38080"),  # a client's end, another port
+        row("TIME_WAIT", "10.203.0.20:9090"),
+        row("LISTEN", "0.0.0.0:8080"),
+        row("ESTAB", "10.203.0.20:8080"),
+        row("UNCONN", "0.0.0.0:8080", "udp"),
+    ]
+    assert time_waits(rows, 8080) == 2
+    assert time_waits(rows, 9090) == 1
+    assert time_waits(rows[4:], 8080) == 0
