@@ -17,6 +17,10 @@ BASE_REPOSITORY = f"{PROJECT}-base"  # the Python base built from Debian's packa
 # still written that way is told what to rename, not silently read as label-less.
 OLD_PREFIX = "lab."
 OLD_EXTENSION = "x-lab"
+# Environment variables the CLI names in its help before it imports anything heavy.
+NAME_ENV = "LAB_NAME"  # the named lab a command opens (lab/engine/named.py)
+EXPERIMENTS_ENV = "LAB_EXPERIMENTS"  # the folder of a user's experiment files
+EXPERIMENTS_FOLDER = "experiments"  # ... when it is not set
 
 
 def label(key: str) -> str:

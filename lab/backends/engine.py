@@ -191,7 +191,7 @@ class Engine:
         if not mine:
             raise NotRunning(f"process {process} (no process in container {container.short_id})")
         declared = {(p.number, p.transport) for p in spec.ports}
-        for row in self.port_table(spec.host) if declared else []:
+        for row in self.port_table(spec.host) if declared and len(mine) > 1 else []:
             if (row.port, row.protocol.rstrip("6")) in declared and row.pid in mine:
                 return row.pid
         return min(mine.values(), key=lambda p: (p.started, p.pid)).pid

@@ -23,6 +23,7 @@ from lab.cli.commands import GROUPS
 from lab.cli.context import Invocation
 from lab.errors import ExitCode, LabError
 from lab.interrupts import ctrl_c_ignored
+from lab.names import NAME_ENV
 
 DESCRIPTION = """\
 socklab (also installed as `lab`): a containerised networking lab. Hosts that own
@@ -91,9 +92,6 @@ examples:
 """
 
 log = logging.getLogger("lab")
-# lab.engine.named.NAME_ENV, written out: that module loads the Docker SDK (a pure test
-# holds the two equal)
-NAME_ENV = "LAB_NAME"
 # commands no --name applies to
 WITHOUT_A_LAB = ("list", "packets", "ls", "grade", "cluster", "init", "class")
 

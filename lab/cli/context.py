@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from lab.errors import UsageError
+from lab.names import NAME_ENV
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,7 +46,6 @@ class Invocation:
         given: list[str] = getattr(self.args, "lab_names", None) or []
         if given:
             return given
-        from lab.engine.named import NAME_ENV  # what names a lab opens it anyway
 
         return [os.environ[NAME_ENV]] if os.environ.get(NAME_ENV) else []
 

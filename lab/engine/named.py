@@ -49,7 +49,6 @@ NAME_LABEL = label("name")  # on the network and on every container: the lab's n
 RECORD_LABEL = label("name.record")  # on the network: the record, as JSON
 POOL_ENV = "LAB_CLASS_POOL"
 PORTS_ENV = "LAB_CLASS_PORTS"
-NAME_ENV = "LAB_NAME"
 RUNTIME_ENV = "LAB_RUNTIME_DIR"
 # An idle lab's cost is its healthchecks (each a `docker exec`); `lab up` does not wait
 # for Docker's first one, it runs the same check itself (Engine.wait_healthy).

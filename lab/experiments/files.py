@@ -19,9 +19,10 @@ from pathlib import Path
 
 from lab.errors import ExperimentFileError
 from lab.experiments.model import Experiment
+from lab.names import EXPERIMENTS_ENV, EXPERIMENTS_FOLDER
 
-FOLDER_ENV = "LAB_EXPERIMENTS"
-DEFAULT_FOLDER = "experiments"
+FOLDER_ENV = EXPERIMENTS_ENV
+DEFAULT_FOLDER = EXPERIMENTS_FOLDER
 
 
 def folder() -> Path:

@@ -18,15 +18,15 @@ from lab.errors import (
     PicturesMissing,
     UsageError,
 )
+from lab.names import EXPERIMENTS_ENV, EXPERIMENTS_FOLDER
 
 if TYPE_CHECKING:
     from lab.experiments import predictions
     from lab.experiments.model import Experiment, Result
     from lab.packets.dissect import Frame
 
-# lab.experiments.files.DEFAULT_FOLDER and FOLDER_ENV, written out: importing that module
-# loads every built-in experiment (a pure test holds them equal)
-FOLDER, FOLDER_ENV = "experiments", "LAB_EXPERIMENTS"
+# Named in lab.names, not lab.experiments.files: importing that loads every experiment.
+FOLDER, FOLDER_ENV = EXPERIMENTS_FOLDER, EXPERIMENTS_ENV
 
 
 def register(commands: Any) -> None:
